@@ -1,0 +1,46 @@
+"""Errors shared by every part of Chorus.
+
+Hierarchy::
+
+    ChorusError                 anything Chorus raises on purpose
+    ├── ConfigError             regions.yaml (or a slice of it) is wrong: file, key, reason
+    ├── SetupError              a required binary or download is missing
+    └── ClusterError            the local cluster could not start, stop or be reached
+        └── AlreadyRunning      another `chorus up` holds the run directory
+
+Driver errors (redis, nats, cassandra) are translated into these at the adapter that calls
+the driver, with ``raise ... from exc`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+
+class ChorusError(Exception):
+    """Base of every error Chorus raises on purpose."""
+
+
+class ConfigError(ChorusError):
+    """A configuration file is invalid.
+
+    ``file`` is the path as given, ``key`` the dotted path of the offending key
+    (``regions.us-east.redis.port``), ``reason`` says what is wrong and how to fix it.
+    """
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        self.file = file
+        self.key = key
+        self.reason = reason
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {reason}")
+
+
+class SetupError(ChorusError):
+    """A binary or artifact that Chorus needs is not installed; run the setup step."""
+
+
+class ClusterError(ChorusError):
+    """The local cluster could not be started, stopped or reached."""
+
+
+class AlreadyRunning(ClusterError):
+    """Another `chorus up` owns the run directory."""
