@@ -222,7 +222,8 @@ def parse_config(text: str, *, source: str = "<memory>", base_dir: Path | None =
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(source, "", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")
+        raise ConfigError(source, "", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}"
+                          ) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, "", "the top level must be a mapping of sections")
     builder = _Builder(source)
@@ -248,6 +249,8 @@ class _Builder:
         self._unknown(raw, known, "")
         if "regions" not in raw:
             self.fail("regions", "missing: list at least one region")
+        if not isinstance(raw["regions"], dict) or not raw["regions"]:
+            self.fail("regions", "must be a non-empty mapping of region name to its settings")
         links = self._links(raw.get("links"), raw["regions"])
         regions = self._regions(raw["regions"], links)
         sections: dict[str, Any] = {}
@@ -259,8 +262,6 @@ class _Builder:
         return Config(regions=regions, **sections)
 
     def _regions(self, raw: Any, links: Mapping[str, Link]) -> tuple[Region, ...]:
-        if not isinstance(raw, dict) or not raw:
-            self.fail("regions", "must be a non-empty mapping of region name to its settings")
         regions = []
         for name, body in raw.items():
             key = f"regions.{name}"
@@ -365,7 +366,7 @@ def _check(config: Config) -> None:
     if len(config.regions) < 1:
         raise ConfigError(src, "regions", "list at least one region")
     seen: dict[tuple[str, int], str] = {}
-    for host, port, key in _ports(config):
+    for host, port, key in bound_ports(config):
         other = seen.get((host, port))
         if other is not None:
             raise ConfigError(src, key, f"duplicate port {port} (also used by {other})")
@@ -417,7 +418,7 @@ def _check(config: Config) -> None:
         raise ConfigError(src, "auth.dev_secret", "must be at least 32 characters for HS256")
 
 
-def _ports(config: Config) -> Iterator[tuple[str, int, str]]:
+def bound_ports(config: Config) -> Iterator[tuple[str, int, str]]:
     """Every (host, port, key) that a local cluster binds; Cassandra uses its own addresses."""
     hub = config.hub
     yield hub.host, hub.client_port, "hub.client_port"
@@ -432,3 +433,33 @@ def _ports(config: Config) -> Iterator[tuple[str, int, str]]:
         yield r.host, r.nats.monitor_port, f"{key}.nats.monitor_port"
         yield r.host, r.redis.port, f"{key}.redis.port"
         yield "127.0.0.1", r.link.proxy_port, f"links.{r.name}.proxy_port"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: the local cluster hands its processes the effective config (ports relocated) as a
+# file in the same format, so a gateway loads it with the same loader.
+
+
+def dump_config(config: Config) -> str:
+    """regions.yaml text that `parse_config` turns back into ``config`` (but source/run_dir)."""
+
+    def plain(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, tuple):
+            return [plain(v) for v in obj]
+        return obj
+
+    regions = {}
+    links = {}
+    for r in config.regions:
+        body = plain(r)
+        for derived in ("name", "gateway_ports", "link"):
+            body.pop(derived)
+        regions[r.name] = body
+        links[r.name] = plain(r.link)
+    doc = {"hub": plain(config.hub), "toxiproxy": plain(config.toxiproxy),
+           "cassandra": plain(config.cassandra), "auth": plain(config.auth),
+           "regions": regions, "links": links, "limits": plain(config.limits),
+           "tiers": plain(config.tiers), "archive": plain(config.archive)}
+    return yaml.safe_dump(doc, sort_keys=False)

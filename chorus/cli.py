@@ -1,0 +1,220 @@
+"""The `chorus` command.
+
+    chorus up [--with-cassandra] [--fresh]     run the local multi-region cluster
+    chorus status [--json]                     health of every part of the running cluster
+    chorus link REGION --latency MS | --cut | --restore
+                                               change a region's link to the hub
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from chorus.cluster import health, plan
+from chorus.cluster.binaries import find_binaries
+from chorus.cluster.local import LocalCluster, already_running, read_state, running_pid
+from chorus.config import Config, load_config
+from chorus.errors import ChorusError, ClusterError
+from chorus.toxiproxy import Toxiproxy
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chorus")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _running_config(config: Config) -> tuple[Config, dict[str, Any]]:
+    """The effective config of the cluster running from ``config``'s run directory."""
+    layout = plan.Layout(config.run_dir)
+    pid = running_pid(layout)
+    state = read_state(layout)
+    if pid is None or state is None:
+        raise ClusterError(f"no cluster is running from {config.run_dir} "
+                           "(start one with `chorus up`)")
+    return load_config(state["config"]), state
+
+
+# -- up ------------------------------------------------------------------------------------------
+
+
+def cmd_up(config: Config, args: argparse.Namespace) -> int:
+    layout = plan.Layout(config.run_dir)
+    pid = running_pid(layout)
+    if pid is not None:
+        raise already_running(layout, pid)
+    bins = find_binaries()
+    with_cassandra = args.with_cassandra or config.cassandra.enabled
+    return asyncio.run(_up(config, bins, with_cassandra=with_cassandra, fresh=args.fresh))
+
+
+async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def progress(msg: str) -> None:
+        print(f"chorus: {msg}", flush=True)
+
+    cluster = LocalCluster(config, bins, with_cassandra=with_cassandra, fresh=fresh,
+                           progress=progress)
+    start = asyncio.create_task(cluster.start())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if start not in done:
+            progress("interrupted during start-up; stopping what was started")
+            return 130
+        start.result()  # raises a start-up failure
+        _print_table(config, cluster)
+        print(f"\nup in {cluster.timings['total']:.1f} s; logs in "
+              f"{cluster.layout.run_dir / 'logs'}. Ctrl-C stops everything.", flush=True)
+        reported: set[str] = set()
+        while not stop.is_set():
+            for name, child in cluster.children.items():
+                if not child.alive and name not in reported:
+                    reported.add(name)
+                    progress(f"{name} exited with code {child.proc.returncode}; see "
+                             f"{child.spec.log}")
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+        progress("stopping")
+        return 0
+    finally:
+        stopper.cancel()
+        start.cancel()
+        # A start-up failure was raised above already; here only wait for the task to end.
+        await asyncio.gather(start, return_exceptions=True)
+        await cluster.stop()
+        progress("stopped")
+
+
+def _print_table(config: Config, cluster: LocalCluster) -> None:
+    print()
+    print(f"{'region':<10} {'gateways':<46} {'nats':<24} {'redis':<22} link")
+    for r in config.regions:
+        gateways = " ".join(r.gateway_urls)
+        link = f"{r.link.latency_ms} ms one-way via :{r.link.proxy_port}"
+        print(f"{r.name:<10} {gateways:<46} {r.nats_url:<24} {r.redis_url:<22} {link}")
+    print(f"{'hub':<10} nats://{config.hub.host}:{config.hub.client_port} "
+          f"(leaf :{config.hub.leaf_port}, monitor :{config.hub.monitor_port}); "
+          f"toxiproxy API http://127.0.0.1:{config.toxiproxy.api_port}")
+    if cluster.with_cassandra:
+        nodes = ", ".join(f"{r.name}={r.cassandra.address}:{config.cassandra.native_port}"
+                          for r in config.regions)
+        print(f"{'cassandra':<10} {nodes}")
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    running, state = _running_config(config)
+    status = asyncio.run(health.probe(running, with_cassandra=bool(state["with_cassandra"])))
+    if args.json:
+        doc = status.as_json()
+        doc["pid"] = state["pid"]
+        doc["uptime_s"] = round(time.time() - float(state["started_at"]), 1)
+        for region in doc["regions"]:
+            region["urls"] = list(running.region(region["name"]).gateway_urls)
+        print(json.dumps(doc, indent=2))
+        return 0 if status.healthy else 1
+
+    def mark(ok: bool | None) -> str:
+        return "-" if ok is None else ("ok" if ok else "DOWN")
+
+    print(f"cluster pid {state['pid']}: {'healthy' if status.healthy else 'UNHEALTHY'}")
+    print(f"hub {mark(status.hub)}   toxiproxy {mark(status.toxiproxy)}")
+    print(f"{'region':<10} {'nats':<5} {'leaf':<5} {'redis':<6} {'cassandra':<10} "
+          f"{'link':<18} gateways")
+    for r in status.regions:
+        link = ("cut" if r.link_enabled is False else
+                "?" if r.link_enabled is None else f"{r.link_latency_ms} ms")
+        gws = " ".join(f"{g.url}={mark(g.healthy)}" for g in r.gateways)
+        print(f"{r.name:<10} {mark(r.nats):<5} {mark(r.leaf_link):<5} {mark(r.redis):<6} "
+              f"{mark(r.cassandra):<10} {link:<18} {gws}")
+    return 0 if status.healthy else 1
+
+
+# -- link ----------------------------------------------------------------------------------------
+
+
+def cmd_link(config: Config, args: argparse.Namespace) -> int:
+    running, _ = _running_config(config)
+    region = running.region(args.region)
+    toxi = Toxiproxy("127.0.0.1", running.toxiproxy.api_port)
+    name = plan.proxy_name(region)
+    if args.cut:
+        toxi.set_enabled(name, False)
+    elif args.restore:
+        toxi.set_enabled(name, True)
+        toxi.set_latency(name, region.link.latency_ms, region.link.jitter_ms)
+    else:
+        if args.latency < 0 or args.jitter < 0:
+            raise ClusterError("--latency and --jitter must not be negative")
+        toxi.set_latency(name, args.latency, args.jitter)
+    state = toxi.state(name)
+    print(f"{region.name}: link {'up' if state.enabled else 'CUT'}, one-way latency "
+          f"{state.latency_ms} ms (jitter {state.jitter_ms} ms)")
+    return 0
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chorus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"chorus {_version()}")
+    parser.add_argument("--config", default="regions.yaml",
+                        help="the topology file (default: ./regions.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the local multi-region cluster in the foreground")
+    up.add_argument("--with-cassandra", action="store_true",
+                    help="also run Cassandra, one datacenter per region")
+    up.add_argument("--fresh", action="store_true",
+                    help="delete the data of earlier runs (JetStream, Cassandra) first")
+    up.set_defaults(fn=cmd_up)
+
+    status = sub.add_parser("status", help="health of every part of the running cluster")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(fn=cmd_status)
+
+    link = sub.add_parser("link", help="slow, cut or restore a region's link to the hub")
+    link.add_argument("region")
+    what = link.add_mutually_exclusive_group(required=True)
+    what.add_argument("--latency", type=int, metavar="MS", help="one-way latency in ms")
+    what.add_argument("--cut", action="store_true", help="cut the link")
+    what.add_argument("--restore", action="store_true",
+                      help="reconnect the link with regions.yaml's latency")
+    link.add_argument("--jitter", type=int, default=0, metavar="MS",
+                      help="with --latency: random jitter in ms")
+    link.set_defaults(fn=cmd_link)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(Path(args.config))
+        code = args.fn(config, args)
+    except ChorusError as exc:
+        print(f"chorus: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,185 @@
+"""Health probes of the local cluster's parts, shared by `chorus up` (waiting for start-up)
+and `chorus status`. Each probe answers within its timeout and never raises for a part that
+is down: it reports it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from chorus.cluster import plan
+from chorus.cluster.process import Child
+from chorus.config import Config
+from chorus.errors import ClusterError
+from chorus.toxiproxy import Toxiproxy
+
+PROBE_TIMEOUT_S = 2.0
+
+
+async def http_json(session: aiohttp.ClientSession, url: str) -> Any | None:
+    """The JSON body of a 2xx answer, or None when the server is down or unhappy."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)) as r:
+            if r.status >= 300:
+                return None
+            return await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+async def redis_ok(host: str, port: int) -> bool:
+    client = aioredis.Redis(host=host, port=port, socket_timeout=PROBE_TIMEOUT_S,
+                            socket_connect_timeout=PROBE_TIMEOUT_S)
+    try:
+        return bool(await client.ping())
+    except (aioredis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+async def tcp_ok(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def nats_ok(session: aiohttp.ClientSession, host: str, monitor_port: int, *,
+                  leafs: int) -> bool:
+    """The server answers /healthz (JetStream included) and has at least ``leafs`` leaf
+    connections (a region: its link to the hub; the hub: one per region)."""
+    base = f"http://{host}:{monitor_port}"
+    if await http_json(session, f"{base}/healthz") is None:
+        return False
+    if leafs == 0:
+        return True
+    leafz = await http_json(session, f"{base}/leafz")
+    if not leafz:
+        return False
+    return int(leafz.get("leafnodes", 0)) >= leafs
+
+
+@dataclass
+class GatewayStatus:
+    url: str
+    healthy: bool
+
+
+@dataclass
+class RegionStatus:
+    name: str
+    nats: bool
+    leaf_link: bool
+    redis: bool
+    gateways: list[GatewayStatus]
+    link_enabled: bool | None
+    link_latency_ms: int | None
+    cassandra: bool | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return (self.nats and self.leaf_link and self.redis and self.cassandra is not False
+                and all(g.healthy for g in self.gateways))
+
+
+@dataclass
+class ClusterStatus:
+    hub: bool
+    toxiproxy: bool
+    regions: list[RegionStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return self.hub and self.toxiproxy and all(r.healthy for r in self.regions)
+
+    def as_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["healthy"] = self.healthy
+        for region, status in zip(doc["regions"], self.regions, strict=True):
+            region["healthy"] = status.healthy
+        return doc
+
+
+async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
+    """Every part's health, probed concurrently."""
+    toxi = Toxiproxy("127.0.0.1", config.toxiproxy.api_port, timeout_s=PROBE_TIMEOUT_S)
+    async with aiohttp.ClientSession() as session:
+
+        async def link(region_name: str) -> tuple[bool | None, int | None]:
+            try:
+                state = await asyncio.to_thread(
+                    toxi.state, plan.proxy_name(config.region(region_name)))
+            except ClusterError:
+                return None, None
+            return state.enabled, state.latency_ms
+
+        async def region_status(i: int) -> RegionStatus:
+            r = config.regions[i]
+            nats_up, leaf_up, redis_up, gws, (enabled, latency), cass = await asyncio.gather(
+                nats_ok(session, r.host, r.nats.monitor_port, leafs=0),
+                nats_ok(session, r.host, r.nats.monitor_port, leafs=1),
+                redis_ok(r.host, r.redis.port),
+                asyncio.gather(*(http_json(session, f"{u}/healthz") for u in r.gateway_urls)),
+                link(r.name),
+                tcp_ok(r.cassandra.address, config.cassandra.native_port)
+                if with_cassandra else _none(),
+            )
+            return RegionStatus(
+                name=r.name, nats=nats_up, leaf_link=leaf_up, redis=redis_up,
+                gateways=[GatewayStatus(u, g is not None and g.get("status") == "ok")
+                          for u, g in zip(r.gateway_urls, gws, strict=True)],
+                link_enabled=enabled, link_latency_ms=latency, cassandra=cass,
+            )
+
+        hub, toxi_up, regions = await asyncio.gather(
+            nats_ok(session, config.hub.host, config.hub.monitor_port, leafs=0),
+            _toxi_ok(toxi),
+            asyncio.gather(*(region_status(i) for i in range(len(config.regions)))),
+        )
+    return ClusterStatus(hub=hub, toxiproxy=toxi_up, regions=list(regions))
+
+
+async def _none() -> None:
+    return None
+
+
+async def _toxi_ok(toxi: Toxiproxy) -> bool:
+    try:
+        await asyncio.to_thread(toxi.version)
+    except ClusterError:
+        return False
+    return True
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], *, what: str, timeout_s: float,
+                     children: Sequence[Child] = (), interval_s: float = 0.1) -> float:
+    """Polls ``check`` until it is true; returns the seconds it took.
+
+    Raises `ClusterError` naming ``what`` (and the last log lines of a child that died, or of
+    the children when time ran out) instead of hanging.
+    """
+    start = time.monotonic()
+    deadline = start + timeout_s
+    while True:
+        for child in children:
+            if not child.alive:
+                raise ClusterError(
+                    f"{child.spec.name} exited with code {child.proc.returncode} while waiting "
+                    f"for {what}; last lines of {child.spec.log}:\n{child.log_tail()}")
+        if await check():
+            return time.monotonic() - start
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {c.spec.log}\n{c.log_tail(8)}" for c in children)
+            raise ClusterError(f"{what} did not come up within {timeout_s:.0f} s\n{tails}")
+        await asyncio.sleep(interval_s)

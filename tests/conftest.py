@@ -1,0 +1,51 @@
+"""Fixtures shared by every level of tests.
+
+Integration tests get one local cluster per test run (`cluster`), started by the same code as
+`chorus up` on free ports under a temporary run directory; each test uses its own unique names
+(streams, subjects, keys) so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from chorus.cluster.binaries import Binaries, find_binaries
+from chorus.cluster.local import LocalCluster
+from chorus.cluster.ports import relocate
+from chorus.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_config() -> Config:
+    return load_config(ROOT / "regions.yaml")
+
+
+@pytest.fixture(scope="session")
+def binaries() -> Binaries:
+    return find_binaries()
+
+
+@pytest.fixture(scope="session")
+def cluster_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return dataclasses.replace(relocate(repo_config),
+                               run_dir=tmp_path_factory.mktemp("cluster"))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def cluster(cluster_config: Config, binaries: Binaries) -> AsyncIterator[LocalCluster]:
+    async with LocalCluster(cluster_config, binaries) as running:
+        yield running
+
+
+@pytest.fixture
+def unique() -> Iterator[str]:
+    """A prefix no other test uses: for stream names, subjects and Redis keys."""
+    yield "t" + uuid.uuid4().hex[:12]

@@ -1,0 +1,32 @@
+import pytest
+
+from global_.registry import Heartbeat, RegistryState
+
+
+def test_region_is_healthy_while_a_gateway_beats() -> None:
+    state = RegistryState(interval_s=1.0)
+    state.observe(Heartbeat("eu-west", "http://a", True, 1), now=10.0)
+    assert state.health("eu-west", now=12.9).healthy
+    assert state.health("eu-west", now=12.9).gateways_healthy == 1
+
+
+def test_region_goes_down_when_heartbeats_stop_or_say_unhealthy() -> None:
+    state = RegistryState(interval_s=1.0)
+    state.observe(Heartbeat("eu-west", "http://a", True, 1), now=10.0)
+    assert not state.health("eu-west", now=13.5).healthy
+    state.observe(Heartbeat("eu-west", "http://a", False, 2), now=14.0)
+    health = state.health("eu-west", now=14.0)
+    assert not health.healthy and health.last_seen_s == 0.0
+
+
+def test_unknown_region_was_never_seen() -> None:
+    health = RegistryState(interval_s=1.0).health("ap-south", now=5.0)
+    assert not health.healthy and health.last_seen_s is None
+
+
+def test_heartbeat_round_trip_and_rejects_garbage() -> None:
+    beat = Heartbeat("us-east", "http://x", True, 123)
+    assert Heartbeat.decode(beat.encode()) == beat
+    for bad in (b"[]", b"{}", b"not json", b'{"region": "a"}'):
+        with pytest.raises(ValueError):
+            Heartbeat.decode(bad)
