@@ -4,6 +4,7 @@
     chorus status [--json]                     health of every part of the running cluster
     chorus link REGION --latency MS | --cut | --restore
                                                change a region's link to the hub
+    chorus token --user NAME [--role ROLE]     print a development token
 """
 
 from __future__ import annotations
@@ -171,6 +172,22 @@ def cmd_link(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- token ---------------------------------------------------------------------------------------
+
+
+def cmd_token(config: Config, args: argparse.Namespace) -> int:
+    from region.auth import issue_token
+
+    try:
+        token = issue_token(config.auth.dev_secret, args.user, name=args.name,
+                            roles=tuple(args.role or ["viewer"]),
+                            ttl_s=args.ttl or config.auth.token_ttl_s)
+    except ValueError as exc:
+        raise ClusterError(str(exc)) from None
+    print(token)
+    return 0
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -203,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--jitter", type=int, default=0, metavar="MS",
                       help="with --latency: random jitter in ms")
     link.set_defaults(fn=cmd_link)
+
+    token = sub.add_parser("token", help="print a development token (signed with "
+                                         "auth.dev_secret)")
+    token.add_argument("--user", required=True)
+    token.add_argument("--name", help="display name (default: the user id)")
+    token.add_argument("--role", action="append",
+                       choices=["viewer", "host", "moderator", "verified"],
+                       help="repeat for several roles (default: viewer)")
+    token.add_argument("--ttl", type=int, metavar="S", help="lifetime in seconds")
+    token.set_defaults(fn=cmd_token)
     return parser
 
 

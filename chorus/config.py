@@ -135,7 +135,7 @@ class Limits:
     user_burst: int = 10
     stream_rate_per_s: float = 500.0
     stream_burst: int = 1000
-    send_queue_frames: int = 256
+    send_queue_max: int = 256
     max_connections_per_gateway: int = 20000
     tick_ms: int = 50
     replay_window: int = 2000
@@ -384,7 +384,7 @@ def _check(config: Config) -> None:
                                         "Cassandra node needs its own address")
         addresses[region.cassandra.address] = key
     lim = config.limits
-    for name in ("comment_max_bytes", "frame_max_bytes", "send_queue_frames", "tick_ms",
+    for name in ("comment_max_bytes", "frame_max_bytes", "send_queue_max", "tick_ms",
                  "replay_window", "presence_ttl_s", "presence_heartbeat_s",
                  "presence_query_timeout_ms", "max_connections_per_gateway", "user_burst",
                  "stream_burst", "outbox_max_pending"):

@@ -13,7 +13,6 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -23,23 +22,11 @@ from nats.aio.client import Client as Nats
 
 from chorus.config import Config, Region, load_config
 from global_ import registry
+from region import api, live
+from region.cell import CELL, Cell, build_cell
 from region.errors import ApiError, ErrorCode
+from region.protocol import CloseCode
 
-
-@dataclass(frozen=True)
-class GatewayIdentity:
-    region: Region
-    index: int
-
-    @property
-    def url(self) -> str:
-        return self.region.gateway_urls[self.index]
-
-
-CONFIG = web.AppKey("config", Config)
-IDENTITY = web.AppKey("identity", GatewayIdentity)
-NATS = web.AppKey("nats", Nats)
-REDIS = web.AppKey("redis", aioredis.Redis)
 REGISTRY = web.AppKey("registry", registry.RegistryState)
 
 
@@ -61,6 +48,10 @@ async def error_middleware(request: web.Request,
         return json_error(err)
     except web.HTTPNotFound:
         return json_error(ApiError(ErrorCode.NOT_FOUND, f"no such endpoint: {request.path}"))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[CELL].config.limits.frame_max_bytes
+        return json_error(ApiError(ErrorCode.TOO_LARGE,
+                                   f"request body is larger than {limit} bytes"))
     except web.HTTPMethodNotAllowed as exc:
         return json_error(ApiError(
             ErrorCode.METHOD_NOT_ALLOWED,
@@ -68,30 +59,29 @@ async def error_middleware(request: web.Request,
             f"{', '.join(sorted(exc.allowed_methods))})"))
 
 
-async def dependencies_ok(app: web.Application) -> tuple[bool, bool]:
-    nc = app[NATS]
+async def dependencies_ok(cell: Cell) -> tuple[bool, bool]:
     try:
-        redis_up = bool(await asyncio.wait_for(app[REDIS].ping(), 1.0))
+        redis_up = bool(await asyncio.wait_for(cell.redis.ping(), 1.0))
     except (aioredis.RedisError, OSError, TimeoutError):
         redis_up = False
-    return nc.is_connected, redis_up
+    return cell.nc.is_connected, redis_up
 
 
 async def healthz(request: web.Request) -> web.Response:
-    app = request.app
-    ident = app[IDENTITY]
-    nats_up, redis_up = await dependencies_ok(app)
+    cell = request.app[CELL]
+    nats_up, redis_up = await dependencies_ok(cell)
     ok = nats_up and redis_up
     return web.json_response(
-        {"status": "ok" if ok else "degraded", "region": ident.region.name,
-         "gateway": ident.index, "nats": nats_up, "redis": redis_up},
+        {"status": "ok" if ok else "degraded", "region": cell.region.name,
+         "gateway": cell.index, "nats": nats_up, "redis": redis_up,
+         "connections": len(cell.sessions)},
         status=200 if ok else 503)
 
 
 async def regions(request: web.Request) -> web.Response:
     """Every region with its public URLs and its health as the registry last heard it."""
-    app = request.app
-    config, ident, state = app[CONFIG], app[IDENTITY], app[REGISTRY]
+    cell, state = request.app[CELL], request.app[REGISTRY]
+    config = cell.config
     now = time.monotonic()
     out = []
     for region in config.regions:
@@ -104,12 +94,13 @@ async def regions(request: web.Request) -> web.Response:
             "last_seen_s": health.last_seen_s,
             "link_latency_ms": region.link.latency_ms,
         })
-    return web.json_response({"region": ident.region.name, "regions": out})
+    return web.json_response({"region": cell.region.name, "regions": out})
 
 
 async def _heartbeats(app: web.Application) -> None:
     """Announces this gateway's health over the hub, and hears every other region's."""
-    config, ident, state, nc = app[CONFIG], app[IDENTITY], app[REGISTRY], app[NATS]
+    cell, state = app[CELL], app[REGISTRY]
+    nc = cell.nc
 
     async def on_beat(msg: Any) -> None:
         try:
@@ -121,51 +112,70 @@ async def _heartbeats(app: web.Application) -> None:
     sub = await nc.subscribe(f"{registry.SUBJECT_PREFIX}.*", cb=on_beat)
     try:
         while True:
-            nats_up, redis_up = await dependencies_ok(app)
-            beat = registry.Heartbeat(region=ident.region.name, gateway=ident.url,
+            nats_up, redis_up = await dependencies_ok(cell)
+            beat = registry.Heartbeat(region=cell.region.name, gateway=cell.url,
                                       healthy=nats_up and redis_up,
                                       ts_ms=int(time.time() * 1000))
             if nc.is_connected:
-                await nc.publish(registry.subject(ident.region.name), beat.encode())
+                await nc.publish(registry.subject(cell.region.name), beat.encode())
             # Our own view of ourselves does not wait for the hub.
             state.observe(beat, time.monotonic())
-            await asyncio.sleep(config.limits.health_interval_s)
+            await asyncio.sleep(cell.config.limits.health_interval_s)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_heartbeats(app), name="registry-heartbeats")
+    """The gateway's own tasks: registry heartbeats and the fanout's presence and cache
+    loops. Cancelled and awaited on shutdown; a crash of one is logged by the task's owner."""
+    cell = app[CELL]
+    tasks = [asyncio.create_task(_heartbeats(app), name="registry-heartbeats"),
+             asyncio.create_task(cell.fanout.run(), name="fanout")]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await cell.fanout.withdraw()
 
 
-def make_app(config: Config, ident: GatewayIdentity, *, nc: Nats,
-             redis: aioredis.Redis) -> web.Application:
+async def _say_goodbye(app: web.Application) -> None:
+    """On shutdown every viewer gets a `bye` with its cursor and where else to go."""
+    cell = app[CELL]
+    others = tuple(u for u in cell.region.gateway_urls if u != cell.url)
+    await asyncio.gather(*(s.close("gateway shutting down", CloseCode.GOING_AWAY, others)
+                           for s in tuple(cell.sessions)))
+
+
+def make_app(cell: Cell) -> web.Application:
+    limits = cell.config.limits
     app = web.Application(middlewares=[error_middleware],
-                          client_max_size=config.limits.frame_max_bytes)
-    app[CONFIG] = config
-    app[IDENTITY] = ident
-    app[NATS] = nc
-    app[REDIS] = redis
-    app[REGISTRY] = registry.RegistryState(interval_s=config.limits.health_interval_s)
+                          client_max_size=limits.frame_max_bytes)
+    app[CELL] = cell
+    app[REGISTRY] = registry.RegistryState(interval_s=limits.health_interval_s)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/regions", regions)
+    app.router.add_post("/v1/streams/{stream}/comments", api.post_comment)
+    app.router.add_get("/v1/streams/{stream}/comments", api.history)
+    app.router.add_get("/v1/streams/{stream}/live", live.websocket)
+    app.router.add_get("/v1/streams/{stream}/events", live.sse)
+    app.router.add_get("/v1/streams/{stream}/poll", live.poll)
+    app.router.add_put("/v1/moderation/bans/{user}", api.set_ban)
+    app.router.add_delete("/v1/moderation/bans/{user}", api.set_ban)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_say_goodbye)
     return app
 
 
-async def serve(config: Config, ident: GatewayIdentity, *, nc: Nats, redis: aioredis.Redis,
-                stop: asyncio.Event, port: int | None = None) -> None:
-    """Serves until ``stop`` is set. ``port`` overrides the configured one (0: any free)."""
-    app = make_app(config, ident, nc=nc, redis=redis)
-    runner = web.AppRunner(app, access_log=None)
+async def serve(config: Config, region: Region, index: int, *, nc: Nats,
+                redis: aioredis.Redis, stop: asyncio.Event) -> None:
+    """Serves gateway ``index`` of ``region`` until ``stop`` is set."""
+    cell = await build_cell(config, region, index, nc=nc, redis=redis)
+    runner = web.AppRunner(make_app(cell), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, ident.region.host,
-                       ident.region.gateway_ports[ident.index] if port is None else port)
+    site = web.TCPSite(runner, region.host, region.gateway_ports[index])
     await site.start()
     try:
         await stop.wait()
@@ -182,7 +192,6 @@ async def connect_nats(region: Region, name: str) -> Nats:
 
 async def _main(config: Config, region_name: str, index: int) -> None:
     region = config.region(region_name)
-    ident = GatewayIdentity(region, index)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,7 +199,7 @@ async def _main(config: Config, region_name: str, index: int) -> None:
     nc = await connect_nats(region, f"gateway-{region.name}-{index}")
     redis = aioredis.Redis.from_url(region.redis_url, socket_timeout=5)
     try:
-        await serve(config, ident, nc=nc, redis=redis, stop=stop)
+        await serve(config, region, index, nc=nc, redis=redis, stop=stop)
     finally:
         await nc.drain()
         await redis.aclose()

@@ -1,0 +1,63 @@
+"""The comment as it travels: one frozen dataclass, JSON only at the edges.
+
+A `Comment` is what the posting region stores and every region delivers. ``ts`` is the
+origin's wall clock in ms; ``region`` the origin region; ``shadow`` marks a comment of a
+shadow-banned user, delivered to its author alone; ``badge`` the author's highest role
+(host, moderator, verified), which later puts it in the priority lane of a hot stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+Badge = Literal["host", "moderator", "verified", ""]
+BADGES: tuple[Badge, ...] = ("host", "moderator", "verified")
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: str
+    stream: str
+    region: str
+    user: str
+    name: str
+    text: str
+    ts: int
+    reply_to: str | None = None
+    badge: Badge = ""
+    shadow: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Comment:
+        """Raises ValueError when ``doc`` is not a stored comment (a bug or a stray message)."""
+        if not isinstance(doc, dict):
+            raise ValueError("a comment is a JSON object")
+        try:
+            badge = doc.get("badge", "")
+            if badge not in ("", *BADGES):
+                raise ValueError(f"unknown badge {badge!r}")
+            return cls(id=str(doc["id"]), stream=str(doc["stream"]), region=str(doc["region"]),
+                       user=str(doc["user"]), name=str(doc["name"]), text=str(doc["text"]),
+                       ts=int(doc["ts"]), reply_to=doc.get("reply_to"), badge=badge,
+                       shadow=bool(doc.get("shadow", False)))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a comment: {exc}") from None
+
+    @classmethod
+    def decode(cls, data: bytes) -> Comment:
+        return cls.from_json(json.loads(data))
+
+    def visible_to(self, user: str | None) -> bool:
+        """A shadow-banned author's comments reach only the author."""
+        return not self.shadow or user == self.user

@@ -1,0 +1,61 @@
+"""Admitting a post: bans, shadow bans and rate limits, in one Redis round trip.
+
+Redis keys (the region's own Redis): ``chorus:banned`` and ``chorus:shadowbanned`` (sets of
+user ids), ``chorus:rl:u:<user>`` and ``chorus:rl:s:<stream>`` (token buckets).
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chorus.config import Limits
+from region.errors import ApiError, ErrorCode
+from region.ratelimit import ADMIT_LUA
+
+BANNED = "chorus:banned"
+SHADOW = "chorus:shadowbanned"
+
+
+class Admission:
+    def __init__(self, redis: aioredis.Redis, limits: Limits) -> None:
+        self.redis = redis
+        self.limits = limits
+        self._admit = redis.register_script(ADMIT_LUA)
+
+    async def admit(self, user: str, stream: str) -> bool:
+        """True when the user is shadow-banned (store, but show only to them). Raises
+        ApiError 403 (banned), 429 (rate limited, with retry time) or 503 (Redis down)."""
+        lim = self.limits
+        try:
+            verdict, retry_ms, shadow = await self._admit(
+                keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", f"chorus:rl:s:{stream}"],
+                args=[user, lim.user_rate_per_s, lim.user_burst, lim.stream_rate_per_s,
+                      lim.stream_burst])
+        except (RedisError, OSError) as exc:
+            raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering; "
+                                                  "nothing was stored, retry", retry_after_s=1
+                           ) from exc
+        if verdict == 1:
+            raise ApiError(ErrorCode.FORBIDDEN, "this user is banned from commenting")
+        if verdict == 2:
+            raise ApiError(ErrorCode.RATE_LIMITED, f"too many comments from this user (limit "
+                           f"{lim.user_rate_per_s}/s, burst {lim.user_burst})",
+                           retry_after_s=retry_ms / 1000)
+        if verdict == 3:
+            raise ApiError(ErrorCode.RATE_LIMITED, f"too many comments on this stream (limit "
+                           f"{lim.stream_rate_per_s}/s, burst {lim.stream_burst})",
+                           retry_after_s=retry_ms / 1000)
+        return bool(shadow)
+
+    async def set_ban(self, user: str, kind: str, on: bool) -> None:
+        """``kind`` is "ban" (refuse posts) or "shadow" (store, show only to the author)."""
+        key = BANNED if kind == "ban" else SHADOW
+        try:
+            if on:
+                await self.redis.sadd(key, user)  # type: ignore[misc]
+            else:
+                await self.redis.srem(key, user)  # type: ignore[misc]
+        except (RedisError, OSError) as exc:
+            raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering",
+                           retry_after_s=1) from exc

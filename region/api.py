@@ -1,0 +1,80 @@
+"""REST endpoints of a gateway: post a comment, page history, moderate."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from region.cell import CELL, Cell
+from region.cursor import Cursor
+from region.errors import ApiError, ErrorCode
+from region.live import cursor_param
+from region.log_jetstream import LogUnavailable
+from region.validation import check_post, check_stream, parse_json_body
+
+HISTORY_MAX_LIMIT = 200
+
+
+def _cell(request: web.Request) -> Cell:
+    return request.app[CELL]
+
+
+async def post_comment(request: web.Request) -> web.Response:
+    cell = _cell(request)
+    stream = check_stream(request.match_info["stream"])
+    claims = cell.authenticate(request)
+    raw = await request.read()
+    post = check_post(parse_json_body(raw), cell.config.limits)
+    appended = await cell.ingest.post(claims, stream, post)
+    body = {**appended.comment.to_json(), "seq": appended.seq}
+    # A retried post returns the first one's comment: 200 instead of 201 tells it apart.
+    return web.json_response(body, status=200 if appended.duplicate else 201,
+                             headers={"Idempotent-Replayed": "true"} if appended.duplicate
+                             else None)
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ApiError(ErrorCode.MALFORMED, f"limit must be a whole number, not {raw[:20]!r}"
+                       ) from None
+    if not 1 <= limit <= HISTORY_MAX_LIMIT:
+        raise ApiError(ErrorCode.INVALID, f"limit is 1 to {HISTORY_MAX_LIMIT}")
+    return limit
+
+
+async def history(request: web.Request) -> web.Response:
+    """Newest first. ``before`` is a cursor (from a frame, or this endpoint's ``next``)."""
+    cell = _cell(request)
+    stream = check_stream(request.match_info["stream"])
+    claims = cell.authenticate(request)
+    limit = _limit(request)
+    before = cursor_param(request.query.get("before"))
+    if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
+        raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "
+                                          "log; page this region from its newest comments")
+    try:
+        entries = await cell.log.read_before(stream, before.seq if before else None, limit)
+    except LogUnavailable as exc:
+        raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
+                       retry_after_s=1) from exc
+    items = [e.comment.to_json() for e in entries if e.comment.visible_to(claims.user)]
+    nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
+           if len(entries) == limit else None)
+    return web.json_response({"items": items, "next": nxt})
+
+
+async def set_ban(request: web.Request) -> web.Response:
+    """PUT (ban) or DELETE (lift) /v1/moderation/bans/{user}?kind=ban|shadow; moderators."""
+    cell = _cell(request)
+    claims = cell.authenticate(request)
+    if not claims.is_moderator:
+        raise ApiError(ErrorCode.FORBIDDEN, "only moderators and hosts can ban")
+    kind = request.query.get("kind", "ban")
+    if kind not in ("ban", "shadow"):
+        raise ApiError(ErrorCode.INVALID, "kind is 'ban' or 'shadow'")
+    user = request.match_info["user"]
+    on = request.method == "PUT"
+    await cell.admission.set_ban(user, kind, on)
+    return web.json_response({"user": user, "kind": kind, "active": on})

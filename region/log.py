@@ -1,0 +1,63 @@
+"""The region's durable comment log: every comment the region delivers, in the region's order.
+
+Its sequence numbers are the cursors viewers resume from. `JetStreamLog` (log_jetstream.py)
+is the implementation: one JetStream stream per region, in the region's own domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chorus.model import Comment
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A comment at its place in the log: ``prev`` is the sequence of the stream's previous
+    comment in this log (0: none), which lets readers prove they have no gap."""
+
+    seq: int
+    prev: int
+    comment: Comment
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    comment: Comment      # the stored comment: the original one when ``duplicate``
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """Entries after a sequence, oldest first; ``more`` says the log holds newer ones."""
+
+    entries: tuple[Entry, ...]
+    more: bool
+
+
+class CommentLog(Protocol):
+    epoch: str
+
+    async def append(self, comment: Comment, *, msg_id: str) -> Appended:
+        """Stores durably before returning; a repeated ``msg_id`` within the duplicate window
+        returns the first comment stored with it. Raises LogUnavailable."""
+        ...
+
+    async def read_after(self, stream: str, after_seq: int, limit: int) -> Page:
+        """Up to ``limit`` entries of ``stream`` with sequence above ``after_seq``."""
+        ...
+
+    async def read_before(self, stream: str, before_seq: int | None, limit: int
+                          ) -> list[Entry]:
+        """Up to ``limit`` entries below ``before_seq`` (None: the newest), newest first."""
+        ...
+
+    async def count_after(self, stream: str, after_seq: int) -> int:
+        """How many entries of ``stream`` the log holds above ``after_seq``."""
+        ...
+
+    async def head(self, stream: str) -> int:
+        """The sequence of the stream's newest comment in this log (0: none)."""
+        ...

@@ -1,0 +1,172 @@
+"""`CommentLog` on the region's JetStream.
+
+One stream, ``COMMENTS``, in the region's domain, captures ``cmt.<region>.<stream>``: the
+region's own posts and (later) comments forwarded from other regions. Subjects carry the
+region's name so that no other region's stream captures them. JetStream re-publishes each
+stored message on ``live.<region>.<stream>`` with its sequence and the previous sequence of
+the same subject: that is the live feed the gateways subscribe to.
+
+Reads use Direct Get: a batch request streams a subject's messages after a sequence in one
+round trip; ``multi_last`` with ``up_to_seq`` steps backwards for history pages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import DiscardPolicy, RePublish, StorageType, StreamConfig
+from nats.js.errors import Error as JsError
+
+from chorus.errors import ChorusError
+from chorus.model import Comment
+from region.log import Appended, Entry, Page
+
+STREAM = "COMMENTS"
+DUPLICATE_WINDOW_S = 600     # a retried post with the same client key within this is one post
+MAX_AGE_S = 7 * 24 * 3600    # the log is the replay window's source, not the archive
+REQUEST_TIMEOUT_S = 5.0
+
+
+class LogUnavailable(ChorusError):
+    """JetStream did not store or answer in time; nothing was half-stored."""
+
+
+def subject(region: str, stream: str) -> str:
+    return f"cmt.{region}.{stream}"
+
+
+def live_subject(region: str, stream: str) -> str:
+    return f"live.{region}.{stream}"
+
+
+def _epoch(created: Any) -> str:
+    # The stream's creation time in ms, base 36: a new log (wiped store) gets a new epoch.
+    ms = int(created.timestamp() * 1000)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while ms:
+        ms, rem = divmod(ms, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+class JetStreamLog:
+    def __init__(self, nc: Nats, region: str) -> None:
+        self.nc = nc
+        self.region = region
+        self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+        self.epoch = ""
+
+    async def ensure(self) -> None:
+        """Creates the stream (every gateway calls this; the same config is a no-op)."""
+        config = StreamConfig(
+            name=STREAM, subjects=[f"cmt.{self.region}.>"], storage=StorageType.FILE,
+            max_age=MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S, allow_direct=True,
+            discard=DiscardPolicy.OLD,
+            republish=RePublish(src=f"cmt.{self.region}.>", dest=f"live.{self.region}.>"),
+        )
+        try:
+            try:
+                info = await self.js.add_stream(config)
+            except JsError as exc:
+                if "already in use" not in str(exc):
+                    raise
+                info = await self.js.update_stream(config)
+        except (NatsError, JsError, NatsTimeout) as exc:
+            raise LogUnavailable(f"cannot create the comment log: {exc}") from exc
+        self.epoch = _epoch(info.created)
+
+    async def append(self, comment: Comment, *, msg_id: str) -> Appended:
+        subj = subject(self.region, comment.stream)
+        try:
+            ack = await self.js.publish(subj, comment.encode(), headers={"Nats-Msg-Id": msg_id})
+        except (TimeoutError, NatsError, JsError, NatsTimeout) as exc:
+            raise LogUnavailable(f"the comment log did not store the comment: {exc}") from exc
+        if not ack.duplicate:
+            return Appended(seq=ack.seq, comment=comment, duplicate=False)
+        original = await self._get(ack.seq)
+        return Appended(seq=ack.seq, comment=original, duplicate=True)
+
+    async def _get(self, seq: int) -> Comment:
+        msgs = await self._direct({"seq": seq})
+        if not msgs:
+            raise LogUnavailable(f"comment at sequence {seq} is gone")
+        return Comment.decode(msgs[0].data)
+
+    async def _direct(self, body: dict[str, Any]) -> list[Msg]:
+        """A Direct Get; batch requests end with an EOB status message, single ones don't."""
+        batch = "batch" in body or "multi_last" in body
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox)
+        out: list[Msg] = []
+        try:
+            await self.nc.publish(f"$JS.API.DIRECT.GET.{STREAM}", json.dumps(body).encode(),
+                                  reply=inbox)
+            while True:
+                msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
+                status = (msg.headers or {}).get("Status")
+                if status:
+                    if status in ("204", "404"):
+                        return out  # end of batch, or nothing there
+                    raise LogUnavailable(f"direct get failed: {status} "
+                                         f"{(msg.headers or {}).get('Description', '')}")
+                out.append(msg)
+                if not batch:
+                    return out
+        except (NatsTimeout, NoRespondersError, NatsError) as exc:
+            raise LogUnavailable(f"the comment log did not answer: {exc}") from exc
+        finally:
+            await sub.unsubscribe()
+
+    async def read_after(self, stream: str, after_seq: int, limit: int) -> Page:
+        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": subject(
+            self.region, stream), "batch": limit})
+        entries = []
+        prev = after_seq
+        more = False
+        for msg in msgs:
+            headers = msg.headers or {}
+            seq = int(headers["Nats-Sequence"])
+            # Consecutive messages of one subject from a next_by_subj read: each one's
+            # predecessor on the subject is the one before it (the first's is after_seq's
+            # successor chain start, i.e. nothing of the subject lies in between).
+            entries.append(Entry(seq=seq, prev=prev, comment=Comment.decode(msg.data)))
+            prev = seq
+            more = int(headers.get("Nats-Num-Pending", "0")) > 0
+        return Page(entries=tuple(entries), more=more)
+
+    async def read_before(self, stream: str, before_seq: int | None, limit: int
+                          ) -> list[Entry]:
+        out: list[Entry] = []
+        up_to = (before_seq - 1) if before_seq is not None else None
+        subj = subject(self.region, stream)
+        while len(out) < limit and (up_to is None or up_to > 0):
+            body: dict[str, Any] = {"multi_last": [subj]}
+            if up_to is not None:
+                body["up_to_seq"] = up_to
+            msgs = await self._direct(body)
+            if not msgs:
+                break
+            seq = int((msgs[0].headers or {})["Nats-Sequence"])
+            out.append(Entry(seq=seq, prev=0, comment=Comment.decode(msgs[0].data)))
+            up_to = seq - 1
+        # prev pointers backwards: each entry's prev is the next one in this list.
+        return [Entry(e.seq, out[i + 1].seq if i + 1 < len(out) else 0, e.comment)
+                for i, e in enumerate(out)]
+
+    async def count_after(self, stream: str, after_seq: int) -> int:
+        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": subject(
+            self.region, stream), "batch": 1})
+        if not msgs:
+            return 0
+        return 1 + int((msgs[0].headers or {}).get("Nats-Num-Pending", "0"))
+
+    async def head(self, stream: str) -> int:
+        msgs = await self._direct({"last_by_subj": subject(self.region, stream)})
+        return int((msgs[0].headers or {})["Nats-Sequence"]) if msgs else 0

@@ -1,0 +1,26 @@
+"""Presence: how many viewers of a stream a region has right now.
+
+Written only in the viewer's own region (write locally); read by any region that posts to the
+stream (read globally, later over the hub). Each gateway reports its own per-stream counts
+every ``presence_heartbeat_s``; a report expires after ``presence_ttl_s``, so a crashed
+gateway's viewers leave presence within that time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+
+class Presence(Protocol):
+    async def report(self, gateway: str, counts: Mapping[str, int], gone: set[str]) -> None:
+        """This gateway's viewer counts; ``gone`` lists streams it no longer has viewers of."""
+        ...
+
+    async def count(self, stream: str) -> int:
+        """Viewers of ``stream`` in this region, over every live gateway."""
+        ...
+
+    async def withdraw(self, gateway: str, streams: set[str]) -> None:
+        """A gateway shutting down removes its reports at once."""
+        ...

@@ -1,0 +1,83 @@
+"""`Presence` in the region's Redis.
+
+Per stream: ``chorus:p:<stream>`` is a sorted set of gateways scored by the expiry time (ms)
+of their last report, and ``chorus:pn:<stream>`` a hash of each gateway's count. A count is
+summed only over gateways whose report has not expired, by Redis's own clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chorus.errors import ChorusError
+
+_REPORT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+local gw = ARGV[2]
+local n = (#ARGV - 2) / 2
+for i = 1, n do
+  local stream, count = ARGV[2 + 2 * i - 1], tonumber(ARGV[2 + 2 * i])
+  local z, h = 'chorus:p:' .. stream, 'chorus:pn:' .. stream
+  if count > 0 then
+    redis.call('ZADD', z, now + ttl, gw)
+    redis.call('HSET', h, gw, count)
+    redis.call('PEXPIRE', z, ttl * 2)
+    redis.call('PEXPIRE', h, ttl * 2)
+  else
+    redis.call('ZREM', z, gw)
+    redis.call('HDEL', h, gw)
+  end
+end
+return n
+"""
+
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #live == 0 then return 0 end
+local counts = redis.call('HMGET', KEYS[2], unpack(live))
+local total = 0
+for _, c in ipairs(counts) do total = total + (tonumber(c) or 0) end
+return total
+"""
+
+
+class PresenceUnavailable(ChorusError):
+    """Redis did not answer a presence read or write."""
+
+
+class RedisPresence:
+    def __init__(self, redis: aioredis.Redis, ttl_s: int) -> None:
+        self.redis = redis
+        self.ttl_ms = ttl_s * 1000
+        self._report = redis.register_script(_REPORT)
+        self._count = redis.register_script(_COUNT)
+
+    async def report(self, gateway: str, counts: Mapping[str, int], gone: set[str]) -> None:
+        args: list[str | int] = [self.ttl_ms, gateway]
+        for stream, count in counts.items():
+            args += [stream, count]
+        for stream in gone:
+            args += [stream, 0]
+        if len(args) == 2:
+            return
+        try:
+            await self._report(keys=[], args=args)
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(f"presence report failed: {exc}") from exc
+
+    async def count(self, stream: str) -> int:
+        try:
+            return int(await self._count(keys=[f"chorus:p:{stream}", f"chorus:pn:{stream}"]))
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(f"presence read failed: {exc}") from exc
+
+    async def withdraw(self, gateway: str, streams: set[str]) -> None:
+        await self.report(gateway, {}, streams)
