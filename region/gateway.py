@@ -185,9 +185,11 @@ async def serve(config: Config, region: Region, index: int, *, nc: Nats,
 
 async def connect_nats(region: Region, name: str) -> Nats:
     # Reconnect forever: a gateway outlives any NATS restart (nats-py gives up after 60
-    # attempts by default).
+    # attempts by default). No reconnect buffer: nats-py would otherwise keep a post's publish
+    # while disconnected and deliver it after the poster was told 503; with none, the publish
+    # fails at once and "503" means "not stored".
     return await nats.connect(region.nats_url, name=name, max_reconnect_attempts=-1,
-                              reconnect_time_wait=0.5, connect_timeout=2)
+                              reconnect_time_wait=0.5, connect_timeout=2, pending_size=0)
 
 
 async def _main(config: Config, region_name: str, index: int) -> None:

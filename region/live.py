@@ -24,6 +24,7 @@ from region.protocol import (
     CloseCode,
     Comments,
     Error,
+    Hello,
     Ping,
     Pong,
     PostComment,
@@ -201,9 +202,11 @@ class SseTransport:
     async def send(self, frames: Sequence[ServerFrame]) -> None:
         out = []
         for frame in frames:
-            # A comments frame's cursor is its event id, which the browser sends back as
-            # Last-Event-ID when it reconnects.
-            event_id = f"id: {frame.cursor}\n" if isinstance(frame, Comments | Recovered) else ""
+            # Every frame that carries a cursor gives it as the event id, which the browser
+            # sends back as Last-Event-ID when it reconnects: from `hello` on, so that a
+            # viewer cut off before its first comment still resumes instead of skipping.
+            event_id = (f"id: {frame.cursor}\n"
+                        if isinstance(frame, Hello | Comments | Recovered) else "")
             out.append(f"{event_id}event: {frame.type}\ndata: {json.dumps(to_json(frame))}\n\n")
         await self._write("".join(out))
 

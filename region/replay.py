@@ -60,14 +60,23 @@ class Replayer:
                        batch: int = 500) -> CatchUp:
         """Entries after ``after_seq``. ``first`` marks the first read of a resume: only then
         is the cursor checked against the replay window (later reads continue a resume)."""
-        if first and after_seq > 0 and await self.log.count_after(stream, after_seq) > self.window:
+        if first and await self.log.count_after(stream, after_seq) > self.window:
             return CatchUp(entries=(), recovered=False)
         try:
             cached = await self.cache.after(stream, after_seq, batch)
         except CacheUnavailable:
             cached = []
         if cached and contiguous(cached, after_seq):
-            return CatchUp(entries=tuple(cached), recovered=True, more=len(cached) == batch)
+            if len(cached) == batch:
+                return CatchUp(entries=tuple(cached), recovered=True, more=True)
+            # A hole-free run can still lack its tail (the gateway that buffered the last
+            # cache writes died): only the log's head says whether it ends where the log does.
+            if cached[-1].seq >= await self.log.head(stream):
+                return CatchUp(entries=tuple(cached), recovered=True)
+            rest = await self.log.read_after(stream, cached[-1].seq, batch - len(cached))
+            with contextlib.suppress(CacheUnavailable):
+                await self.cache.add(rest.entries)
+            return CatchUp(entries=(*cached, *rest.entries), recovered=True, more=rest.more)
         page = await self.log.read_after(stream, after_seq, batch)
         if page.entries:
             # Rebuild the cache from the log; if Redis is down, the next read tries again.

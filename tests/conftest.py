@@ -35,13 +35,33 @@ def binaries() -> Binaries:
 
 @pytest.fixture(scope="session")
 def cluster_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
-    return dataclasses.replace(relocate(repo_config),
+    # The load test posts 10,000 comments to one stream at once: lift the per-stream bucket
+    # (its own test checks it with a small bucket directly against Redis).
+    limits = dataclasses.replace(repo_config.limits, stream_rate_per_s=100000.0,
+                                 stream_burst=100000)
+    return dataclasses.replace(relocate(repo_config), limits=limits,
                                run_dir=tmp_path_factory.mktemp("cluster"))
 
 
 @pytest_asyncio.fixture(scope="session")
 async def cluster(cluster_config: Config, binaries: Binaries) -> AsyncIterator[LocalCluster]:
     async with LocalCluster(cluster_config, binaries) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def archive_config(cluster_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A second cluster's topology, with Cassandra: a datacenter per region."""
+    return dataclasses.replace(relocate(cluster_config),
+                               run_dir=tmp_path_factory.mktemp("archive-cluster"))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def archive_cluster(archive_config: Config,
+                          binaries: Binaries) -> AsyncIterator[LocalCluster]:
+    """The whole cluster as `chorus up --with-cassandra` starts it (slow: start it only for
+    tests marked `cassandra`)."""
+    async with LocalCluster(archive_config, binaries, with_cassandra=True) as running:
         yield running
 
 

@@ -98,3 +98,11 @@ async def test_batches_say_when_there_is_more() -> None:
     log = MemLog(list(range(1, 8)))
     result = await Replayer(log, MemCache(), window=100).catch_up("s", 0, batch=3)
     assert [e.seq for e in result.entries] == [1, 2, 3] and result.more
+
+
+async def test_a_cache_missing_its_tail_is_completed_from_the_log() -> None:
+    log, cache = MemLog([2, 4, 9, 12]), MemCache()
+    await cache.add(log.entries[:2])  # 2 and 4: contiguous, but 9 and 12 never got there
+    result = await Replayer(log, cache, window=10).catch_up("s", 0)
+    assert [e.seq for e in result.entries] == [2, 4, 9, 12] and not result.more
+    assert sorted(cache.entries) == [2, 4, 9, 12]
