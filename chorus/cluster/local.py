@@ -156,7 +156,9 @@ class LocalCluster:
         from chorus.cluster import cassandra  # imported late: it pulls in cassandra-driver
 
         java, lib = self.bins.require_cassandra()
-        # One node at a time: concurrent bootstraps of a fresh ring fight over token ownership.
+        nodes = []
+        # One node at a time: a node joins through the seed (the first region), which must be
+        # up, and concurrent joins of a fresh ring fight over token ownership.
         for region in self.config.regions:
             name = plan.cassandra_name(region)
             self._progress(f"starting Cassandra datacenter {region.name} "
@@ -165,10 +167,17 @@ class LocalCluster:
                                        data_dir=self.layout.data(name),
                                        log_dir=self.layout.data(name) / "logs")
             child = self._spawn(_with_log(spec, self.layout.log(name)))
+            nodes.append(child)
             began = time.monotonic()
             await cassandra.wait_ready(region.cassandra.address, self.config.cassandra.native_port,
                                        timeout_s=CASSANDRA_TIMEOUT_S, child=child)
             self.timings[name] = time.monotonic() - began
+        # A node answers CQL before gossip has told the others of it; until then a keyspace
+        # naming its datacenter is refused.
+        began = time.monotonic()
+        await cassandra.wait_converged(self.config, timeout_s=CASSANDRA_TIMEOUT_S,
+                                       children=nodes)
+        self.timings["cassandra ring"] = time.monotonic() - began
 
     def _spawn(self, spec: ProcessSpec) -> Child:
         child = Child.start(spec)
