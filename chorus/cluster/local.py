@@ -72,6 +72,10 @@ class LocalCluster:
 
     def __init__(self, config: Config, bins: Binaries, *, with_cassandra: bool = False,
                  fresh: bool = False, progress: Callable[[str], None] | None = None) -> None:
+        # The processes read the effective config: with Cassandra running, its archive is on.
+        if with_cassandra and not config.cassandra.enabled:
+            config = dataclasses.replace(
+                config, cassandra=dataclasses.replace(config.cassandra, enabled=True))
         self.config = config
         self.bins = bins
         self.with_cassandra = with_cassandra
