@@ -64,6 +64,7 @@ class NatsServer:
     jetstream: JetStream | None = None
     leaf_port: int | None = None
     leaf_remotes: tuple[str, ...] = ()
+    leaf_advertise: str | None = None
     leaf_tls: Tls | None = None
     client_tls: Tls | None = None
     cluster: Routes | None = None
@@ -115,6 +116,11 @@ def render(server: NatsServer) -> str:
         out.append("leafnodes {")
         if server.leaf_port is not None:
             out.append(f"  listen: {_q(f'{server.host}:{server.leaf_port}')}")
+            # Leaf nodes add the address the hub advertises to the URLs they dial, and could
+            # reconnect around the proxy or load balancer they were given; advertise that.
+            if server.leaf_advertise:
+                out.append(f"  advertise: {_q(server.leaf_advertise)}")
+            out.append("  no_advertise: true")
             if server.leaf_tls:
                 out += _tls_block(server.leaf_tls, "  ")
         if server.leaf_remotes:
@@ -146,10 +152,12 @@ def render(server: NatsServer) -> str:
 
 
 def hub_server(name: str, host: str, client_port: int, leaf_port: int,
-               monitor_port: int) -> NatsServer:
-    """The global plane's hub: accepts every region's leaf link, no JetStream of its own."""
+               monitor_port: int, *, leaf_advertise: str | None = None) -> NatsServer:
+    """The global plane's hub: accepts every region's leaf link, no JetStream of its own.
+    ``leaf_advertise``: the host:port leaf nodes should know the hub by (see render)."""
     return NatsServer(server_name=name, host=host, client_port=client_port,
-                      monitor_port=monitor_port, leaf_port=leaf_port)
+                      monitor_port=monitor_port, leaf_port=leaf_port,
+                      leaf_advertise=leaf_advertise)
 
 
 def region_server(name: str, region: str, host: str, client_port: int, monitor_port: int,

@@ -82,8 +82,12 @@ def toxiproxy_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpe
 
 def hub_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpec:
     hub = config.hub
+    # Every region reaches the hub only through its own toxiproxy proxy, and there is no
+    # single address to advertise for all of them: advertise one that refuses connections
+    # (port 1 on loopback), so that a leaf node reconnecting after a cut can only get back
+    # through its proxy, and `chorus link` keeps controlling it.
     server = natsconf.hub_server("chorus-hub", hub.host, hub.client_port, hub.leaf_port,
-                                 hub.monitor_port)
+                                 hub.monitor_port, leaf_advertise=f"{hub.host}:1")
     conf = layout.conf(HUB)
     return ProcessSpec(name=HUB, argv=(str(bins.nats_server), "-c", str(conf)),
                        log=layout.log(HUB), files={conf: natsconf.render(server)})
