@@ -5,12 +5,16 @@
     chorus link REGION --latency MS | --cut | --restore
                                                change a region's link to the hub
     chorus token --user NAME [--role ROLE]     print a development token
+    chorus migrate [--region R]                apply the archive's schema to Cassandra
+    chorus watch STREAM [--region R]           print a stream's comments live (failover included)
+    chorus post STREAM TEXT [--region R]       post a comment
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -146,6 +150,18 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         gws = " ".join(f"{g.url}={mark(g.healthy)}" for g in r.gateways)
         print(f"{r.name:<10} {mark(r.nats):<5} {mark(r.leaf_link):<5} {mark(r.redis):<6} "
               f"{mark(r.cassandra):<10} {link:<18} {gws}")
+    alert = running.limits.outbox_alert_pending
+    for r in status.regions:
+        depths = r.extra.get("outbox", {})
+        shown = ", ".join(f"{dest} {'?' if n is None else n}"
+                          + (" BACKLOGGED" if n is not None and n > alert else "")
+                          for dest, n in depths.items())
+        print(f"outbox {r.name:<10} {shown}")
+    if state["with_cassandra"]:
+        # Comments in a region's log not yet in the archive; it grows while Cassandra is down
+        # and drains once it is back.
+        lags = "   ".join(f"{r.name} {r.extra.get('archive_lag', '?')}" for r in status.regions)
+        print(f"archive lag (comments not yet archived): {lags}")
     return 0 if status.healthy else 1
 
 
@@ -172,6 +188,25 @@ def cmd_link(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- migrate -------------------------------------------------------------------------------------
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    from chorus import archive_schema
+
+    try:
+        running, _ = _running_config(config)
+    except ClusterError:
+        running = config  # a deployment: its nodes are where regions.yaml says
+    region = running.region(args.region) if args.region else running.regions[0]
+    applied = archive_schema.apply(running, region,
+                                   progress=lambda msg: print(f"chorus: {msg}", flush=True))
+    print(f"archive schema of keyspace {running.cassandra.keyspace} is at version "
+          f"{archive_schema.LATEST}" + (f" (applied now: {applied})" if applied else
+                                        " (nothing to do)"))
+    return 0
+
+
 # -- token ---------------------------------------------------------------------------------------
 
 
@@ -186,6 +221,77 @@ def cmd_token(config: Config, args: argparse.Namespace) -> int:
         raise ClusterError(str(exc)) from None
     print(token)
     return 0
+
+
+# -- watch and post (the SDK) ------------------------------------------------------------------
+
+
+def _client_args(config: Config, args: argparse.Namespace) -> tuple[list[str], str]:
+    try:
+        running, _ = _running_config(config)
+    except ClusterError:
+        running = config  # a deployment's regions.yaml: its gateways are where it says
+    if args.region:
+        seeds = list(running.region(args.region).gateway_urls)
+    else:
+        seeds = [u for r in running.regions for u in r.gateway_urls]
+    if args.token:
+        return seeds, args.token
+    from region.auth import issue_token
+
+    return seeds, issue_token(running.auth.dev_secret, args.user, roles=("viewer",))
+
+
+def cmd_watch(config: Config, args: argparse.Namespace) -> int:
+    from chorus.sdk import Client
+
+    seeds, token = _client_args(config, args)
+
+    def show(comment: Any) -> None:
+        clock = time.strftime("%H:%M:%S", time.localtime(comment.ts / 1000))
+        print(f"{clock} [{comment.region}] {comment.name}: {comment.text}", flush=True)
+
+    async def watch() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        client = Client(seeds, token=token, stream=args.stream, prefer=args.region,
+                        on_comment=show)
+        async with client:
+            await client.connected.wait()
+            print(f"-- watching {args.stream} in {client.region} (Ctrl-C stops)", flush=True)
+            region = client.region
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                if client.region != region:
+                    print(f"-- failed over to {client.region}", flush=True)
+                    region = client.region
+                for gap in client.timeline.gaps:
+                    print(f"-- comments after {gap.after_id} may be missing", flush=True)
+                    client.timeline.fill_gap(gap)
+
+    asyncio.run(watch())
+    return 0
+
+
+def cmd_post(config: Config, args: argparse.Namespace) -> int:
+    from chorus.sdk import ChorusClientError, Client
+
+    seeds, token = _client_args(config, args)
+
+    async def post() -> int:
+        async with Client(seeds, token=token, stream=args.stream, prefer=args.region) as c:
+            try:
+                comment = await c.post(args.text)
+            except ChorusClientError as exc:
+                print(f"chorus: {exc}", file=sys.stderr)
+                return 1
+            print(json.dumps(comment.to_json()))
+            return 0
+
+    return asyncio.run(post())
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -230,6 +336,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="repeat for several roles (default: viewer)")
     token.add_argument("--ttl", type=int, metavar="S", help="lifetime in seconds")
     token.set_defaults(fn=cmd_token)
+
+    migrate = sub.add_parser("migrate", help="create or update the archive's schema in "
+                                             "Cassandra (idempotent)")
+    migrate.add_argument("--region", help="the region whose Cassandra node to go through "
+                                          "(default: the first)")
+    migrate.set_defaults(fn=cmd_migrate)
+
+    for name, fn, text in (("watch", cmd_watch, "print a stream's comments as they come"),
+                           ("post", cmd_post, "post a comment")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("stream")
+        if name == "post":
+            cmd.add_argument("text")
+        cmd.add_argument("--region", help="the region to use first (default: the nearest)")
+        cmd.add_argument("--user", default="cli", help="user of the dev token (default: cli)")
+        cmd.add_argument("--token", help="a token instead of a dev token")
+        cmd.set_defaults(fn=fn)
     return parser
 
 

@@ -143,7 +143,8 @@ class Limits:
     presence_heartbeat_s: int = 3
     presence_cache_ms: int = 2000
     presence_query_timeout_ms: int = 500
-    outbox_max_pending: int = 100000
+    outbox_alert_pending: int = 10000
+    bootstrap_max_age_s: int = 300
     health_interval_s: float = 1.0
 
 
@@ -163,11 +164,14 @@ class Tiers:
 
 @dataclass(frozen=True)
 class ArchiveConfig:
-    """Cassandra archive: ``ttl_days`` 0 keeps comments forever."""
+    """Cassandra archive: ``ttl_days`` 0 keeps comments forever. A stream's partitions hold
+    ``bucket_minutes`` of its comments spread over ``shards``; ``replication_factor`` is the
+    number of replicas in each region's datacenter."""
 
     ttl_days: int = 90
     bucket_minutes: int = 60
     shards: int = 4
+    replication_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -387,7 +391,7 @@ def _check(config: Config) -> None:
     for name in ("comment_max_bytes", "frame_max_bytes", "send_queue_max", "tick_ms",
                  "replay_window", "presence_ttl_s", "presence_heartbeat_s",
                  "presence_query_timeout_ms", "max_connections_per_gateway", "user_burst",
-                 "stream_burst", "outbox_max_pending"):
+                 "stream_burst", "outbox_alert_pending"):
         if getattr(lim, name) == 0:
             raise ConfigError(src, f"limits.{name}", "must be greater than 0")
     for name in ("user_rate_per_s", "stream_rate_per_s", "health_interval_s"):
@@ -397,6 +401,10 @@ def _check(config: Config) -> None:
         raise ConfigError(src, "limits.comment_max_bytes",
                           f"must be below limits.frame_max_bytes ({lim.frame_max_bytes}) so "
                           "that a comment fits in a frame")
+    if not 0 < lim.bootstrap_max_age_s < 600:
+        raise ConfigError(src, "limits.bootstrap_max_age_s",
+                          "must be between 1 and 599: a late joiner's copies are deduplicated "
+                          "by the log's 600 s duplicate window")
     if lim.presence_heartbeat_s >= lim.presence_ttl_s:
         raise ConfigError(src, "limits.presence_heartbeat_s",
                           f"must be below limits.presence_ttl_s ({lim.presence_ttl_s}), or "
@@ -411,9 +419,9 @@ def _check(config: Config) -> None:
     if tiers.snapshot_enter_viewers <= tiers.sampled_enter_viewers:
         raise ConfigError(src, "tiers.snapshot_enter_viewers",
                           "must be above tiers.sampled_enter_viewers")
-    if config.archive.bucket_minutes == 0 or config.archive.shards == 0:
-        key = "bucket_minutes" if config.archive.bucket_minutes == 0 else "shards"
-        raise ConfigError(src, f"archive.{key}", "must be greater than 0")
+    for name in ("bucket_minutes", "shards", "replication_factor"):
+        if getattr(config.archive, name) == 0:
+            raise ConfigError(src, f"archive.{name}", "must be greater than 0")
     if len(config.auth.dev_secret) < 32:
         raise ConfigError(src, "auth.dev_secret", "must be at least 32 characters for HS256")
 

@@ -15,10 +15,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 
 from chorus.config import Limits
 from chorus.model import Comment
@@ -33,6 +35,14 @@ from region.session import Session
 log = logging.getLogger(__name__)
 
 CACHE_QUEUE = "replay-cache"
+
+
+class ViewerHooks(Protocol):
+    """What the global plane wants to hear of this gateway's viewers."""
+
+    async def first_local_viewer(self, stream: str, region_had_viewers: bool) -> None: ...
+
+    async def last_local_viewer(self, stream: str) -> None: ...
 
 
 def entry_of(msg: Msg) -> Entry:
@@ -55,6 +65,7 @@ class Fanout:
         self.limits = limits
         self.presence = presence
         self.cache = cache
+        self.hooks: ViewerHooks | None = None
         self.sessions: dict[str, set[Session]] = {}
         self._subs: dict[str, Subscription] = {}
         self._joining: dict[str, asyncio.Lock] = {}
@@ -71,6 +82,7 @@ class Fanout:
         stream = session.stream
         lock = self._joining.setdefault(stream, asyncio.Lock())
         async with lock:
+            first = not self.sessions.get(stream) and not self._leases.get(stream)
             self.sessions.setdefault(stream, set()).add(session)
             if stream not in self._subs:
                 self._subs[stream] = await self.nc.subscribe(
@@ -78,6 +90,8 @@ class Fanout:
                 # The server has the subscription once flush returns: from here on nothing
                 # published to the stream can pass this gateway by.
                 await self.nc.flush()
+            if first:
+                await self._first_viewer(stream)
 
     async def leave(self, session: Session) -> None:
         stream = session.stream
@@ -89,8 +103,22 @@ class Fanout:
             del self.sessions[stream]
             sub = self._subs.pop(stream, None)
             if sub is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(NatsError):
                     await sub.unsubscribe()
+            await self.report_presence()
+            if self.hooks is not None:
+                await self.hooks.last_local_viewer(stream)
+
+    async def _first_viewer(self, stream: str) -> None:
+        """Presence is written at once (not at the next heartbeat) and then announced, so
+        that other regions start forwarding before this viewer can miss anything."""
+        try:
+            region_had_viewers = await self.presence.count(stream) > 0
+        except PresenceUnavailable:
+            region_had_viewers = False  # a needless bootstrap is harmless; a missed one is not
+        await self.report_presence()
+        if self.hooks is not None:
+            await self.hooks.first_local_viewer(stream, region_had_viewers)
 
     def lease(self, stream: str, key: int) -> None:
         """A long-poll viewer counts as present for ``presence_ttl_s`` after each poll."""
@@ -138,7 +166,7 @@ class Fanout:
         try:
             await asyncio.gather(self._cache_loop(), self._presence_loop())
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(NatsError):
                 await self._cache_sub.unsubscribe()
 
     async def _cache_loop(self) -> None:
@@ -156,10 +184,10 @@ class Fanout:
 
     async def _presence_loop(self) -> None:
         while True:
-            await self.report_presence()
+            await self.report_presence(tell=True)
             await asyncio.sleep(self.limits.presence_heartbeat_s)
 
-    async def report_presence(self) -> None:
+    async def report_presence(self, *, tell: bool = False) -> None:
         counts = self.counts()
         gone = self._reported - set(counts)
         try:
@@ -168,7 +196,8 @@ class Fanout:
         except PresenceUnavailable as exc:
             log.warning("presence report failed: %s", exc)
             return
-        await self._tell_viewers(tuple(counts))
+        if tell:
+            await self._tell_viewers(tuple(counts))
 
     async def _tell_viewers(self, streams: Sequence[str]) -> None:
         for stream in streams:

@@ -79,6 +79,8 @@ async def _serve(cell: Cell, session: Session, resume: Cursor | None) -> None:
         await session.run()
     finally:
         cell.sessions.discard(session)
+        if session.close_reason == "slow_consumer":
+            cell.slow_consumers += 1
         await cell.fanout.leave(session)
 
 

@@ -12,6 +12,7 @@ round trip; ``multi_last`` with ``up_to_seq`` steps backwards for history pages.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -140,6 +141,16 @@ class JetStreamLog:
             prev = seq
             more = int(headers.get("Nats-Num-Pending", "0")) > 0
         return Page(entries=tuple(entries), more=more)
+
+    async def read_since(self, stream: str, since_ms: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` entries stored at or after ``since_ms`` (wall clock), oldest first:
+        one batch Direct Get from a start time."""
+        start = datetime.datetime.fromtimestamp(since_ms / 1000, tz=datetime.UTC)
+        msgs = await self._direct({"start_time": start.isoformat().replace("+00:00", "Z"),
+                                   "next_by_subj": subject(self.region, stream),
+                                   "batch": limit})
+        return [Entry(seq=int((m.headers or {})["Nats-Sequence"]), prev=0,
+                      comment=Comment.decode(m.data)) for m in msgs]
 
     async def read_before(self, stream: str, before_seq: int | None, limit: int
                           ) -> list[Entry]:

@@ -311,9 +311,10 @@ class Session:
                 try:
                     await self.transport.send(frames)
                 except (Gone, OSError):
-                    self.state = State.CLOSED
-                    self.close_reason = "gone"
-                    self._closed.set()
+                    if not self._closed.is_set():  # keep the reason of a close we started
+                        self.state = State.CLOSED
+                        self.close_reason = "gone"
+                        self._closed.set()
                     return
                 if last is not None:
                     self.sent = last
