@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from region import api_archive
 from region.cell import CELL, Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
@@ -50,6 +51,9 @@ async def history(request: web.Request) -> web.Response:
     stream = check_stream(request.match_info["stream"])
     claims = cell.authenticate(request)
     limit = _limit(request)
+    if cell.archive is not None:
+        return await api_archive.history(request, cell, stream, user=claims.user,
+                                         moderator=claims.is_moderator, limit=limit)
     before = cursor_param(request.query.get("before"))
     if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
         raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "

@@ -126,6 +126,7 @@ async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
 
         async def region_status(i: int) -> RegionStatus:
             r = config.regions[i]
+            outbox_task = asyncio.ensure_future(outboxes(config, r.name))
             nats_up, leaf_up, redis_up, gws, (enabled, latency), cass = await asyncio.gather(
                 nats_ok(session, r.host, r.nats.monitor_port, leafs=0),
                 nats_ok(session, r.host, r.nats.monitor_port, leafs=1),
@@ -135,11 +136,13 @@ async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
                 tcp_ok(r.cassandra.address, config.cassandra.native_port)
                 if with_cassandra else _none(),
             )
+            outbox = await outbox_task
             return RegionStatus(
                 name=r.name, nats=nats_up, leaf_link=leaf_up, redis=redis_up,
                 gateways=[GatewayStatus(u, g is not None and g.get("status") == "ok")
                           for u, g in zip(r.gateway_urls, gws, strict=True)],
                 link_enabled=enabled, link_latency_ms=latency, cassandra=cass,
+                extra={"outbox": outbox},
             )
 
         hub, toxi_up, regions = await asyncio.gather(
@@ -147,11 +150,65 @@ async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
             _toxi_ok(toxi),
             asyncio.gather(*(region_status(i) for i in range(len(config.regions)))),
         )
+    if with_cassandra:
+        lags = await asyncio.gather(*(archive_lag(config, r.name) for r in config.regions))
+        for region_status_, lag in zip(regions, lags, strict=True):
+            region_status_.extra["archive_lag"] = lag
     return ClusterStatus(hub=hub, toxiproxy=toxi_up, regions=list(regions))
 
 
 async def _none() -> None:
     return None
+
+
+async def archive_lag(config: Config, region_name: str) -> int | None:
+    """Comments of ``region_name``'s log that its persisters have not archived yet (None:
+    unknown, or no gateway has started persisting)."""
+    import nats
+    from nats.errors import Error as NatsError
+    from nats.js.errors import Error as JsError
+
+    from region import persister
+
+    region = config.region(region_name)
+    try:
+        nc = await nats.connect(region.nats_url, connect_timeout=PROBE_TIMEOUT_S,
+                                max_reconnect_attempts=0, allow_reconnect=False,
+                                error_cb=_quiet)
+    except (NatsError, OSError, TimeoutError):
+        return None
+    try:
+        return await asyncio.wait_for(persister.lag(nc), PROBE_TIMEOUT_S)
+    except (NatsError, JsError, TimeoutError):
+        return None
+    finally:
+        await nc.close()
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py prints every connection error by default; a probe reports it instead."""
+
+
+async def outboxes(config: Config, region_name: str) -> dict[str, int | None]:
+    """Comments of ``region_name`` waiting for each other region (None: unknown)."""
+    import nats
+    from nats.errors import Error as NatsError
+
+    from global_.relay import outbox_depth
+
+    region = config.region(region_name)
+    others = [r.name for r in config.regions if r.name != region_name]
+    try:
+        nc = await nats.connect(region.nats_url, connect_timeout=PROBE_TIMEOUT_S,
+                                max_reconnect_attempts=0, allow_reconnect=False,
+                                error_cb=_quiet)
+    except (NatsError, OSError, TimeoutError):
+        return dict.fromkeys(others)
+    try:
+        depths = await asyncio.gather(*(outbox_depth(nc, d) for d in others))
+    finally:
+        await nc.close()
+    return dict(zip(others, depths, strict=True))
 
 
 async def _toxi_ok(toxi: Toxiproxy) -> bool:

@@ -182,6 +182,14 @@ class LocalCluster:
         await cassandra.wait_converged(self.config, timeout_s=CASSANDRA_TIMEOUT_S,
                                        children=nodes)
         self.timings["cassandra ring"] = time.monotonic() - began
+        # The archive's schema, before any gateway looks for it (`chorus migrate` does the
+        # same for a deployed cluster).
+        from chorus import archive_schema
+
+        self._progress("applying the archive's schema")
+        began = time.monotonic()
+        await asyncio.to_thread(archive_schema.apply, self.config)
+        self.timings["archive schema"] = time.monotonic() - began
 
     def _spawn(self, spec: ProcessSpec) -> Child:
         child = Child.start(spec)

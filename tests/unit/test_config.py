@@ -37,6 +37,7 @@ def test_defaults_fill_optional_sections() -> None:
         del doc[section]
     config = parse_config(yaml.safe_dump(doc))
     assert config.limits.tick_ms == 50 and config.archive.ttl_days == 90
+    assert config.archive.replication_factor == 1
 
 
 def edit(path: str, value: object) -> str:
@@ -74,6 +75,8 @@ def edit(path: str, value: object) -> str:
      "duplicate address"),
     ("cassandra.enabled", "yes", "cassandra.enabled", "true or false"),
     ("limits.replay_window", 0, "limits.replay_window", "greater than 0"),
+    ("archive.replication_factor", 0, "archive.replication_factor", "greater than 0"),
+    ("archive.shards", 0, "archive.shards", "greater than 0"),
     ("limits.comment_max_bytes", 99999, "limits.comment_max_bytes", "frame_max_bytes"),
     ("limits.presence_heartbeat_s", 30, "limits.presence_heartbeat_s", "presence_ttl_s"),
     ("tiers.sampled_exit_viewers", 9000, "tiers.sampled_exit_viewers", "must not exceed"),
