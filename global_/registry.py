@@ -65,6 +65,13 @@ class RegistryState:
     def observe(self, beat: Heartbeat, now: float) -> None:
         self.seen[(beat.region, beat.gateway)] = (now, beat.healthy)
 
+    def urls(self, region: str, now: float) -> tuple[str, ...]:
+        """The URLs the region's gateways announced lately (a deployed region announces its
+        load balancer's), sorted; empty when none did."""
+        fresh_after = now - STALE_AFTER * self.interval_s
+        return tuple(sorted({gateway for (name, gateway), (at, _) in self.seen.items()
+                             if name == region and at >= fresh_after}))
+
     def health(self, region: str, now: float) -> RegionHealth:
         fresh_after = now - STALE_AFTER * self.interval_s
         last: float | None = None

@@ -131,6 +131,10 @@ class Gateways(pulumi.ComponentResource):
                 type="forward", target_group_arn=target_group.arn)],
             tags=tags, opts=child)
 
+        scheme = "https" if args.tls else "http"
+        # What the region's gateways announce to every region's /v1/regions.
+        public_url = pulumi.Output.concat(scheme, "://", nlb.dns_name,
+                                          "" if args.tls else f":{self.listener_port}")
         secrets = self._secrets(name, args, tags)
         execution_role, task_role = self._roles(name, args, list(secrets.values()), tags)
         logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=30, tags=tags,
@@ -146,7 +150,7 @@ class Gateways(pulumi.ComponentResource):
                 operating_system_family="LINUX", cpu_architecture="X86_64"),
             execution_role_arn=execution_role.arn, task_role_arn=task_role.arn,
             container_definitions=pulumi.Output.json_dumps([self._container(
-                args, logs.name, secrets)]),
+                args, logs.name, secrets, public_url)]),
             tags=tags, opts=child)
         service = aws.ecs.Service(
             f"{name}-service", cluster=cluster.arn, task_definition=task.arn,
@@ -168,9 +172,7 @@ class Gateways(pulumi.ComponentResource):
                                         ignore_changes=["desiredCount"]))
         self._scaling(name, args, cluster, service, nlb, target_group, tags)
 
-        scheme = "https" if args.tls else "http"
-        self.url = pulumi.Output.concat(scheme, "://", nlb.dns_name,
-                                        "" if args.tls else f":{self.listener_port}")
+        self.url = public_url
         self.dns_name = nlb.dns_name
         self.zone_id = nlb.zone_id
         self.register_outputs({"url": self.url})
@@ -222,7 +224,8 @@ class Gateways(pulumi.ComponentResource):
         return execution, task
 
     def _container(self, args: GatewaysArgs, log_group: pulumi.Output[str],
-                   secrets: Mapping[str, pulumi.Output[str]]) -> dict[str, object]:
+                   secrets: Mapping[str, pulumi.Output[str]],
+                   public_url: pulumi.Output[str]) -> dict[str, object]:
         port = args.region.gateway_port
         nofile = args.limits.max_connections_per_gateway + FD_HEADROOM
         environment = {
@@ -230,12 +233,14 @@ class Gateways(pulumi.ComponentResource):
             "CHORUS_GATEWAY_PORT": str(port),
             **args.environment,
         }
+        environment_outputs = {"CHORUS_PUBLIC_URL": public_url}
         return {
             "name": CONTAINER,
             "image": args.image,
             "essential": True,
             "portMappings": [{"containerPort": port, "protocol": "tcp"}],
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "environment": [{"name": k, "value": v} for k, v in sorted(
+                {**environment, **environment_outputs}.items())],
             "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
             "ulimits": [{"name": "nofile", "softLimit": nofile, "hardLimit": nofile}],
             # SIGTERM first: the gateway hands out resume hints before it is killed.

@@ -10,7 +10,9 @@ from nats.aio.client import Client as Nats
 
 from chorus.config import Config, Region
 from chorus.ids import IdGenerator
+from global_.plane import GlobalPlane
 from region.admission import Admission
+from region.archive import Archive
 from region.auth import Claims, bearer, origin_allowed, verify_token
 from region.errors import ApiError, ErrorCode
 from region.fanout import Fanout
@@ -34,7 +36,15 @@ class Cell:
     fanout: Fanout
     replayer: Replayer
     admission: Admission
+    plane: GlobalPlane
     sessions: set[Session] = field(default_factory=set)
+    slow_consumers: int = 0   # connections cut because their queue overflowed
+    # What this gateway calls itself (registry, metrics) and where its viewers go when it
+    # stops; see region/deployment.py.
+    public_url: str = ""
+    peers: tuple[str, ...] = ()
+    # The archive (Cassandra), when cassandra.enabled: history, retraction, the persister.
+    archive: Archive | None = None
 
     @property
     def gateway(self) -> str:
@@ -42,7 +52,7 @@ class Cell:
 
     @property
     def url(self) -> str:
-        return self.region.gateway_urls[self.index]
+        return self.public_url or self.region.gateway_urls[self.index]
 
     @property
     def position(self) -> Position:
@@ -75,6 +85,15 @@ class Cell:
 CELL = web.AppKey("cell", Cell)
 
 
+def _archive(config: Config, region: Region) -> Archive | None:
+    if not config.cassandra.enabled:
+        return None
+    # Imported here: a cluster without Cassandra never loads the driver.
+    from region.archive_cassandra import CassandraArchive
+
+    return CassandraArchive(config, region)  # connects on first use, not now
+
+
 async def build_cell(config: Config, region: Region, index: int, *, nc: Nats,
                      redis: aioredis.Redis) -> Cell:
     limits = config.limits
@@ -83,9 +102,13 @@ async def build_cell(config: Config, region: Region, index: int, *, nc: Nats,
     cache = RedisReplayCache(redis, limits.replay_window)
     admission = Admission(redis, limits)
     gateway = f"{region.name}.{index}"
+    presence = RedisPresence(redis, limits.presence_ttl_s)
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
-                    presence=RedisPresence(redis, limits.presence_ttl_s), cache=cache)
+                    presence=presence, cache=cache)
+    plane = GlobalPlane(nc, config=config, region=region, log_=log, presence=presence)
+    fanout.hooks = plane
     return Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
+                archive=_archive(config, region),
                 ingest=Ingest(region.name, log, admission, IdGenerator(gateway)),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
-                admission=admission)
+                admission=admission, plane=plane)

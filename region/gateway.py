@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import ssl
+import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -20,11 +25,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from nats.aio.client import Client as Nats
 
-from chorus.config import Config, Region, load_config
+from chorus.config import Config, load_config
+from chorus.errors import ChorusError
 from global_ import registry
-from region import api, live
+from region import api, api_archive, live
 from region.cell import CELL, Cell, build_cell
+from region.deployment import GatewaySettings, local_settings, settings_from_env
 from region.errors import ApiError, ErrorCode
+from region.persister import Persister
 from region.protocol import CloseCode
 
 REGISTRY = web.AppKey("registry", registry.RegistryState)
@@ -78,6 +86,32 @@ async def healthz(request: web.Request) -> web.Response:
         status=200 if ok else 503)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: this process's counters."""
+    cell = request.app[CELL]
+    plane, fanout = cell.plane, cell.fanout
+    labels = f'region="{cell.region.name}",gateway="{cell.index}"'
+    lines = [
+        "# TYPE chorus_connections gauge",
+        f"chorus_connections{{{labels}}} {len(cell.sessions)}",
+        "# TYPE chorus_slow_consumers_total counter",
+        f"chorus_slow_consumers_total{{{labels}}} {cell.slow_consumers}",
+        "# TYPE chorus_entries_delivered_total counter",
+        f"chorus_entries_delivered_total{{{labels}}} {fanout.delivered}",
+        "# TYPE chorus_presence_queries_total counter",
+        f"chorus_presence_queries_total{{{labels}}} {plane.directory.queries}",
+        "# TYPE chorus_bootstraps_total counter",
+        f"chorus_bootstraps_total{{{labels}}} {plane.bootstraps}",
+    ]
+    for name, counter in (("forwarded", plane.stats.forwarded),
+                          ("forward_skipped_no_viewers", plane.stats.skipped_no_viewers),
+                          ("forward_failures", plane.stats.failures)):
+        lines.append(f"# TYPE chorus_{name}_total counter")
+        for dest in plane.others:
+            lines.append(f'chorus_{name}_total{{{labels},dest="{dest}"}} {counter.get(dest, 0)}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
 async def regions(request: web.Request) -> web.Response:
     """Every region with its public URLs and its health as the registry last heard it."""
     cell, state = request.app[CELL], request.app[REGISTRY]
@@ -88,7 +122,7 @@ async def regions(request: web.Request) -> web.Response:
         health = state.health(region.name, now)
         out.append({
             "name": region.name,
-            "urls": list(region.gateway_urls),
+            "urls": list(state.urls(region.name, now) or region.gateway_urls),
             "healthy": health.healthy,
             "gateways_healthy": health.gateways_healthy,
             "last_seen_s": health.last_seen_s,
@@ -131,7 +165,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     loops. Cancelled and awaited on shutdown; a crash of one is logged by the task's owner."""
     cell = app[CELL]
     tasks = [asyncio.create_task(_heartbeats(app), name="registry-heartbeats"),
-             asyncio.create_task(cell.fanout.run(), name="fanout")]
+             asyncio.create_task(cell.fanout.run(), name="fanout"),
+             asyncio.create_task(cell.plane.run(), name="global-plane")]
+    if cell.archive is not None:
+        persister = Persister(cell.nc, cell.region.name, cell.archive)
+        tasks.append(asyncio.create_task(persister.run(), name="archive-persister"))
     yield
     for task in tasks:
         task.cancel()
@@ -139,12 +177,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await cell.fanout.withdraw()
+    if cell.archive is not None:
+        await cell.archive.close()
 
 
 async def _say_goodbye(app: web.Application) -> None:
     """On shutdown every viewer gets a `bye` with its cursor and where else to go."""
     cell = app[CELL]
-    others = tuple(u for u in cell.region.gateway_urls if u != cell.url)
+    others = cell.peers or tuple(u for u in cell.region.gateway_urls if u != cell.url)
     await asyncio.gather(*(s.close("gateway shutting down", CloseCode.GOING_AWAY, others)
                            for s in tuple(cell.sessions)))
 
@@ -157,6 +197,7 @@ def make_app(cell: Cell) -> web.Application:
     app[REGISTRY] = registry.RegistryState(interval_s=limits.health_interval_s)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/regions", regions)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/streams/{stream}/comments", api.post_comment)
     app.router.add_get("/v1/streams/{stream}/comments", api.history)
     app.router.add_get("/v1/streams/{stream}/live", live.websocket)
@@ -164,61 +205,97 @@ def make_app(cell: Cell) -> web.Application:
     app.router.add_get("/v1/streams/{stream}/poll", live.poll)
     app.router.add_put("/v1/moderation/bans/{user}", api.set_ban)
     app.router.add_delete("/v1/moderation/bans/{user}", api.set_ban)
+    app.router.add_delete("/v1/streams/{stream}/comments/{id}", api_archive.retract_comment)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_say_goodbye)
     return app
 
 
-async def serve(config: Config, region: Region, index: int, *, nc: Nats,
+async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
                 redis: aioredis.Redis, stop: asyncio.Event) -> None:
-    """Serves gateway ``index`` of ``region`` until ``stop`` is set."""
-    cell = await build_cell(config, region, index, nc=nc, redis=redis)
+    """Serves one gateway of ``settings.region`` until ``stop`` is set."""
+    region = config.region(settings.region)
+    cell = await build_cell(config, region, settings.node, nc=nc, redis=redis)
+    cell.public_url, cell.peers = settings.public_url, settings.peers
     runner = web.AppRunner(make_app(cell), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, region.host, region.gateway_ports[index])
-    await site.start()
+    with _tls(settings) as ssl_context:
+        site = web.TCPSite(runner, settings.listen_host, settings.listen_port,
+                           ssl_context=ssl_context)
+        await site.start()
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
 
 
-async def connect_nats(region: Region, name: str) -> Nats:
+@contextlib.contextmanager
+def _tls(settings: GatewaySettings) -> Iterator[ssl.SSLContext | None]:
+    """A server TLS context from PEM text (the ssl module loads certificates from files
+    only: they live in a private temporary directory just while loading)."""
+    if settings.tls_cert_pem is None or settings.tls_key_pem is None:
+        yield None
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert.write_text(settings.tls_cert_pem)
+        key.write_text(settings.tls_key_pem)
+        key.chmod(0o600)
+        context.load_cert_chain(cert, key)
+    yield context
+
+
+async def connect_nats(urls: tuple[str, ...], name: str) -> Nats:
     # Reconnect forever: a gateway outlives any NATS restart (nats-py gives up after 60
     # attempts by default). No reconnect buffer: nats-py would otherwise keep a post's publish
     # while disconnected and deliver it after the poster was told 503; with none, the publish
     # fails at once and "503" means "not stored".
-    return await nats.connect(region.nats_url, name=name, max_reconnect_attempts=-1,
+    return await nats.connect(list(urls), name=name, max_reconnect_attempts=-1,
                               reconnect_time_wait=0.5, connect_timeout=2, pending_size=0)
 
 
-async def _main(config: Config, region_name: str, index: int) -> None:
-    region = config.region(region_name)
+async def _main(config: Config, settings: GatewaySettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await connect_nats(region, f"gateway-{region.name}-{index}")
-    redis = aioredis.Redis.from_url(region.redis_url, socket_timeout=5)
+    nc = await connect_nats(settings.nats_urls, f"gateway-{settings.region}-{settings.node}")
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
-        await serve(config, region, index, nc=nc, redis=redis, stop=stop)
+        await serve(config, settings, nc=nc, redis=redis, stop=stop)
     finally:
         await nc.drain()
         await redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m region.gateway",
-                                     description="Run one gateway process of a region.")
+    parser = argparse.ArgumentParser(
+        prog="python -m region.gateway", description="Run one gateway process of a region.",
+        epilog="--from-env takes the region, addresses and secrets from CHORUS_* variables "
+               "(region/deployment.py lists them): the mode of a deployed gateway.")
     parser.add_argument("--config", required=True, help="regions.yaml to load")
-    parser.add_argument("--region", required=True)
+    parser.add_argument("--region", help="the region (local cluster)")
     parser.add_argument("--index", type=int, default=0, help="which of the region's gateways")
+    parser.add_argument("--from-env", action="store_true",
+                        help="a deployed gateway: addresses from CHORUS_* variables")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    region = config.region(args.region)
-    if not 0 <= args.index < region.gateways:
-        parser.error(f"--index must be 0..{region.gateways - 1} for region {region.name}")
-    asyncio.run(_main(config, args.region, args.index))
+    try:
+        config = load_config(args.config)
+        if args.from_env:
+            config, settings = settings_from_env(os.environ, config)
+        else:
+            if not args.region:
+                parser.error("--region is required (or --from-env)")
+            region = config.region(args.region)
+            if not 0 <= args.index < region.gateways:
+                parser.error(f"--index must be 0..{region.gateways - 1} for region "
+                             f"{region.name}")
+            settings = local_settings(config, region, args.index)
+    except ChorusError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(_main(config, settings))
 
 
 if __name__ == "__main__":

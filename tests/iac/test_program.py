@@ -112,6 +112,25 @@ def test_gateways_follow_the_region(deployed: Run, repo_regions: Config) -> None
         assert spec["ulimits"][0]["softLimit"] > limit
 
 
+def test_the_gateway_image_accepts_the_environment_its_task_gets(deployed: Run,
+                                                                repo_regions: Config) -> None:
+    """The task definition and the gateway's --from-env mode agree: every variable the task
+    sets is known to the gateway, and together they are enough for it to start."""
+    from region.deployment import settings_from_env
+
+    for region in repo_regions.regions:
+        spec = container(deployed, region.name)
+        env = {e["name"]: str(e["value"]) for e in spec["environment"]}
+        # Secrets are injected by ECS at start; stand in their values.
+        env.update({s["name"]: SECRETS.auth_secret for s in spec["secrets"]})
+        env["CHORUS_NATS_URLS"] = env["CHORUS_NATS_URLS"] or "tls://nats.invalid:4222"
+        config, settings = settings_from_env(env, repo_regions)
+        assert settings.region == region.name
+        assert settings.listen_port == region.gateway_port
+        assert settings.public_url.startswith(("http://", "https://"))
+        assert config.cassandra.enabled
+
+
 def test_gateways_scale_on_cpu_and_on_connections(deployed: Run, repo_regions: Config) -> None:
     policies = {p.name: p.inputs["targetTrackingScalingPolicyConfiguration"]
                 for p in deployed.of_type("aws:appautoscaling/policy:Policy")}

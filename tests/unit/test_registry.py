@@ -30,3 +30,12 @@ def test_heartbeat_round_trip_and_rejects_garbage() -> None:
     for bad in (b"[]", b"{}", b"not json", b'{"region": "a"}'):
         with pytest.raises(ValueError):
             Heartbeat.decode(bad)
+
+
+def test_urls_are_the_ones_announced_lately() -> None:
+    state = RegistryState(interval_s=1.0)
+    state.observe(Heartbeat("eu-west", "https://lb", True, 1), now=10.0)
+    state.observe(Heartbeat("eu-west", "https://lb", True, 2), now=10.5)
+    state.observe(Heartbeat("eu-west", "http://old", True, 1), now=5.0)
+    assert state.urls("eu-west", now=11.0) == ("https://lb",)
+    assert state.urls("us-east", now=11.0) == ()
