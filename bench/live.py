@@ -92,6 +92,44 @@ class Watcher:
             self.task.cancel()
 
 
+class RawViewer(asyncio.Protocol):
+    """The cheapest possible viewer: a WebSocket handshake, then it only counts comment ids
+    in the bytes it receives (no frame parsing), so the gateway, not the client, is measured.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.tail = b""
+        self.upgraded = asyncio.get_event_loop().create_future()
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded.done():
+            self.buffer += data
+            if b"\r\n\r\n" in self.buffer:
+                head, _, rest = self.buffer.partition(b"\r\n\r\n")
+                self.upgraded.set_result(b" 101 " in head.split(b"\r\n")[0])
+                data = rest
+            else:
+                return
+        chunk = self.tail + data
+        self.count += chunk.count(b'"id":')
+        self.tail = data[-4:]  # an id split across two reads is counted once
+
+    @classmethod
+    async def open(cls, base: str, stream: str, token: str) -> tuple[RawViewer, asyncio.Transport]:
+        host, port = base.split("//")[1].split(":")
+        transport, viewer = await asyncio.get_running_loop().create_connection(
+            cls, host, int(port))
+        transport.write((f"GET /v1/streams/{stream}/live?access_token={token} HTTP/1.1\r\n"
+                         f"Host: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        if not await asyncio.wait_for(viewer.upgraded, 10):
+            raise RuntimeError("WebSocket upgrade refused")
+        return viewer, transport  # type: ignore[return-value]
+
+
 async def post(http: aiohttp.ClientSession, base: str, stream: str, token: str,
                text: str) -> tuple[str, float]:
     began = time.perf_counter()
@@ -147,37 +185,50 @@ async def latency(cluster: LocalCluster, http: aiohttp.ClientSession, *, rate: f
 
 
 async def deliveries(cluster: LocalCluster, http: aiohttp.ClientSession, *, viewers: int,
-                     comments: int) -> tuple[float, int]:
-    """``viewers`` connections on one gateway, ``comments`` posted on the other gateway as
-    fast as possible; returns deliveries per second of the one gateway."""
+                     rates: tuple[int, ...], seconds: float) -> list[tuple[int, float, int, int]]:
+    """``viewers`` connections on one gateway; comments posted on the other gateway at each
+    rate in turn. Returns (rate, deliveries/s, missing, cut) per rate: a rate is sustained
+    when nothing is missing and nobody was cut."""
     cfg = cluster.config
-    stream = f"fan{int(time.time())}"
     secret = cfg.auth.dev_secret
     base = cfg.region("us-east").gateway_urls[0]
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as many:
-        ws = [Watcher(many, base, stream, issue_token(secret, f"v{i}")) for i in range(viewers)]
-        await asyncio.gather(*(w.start(parse=False) for w in ws))
+    other = cfg.region("us-east").gateway_urls[1]
+    results = []
+    for rate in rates:
+        stream = f"fan{rate}x{int(time.time())}"
+        opened = [await RawViewer.open(base, stream, issue_token(secret, f"v{i}"))
+                  for i in range(viewers)]
+        ws = [v for v, _ in opened]
         await asyncio.sleep(1)
-        users = [issue_token(secret, f"f{i}") for i in range(comments // 5 + 1)]
-        lane = asyncio.Semaphore(32)
-        other = cfg.region("us-east").gateway_urls[1]
-
-        async def one(i: int) -> None:
-            async with lane:
-                await post(http, other, stream, users[i // 5], f"f{i}")
+        comments = int(rate * seconds)
+        users = [issue_token(secret, f"f{rate}-{i}") for i in range(comments // 5 + 1)]
+        cut_before = await slow_consumers(http, base)
         began = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(comments)))
+        pending = []
+        for i in range(comments):
+            pending.append(asyncio.create_task(post(http, other, stream, users[i // 5],
+                                                    f"f{i}")))
+            await asyncio.sleep(max(0.0, began + (i + 1) / rate - time.perf_counter()))
+        await asyncio.gather(*pending)
         total = viewers * comments
-        while sum(w.count for w in ws) < total:
-            if time.perf_counter() - began > 120:
-                break
+        while sum(w.count for w in ws) < total and time.perf_counter() - began < seconds + 30:
             await asyncio.sleep(0.05)
         took = time.perf_counter() - began
         got = sum(w.count for w in ws)
-        for w in ws:
-            await w.stop()
-    return got / took, got
+        cut = await slow_consumers(http, base) - cut_before
+        for _, transport in opened:
+            transport.close()
+        results.append((rate, got / took, total - got, cut))
+        if cut or got < total:
+            break  # past what one gateway sustains
+    return results
+
+
+async def slow_consumers(http: aiohttp.ClientSession, base: str) -> int:
+    async with http.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    line = next(x for x in text.splitlines() if x.startswith("chorus_slow_consumers_total"))
+    return int(float(line.rsplit(" ", 1)[1]))
 
 
 def rss_kb(pid: int) -> int:
@@ -222,10 +273,15 @@ async def main(args: argparse.Namespace) -> None:
             if values:
                 print(f"  {name:<48} n={len(values):<5} p50 {statistics.median(values):6.1f} ms"
                       f"   p99 {pct(values, 99):6.1f} ms")
-        viewers, comments = (100, 200) if quick else (500, 1000)
-        rate_d, got = await deliveries(cluster, http, viewers=viewers, comments=comments)
-        print(f"\ndeliveries of one gateway process: {viewers} viewers x {comments} comments "
-              f"= {got} deliveries, {rate_d:,.0f} deliveries/s")
+        viewers = 100 if quick else 500
+        rates = (50, 100) if quick else (50, 100, 200, 400, 800)
+        print(f"\ndeliveries of one gateway process, {viewers} viewers of one stream, "
+              "comments posted at a steady rate on the region's other gateway:")
+        for rate, per_s, missing, cut in await deliveries(
+                cluster, http, viewers=viewers, rates=rates, seconds=5 if quick else 10):
+            verdict = ("sustained" if not missing and not cut else
+                       f"NOT sustained: {missing} deliveries missing, {cut} viewers cut")
+            print(f"  {rate:>4} comments/s -> {per_s:>9,.0f} deliveries/s  {verdict}")
         conns = 200 if quick else 1000
         per = await idle_memory(cluster, connections=conns)
         print(f"\nmemory per idle WebSocket connection (gateway RSS growth over {conns}): "

@@ -137,7 +137,7 @@ class Limits:
     stream_burst: int = 1000
     send_queue_max: int = 256
     max_connections_per_gateway: int = 20000
-    tick_ms: int = 50
+    tick_ms: int = 25
     replay_window: int = 2000
     presence_ttl_s: int = 10
     presence_heartbeat_s: int = 3

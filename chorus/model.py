@@ -8,6 +8,7 @@ shadow-banned user, delivered to its author alone; ``badge`` the author's highes
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -35,8 +36,14 @@ class Comment:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @functools.cached_property
+    def json_text(self) -> str:
+        """The comment as compact JSON, computed once: a gateway hands the same comment to
+        every viewer of the stream, and each frame embeds this text instead of re-encoding."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
     def encode(self) -> bytes:
-        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        return self.json_text.encode()
 
     @classmethod
     def from_json(cls, doc: Any) -> Comment:

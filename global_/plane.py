@@ -72,6 +72,7 @@ class GlobalPlane:
         try:
             await asyncio.gather(*(f.run() for f in forwarders))
         finally:
+            await self.directory.close()
             for sub in subs:
                 with contextlib.suppress(NatsError):
                     await sub.unsubscribe()

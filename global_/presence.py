@@ -52,14 +52,20 @@ class PresenceCache:
     max_entries: int = 100_000
 
     def get(self, stream: str, region: str) -> Answer | None:
+        hit = self.get_aged(stream, region)
+        return None if hit is None else hit[0]
+
+    def get_aged(self, stream: str, region: str) -> tuple[Answer, float] | None:
+        """The answer and its age in seconds, while it is valid."""
         hit = self._entries.get((stream, region))
         if hit is None:
             return None
         at, answer = hit
-        if self.clock() - at > self.ttl_s:
+        age = self.clock() - at
+        if age > self.ttl_s:
             del self._entries[(stream, region)]
             return None
-        return answer
+        return answer, age
 
     def put(self, stream: str, answer: Answer) -> None:
         if answer.viewers is None:
@@ -92,14 +98,38 @@ class PresenceDirectory:
         self.cache = PresenceCache(ttl_s=cache_ms / 1000)
         self.timeout_s = timeout_ms / 1000
         self.queries = 0  # requests sent, for /metrics and the single-region test
+        self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     async def viewers(self, stream: str, region: str) -> Answer:
-        cached = self.cache.get(stream, region)
-        if cached is not None:
-            return cached
+        hit = self.cache.get_aged(stream, region)
+        if hit is not None:
+            answer, age = hit
+            # Refresh ahead: past half its life an answer is renewed in the background, so a
+            # busy stream's forwards never wait a round trip for a fresh one.
+            key = (stream, region)
+            if age > self.cache.ttl_s / 2 and key not in self._refreshing:
+                task = asyncio.create_task(self._refresh(stream, region))
+                self._refreshing[key] = task
+                task.add_done_callback(self._refreshed)
+            return answer
         answer = await self._ask(stream, region)
         self.cache.put(stream, answer)
         return answer
+
+    async def _refresh(self, stream: str, region: str) -> None:
+        self.cache.put(stream, await self._ask(stream, region))
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        for key, running in list(self._refreshing.items()):
+            if running is task:
+                del self._refreshing[key]
+
+    async def close(self) -> None:
+        """Cancels background refreshes (the owner calls this on shutdown)."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def regions_with_viewers(self, stream: str) -> set[str]:
         answers = await asyncio.gather(*(self.viewers(stream, r) for r in self.regions))

@@ -8,8 +8,13 @@ directory), and publishes the rest into ``dest``'s log with ``Nats-Msg-Id`` = co
 acknowledged it; while ``dest`` is unreachable nothing is acknowledged, the forwarder backs
 off, and when the link heals the outbox drains in order.
 
-Every gateway of the region runs a forwarder per destination on the same consumer;
-``max_ack_pending`` = one batch lets only one batch be in flight, which keeps the order.
+Every gateway of the region runs a forwarder per destination on the same consumer. A
+forwarder keeps up to ``IN_FLIGHT`` batches in flight, so that a destination one long round
+trip away is not paid a round trip per batch. Within one forwarder the publishes leave in
+order over one connection; across batches and gateways, and after a failed batch is sent
+again, ``dest`` may store comments a little out of their origin's order: every viewer in
+``dest`` still sees ``dest``'s one order (its log), and clients render by comment id within a
+reorder window (DESIGN G4). Duplicates are impossible within the log's duplicate window.
 The outbox is bounded by the log's retention (region/log_jetstream.py, 7 days).
 """
 
@@ -35,6 +40,7 @@ from region.log_jetstream import STREAM, subject
 log = logging.getLogger(__name__)
 
 BATCH = 128                 # comments read and published at once per destination
+IN_FLIGHT = 32              # batches a forwarder publishes before the first is acknowledged
 PUBLISH_TIMEOUT_S = 5.0     # a destination's PubAck, over the slowest link with margin
 # JetStream redelivers a batch that a crashed gateway did not finish after this long; while it
 # waits the outbox is stalled (one batch in flight), so keep it short, above one batch's worst
@@ -80,7 +86,7 @@ class Forwarder:
                     config=ConsumerConfig(
                         durable_name=consumer_name(self.dest),
                         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                        ack_wait=ACK_WAIT_S, max_ack_pending=BATCH,
+                        ack_wait=ACK_WAIT_S, max_ack_pending=BATCH * IN_FLIGHT * 2,
                         filter_subject=f"cmt.{self.region}.>", max_deliver=-1))
                 await self._drain(sub)
             except (NatsError, JsError, NatsTimeout, OSError) as exc:
@@ -88,12 +94,23 @@ class Forwarder:
                 await self._pause()
 
     async def _drain(self, sub: object) -> None:
-        while True:
-            try:
-                msgs = await sub.fetch(BATCH, timeout=1.0)  # type: ignore[attr-defined]
-            except NatsTimeout:
-                continue  # nothing new
-            await self._forward(msgs)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                while len(inflight) >= IN_FLIGHT:
+                    done, inflight = await asyncio.wait(
+                        inflight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a batch's failure surfaces here
+                try:
+                    msgs = await sub.fetch(BATCH, timeout=1.0)  # type: ignore[attr-defined]
+                except NatsTimeout:
+                    continue  # nothing new
+                inflight.add(asyncio.create_task(self._forward(msgs)))
+        finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
 
     async def _forward(self, msgs: list[Msg]) -> None:
         ours: list[tuple[Msg, Comment | None]] = []

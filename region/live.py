@@ -34,7 +34,6 @@ from region.protocol import (
     ServerFrame,
     encode,
     parse_client_frame,
-    to_json,
 )
 from region.session import Gone, Session
 from region.validation import check_stream
@@ -209,7 +208,7 @@ class SseTransport:
             # viewer cut off before its first comment still resumes instead of skipping.
             event_id = (f"id: {frame.cursor}\n"
                         if isinstance(frame, Hello | Comments | Recovered) else "")
-            out.append(f"{event_id}event: {frame.type}\ndata: {json.dumps(to_json(frame))}\n\n")
+            out.append(f"{event_id}event: {frame.type}\ndata: {encode(frame)}\n\n")
         await self._write("".join(out))
 
     async def keepalive(self) -> None:

@@ -8,10 +8,12 @@ the replay cache) before it accepts anything newer. Resume after a disconnect is
 catch-up, starting from the client's cursor. While a catch-up runs, live entries wait in a
 bounded list, so the race between replay and live neither loses nor duplicates.
 
-Sending is paced: the writer wakes when something is queued, sends everything queued as one
-``comments`` frame (plus any control frames in order), then waits one tick, so that a busy
-stream costs one write per connection per tick. The queue is bounded: a connection that
-cannot keep up is closed with a ``bye`` carrying its resume cursor, and it never slows others.
+Sending is paced: the writer wakes when something is queued and sends everything queued as
+one ``comments`` frame (plus any control frames in order); when that write carried more than
+one comment the stream is busy, and the writer waits one tick before the next, so that a busy
+stream costs one write per connection per tick while a quiet one's comments go out at once.
+The queue is bounded: a connection that cannot keep up is closed with a ``bye`` carrying its
+resume cursor, and it never slows others.
 """
 
 from __future__ import annotations
@@ -306,7 +308,9 @@ class Session:
             self._wake.clear()
             if self._closed.is_set():
                 return
+            busy = False
             while self._queue and not self._closed.is_set():
+                busy = busy or self._queued_entries > 1
                 frames, last = self._take_batch()
                 try:
                     await self.transport.send(frames)
@@ -320,7 +324,10 @@ class Session:
                     self.sent = last
                 if self._queued_entries <= self.limits.send_queue_max // 2:
                     self._room.set()
-            await asyncio.sleep(tick_s)  # pacing, not synchronisation: batch the next tick
+            if busy:
+                # Pacing, not synchronisation: a busy stream's next comments wait for the next
+                # tick and go out together; a quiet one's go out at once.
+                await asyncio.sleep(tick_s)
 
     def _take_batch(self) -> tuple[list[ServerFrame], int | None]:
         """Everything queued (up to MAX_BATCH comments) as frames, in order: runs of comments

@@ -93,3 +93,17 @@ def test_cursor_round_trip_and_rejects() -> None:
     for bad in ("", "us-east:1", "us-east:e:-1", "US:e:1", "us-east:e:1:2"):
         with pytest.raises(ValueError):
             Cursor.parse(bad)
+
+
+def test_comments_frames_embed_each_comments_own_json() -> None:
+    import json
+
+    from chorus.model import Comment
+    from region.protocol import Comments, encode, to_json
+
+    items = (Comment("01", "s", "us-east", "u", "Ünï \"q\"", "hé\nllo", 5),
+             Comment("02", "s", "us-east", "v", "V", "x", 6, reply_to="01", shadow=True))
+    frame = Comments(items=items, cursor="us-east:e:9")
+    assert json.loads(encode(frame)) == to_json(frame)
+    assert json.loads(encode(Comments(items=(), cursor="c"))) == {
+        "type": "comments", "items": [], "cursor": "c"}

@@ -36,7 +36,7 @@ def test_defaults_fill_optional_sections() -> None:
     for section in ("hub", "toxiproxy", "cassandra", "auth", "limits", "tiers", "archive"):
         del doc[section]
     config = parse_config(yaml.safe_dump(doc))
-    assert config.limits.tick_ms == 50 and config.archive.ttl_days == 90
+    assert config.limits.tick_ms == 25 and config.archive.ttl_days == 90
     assert config.archive.replication_factor == 1
 
 
