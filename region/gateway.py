@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import ssl
@@ -34,6 +35,8 @@ from region.deployment import GatewaySettings, local_settings, settings_from_env
 from region.errors import ApiError, ErrorCode
 from region.persister import Persister
 from region.protocol import CloseCode
+
+log = logging.getLogger(__name__)
 
 REGISTRY = web.AppKey("registry", registry.RegistryState)
 
@@ -160,9 +163,21 @@ async def _heartbeats(app: web.Application) -> None:
             await sub.unsubscribe()
 
 
+def _crashed(task: asyncio.Task[None]) -> None:
+    """A background loop that ends by itself is a bug: log it and stop the process
+    gracefully (viewers get their resume hints), so that its supervisor sees and restarts it
+    rather than a gateway serving on without presence, forwarding or archiving."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.critical("gateway task %s crashed; shutting down", task.get_name(),
+                 exc_info=task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The gateway's own tasks: registry heartbeats and the fanout's presence and cache
-    loops. Cancelled and awaited on shutdown; a crash of one is logged by the task's owner."""
+    """The gateway's own tasks: registry heartbeats, the fanout's presence and cache loops,
+    the global plane, the archive persister. Cancelled and awaited on shutdown; a crash of
+    one stops the gateway (see _crashed)."""
     cell = app[CELL]
     tasks = [asyncio.create_task(_heartbeats(app), name="registry-heartbeats"),
              asyncio.create_task(cell.fanout.run(), name="fanout"),
@@ -170,8 +185,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     if cell.archive is not None:
         persister = Persister(cell.nc, cell.region.name, cell.archive)
         tasks.append(asyncio.create_task(persister.run(), name="archive-persister"))
+    for task in tasks:
+        task.add_done_callback(_crashed)
     yield
     for task in tasks:
+        task.remove_done_callback(_crashed)
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
