@@ -8,6 +8,8 @@
     chorus migrate [--region R]                apply the archive's schema to Cassandra
     chorus watch STREAM [--region R]           print a stream's comments live (failover included)
     chorus post STREAM TEXT [--region R]       post a comment
+    chorus drill link-cut|link-slow --region R [--seconds S]
+                                               a chaos drill with a report
 """
 
 from __future__ import annotations
@@ -295,6 +297,20 @@ def cmd_post(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(post())
 
 
+# -- drill -------------------------------------------------------------------------------------
+
+
+def cmd_drill(config: Config, args: argparse.Namespace) -> int:
+    from chaos.drill import run_drill
+
+    running, _ = _running_config(config)
+    report = asyncio.run(run_drill(running, drill=args.drill, region=args.region,
+                                   seconds=args.seconds, rate=args.rate,
+                                   latency_ms=args.latency))
+    print(json.dumps(report.as_json(), indent=2) if args.json else report.text())
+    return 0 if report.passed else 1
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -343,6 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--region", help="the region whose Cassandra node to go through "
                                           "(default: the first)")
     migrate.set_defaults(fn=cmd_migrate)
+
+    drill = sub.add_parser("drill", help="fault a region's link under traffic and check that "
+                                         "nothing is lost or duplicated")
+    drill.add_argument("drill", choices=["link-cut", "link-slow"])
+    drill.add_argument("--region", required=True, help="the region whose link is faulted")
+    drill.add_argument("--seconds", type=float, default=10.0, help="how long (default 10)")
+    drill.add_argument("--rate", type=float, default=10.0,
+                       help="comments per second, from all regions (default 10)")
+    drill.add_argument("--latency", type=int, default=500, metavar="MS",
+                       help="link-slow: one-way ms added (default 500)")
+    drill.add_argument("--json", action="store_true", help="print the report as JSON")
+    drill.set_defaults(fn=cmd_drill)
 
     for name, fn, text in (("watch", cmd_watch, "print a stream's comments as they come"),
                            ("post", cmd_post, "post a comment")):

@@ -140,31 +140,42 @@ class GlobalPlane:
 
     async def bootstrap(self, stream: str) -> int:
         """Copies the stream's recent comments from every other region into this region's
-        log (deduplicated by comment id); returns how many were new here."""
+        log (deduplicated by comment id); returns how many were new here.
+
+        A region that does not answer (its link is cut, it is down) is asked again, with
+        backoff, until it answers or the bootstrap window has passed: what it skipped while
+        we had no viewers is in its log, and only this copy brings it here."""
         self.bootstraps += 1
         since_ms = int(time.time() * 1000) - self.config.limits.bootstrap_max_age_s * 1000
         body = json.dumps({"stream": stream, "since_ms": since_ms}).encode()
+        give_up = time.monotonic() + self.config.limits.bootstrap_max_age_s
 
-        async def ask(region: str) -> list[Comment]:
-            try:
-                reply = await self.nc.request(recent_subject(region), body,
-                                              timeout=BOOTSTRAP_TIMEOUT_S)
-                return [Comment.from_json(c) for c in json.loads(reply.data)["comments"]]
-            except (NatsTimeout, NoRespondersError, NatsError, ValueError, KeyError):
-                log.warning("bootstrap of %s: no answer from %s", stream, region)
-                return []
+        async def copy_from(region: str) -> int:
+            delay = 0.5
+            while True:
+                try:
+                    reply = await self.nc.request(recent_subject(region), body,
+                                                  timeout=BOOTSTRAP_TIMEOUT_S)
+                    comments = [Comment.from_json(c)
+                                for c in json.loads(reply.data)["comments"]]
+                    break
+                except (NatsTimeout, NoRespondersError, NatsError, ValueError, KeyError):
+                    if time.monotonic() + delay > give_up:
+                        log.warning("bootstrap of %s: %s never answered", stream, region)
+                        return 0
+                    await asyncio.sleep(delay)  # backoff between attempts, not a sync
+                    delay = min(5.0, delay * 2)
+            added = 0
+            for comment in sorted(comments, key=lambda c: c.id):
+                try:
+                    appended = await self.log.append(comment, msg_id=comment.id)
+                except LogUnavailable as exc:
+                    log.warning("bootstrap of %s stopped: %s", stream, exc)
+                    break
+                added += not appended.duplicate
+            return added
 
-        comments = [c for batch in await asyncio.gather(*(ask(r) for r in self.others))
-                    for c in batch]
-        added = 0
-        for comment in sorted(comments, key=lambda c: c.id):
-            try:
-                appended = await self.log.append(comment, msg_id=comment.id)
-            except LogUnavailable as exc:
-                log.warning("bootstrap of %s stopped: %s", stream, exc)
-                break
-            added += not appended.duplicate
-        return added
+        return sum(await asyncio.gather(*(copy_from(r) for r in self.others)))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -10,11 +10,13 @@ off, and when the link heals the outbox drains in order.
 
 Every gateway of the region runs a forwarder per destination on the same consumer. A
 forwarder keeps up to ``IN_FLIGHT`` batches in flight, so that a destination one long round
-trip away is not paid a round trip per batch. Within one forwarder the publishes leave in
-order over one connection; across batches and gateways, and after a failed batch is sent
-again, ``dest`` may store comments a little out of their origin's order: every viewer in
-``dest`` still sees ``dest``'s one order (its log), and clients render by comment id within a
-reorder window (DESIGN G4). Duplicates are impossible within the log's duplicate window.
+trip away is not paid a round trip per batch; a batch the destination did not take is
+retried by its forwarder (kept "in progress" at JetStream) until it does. Within one
+forwarder the publishes leave in order over one connection; across batches and gateways,
+and after a retry, ``dest`` may store comments a little out of their origin's order: every
+viewer in ``dest`` still sees ``dest``'s one order (its log), and clients render by comment
+id within a reorder window (DESIGN G4). Duplicates are impossible within the log's
+duplicate window.
 The outbox is bounded by the log's retention (region/log_jetstream.py, 7 days).
 """
 
@@ -134,27 +136,34 @@ class Forwarder:
                 self.stats.add(self.stats.skipped_no_viewers, self.dest)
                 candidate = None
             plan.append((msg, candidate))
-        # Publish the batch pipelined: one connection keeps the publishes in order.
-        sends = [self._publish(c) for _, c in plan if c is not None]
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        outcome = iter(results)
-        failed = False
+        # What goes nowhere is done; the rest is retried here until the destination has it.
+        sending: list[tuple[Msg, Comment]] = []
         for msg, target in plan:
-            ok = True if target is None else not isinstance(next(outcome), BaseException)
-            if ok and not failed:
+            if target is None:
                 await msg.ack()
-                if target is not None:
-                    self.stats.add(self.stats.forwarded, self.dest)
             else:
-                # From the first failure on, nothing is acknowledged: the outbox keeps its
-                # order, and what did arrive is deduplicated by id when it is sent again.
-                failed = True
-                await msg.nak(delay=self._backoff)
-        if failed:
+                sending.append((msg, target))
+        while sending:
+            # Pipelined: one connection keeps the publishes in order.
+            results = await asyncio.gather(*(self._publish(c) for _, c in sending),
+                                           return_exceptions=True)
+            failed: list[tuple[Msg, Comment]] = []
+            for (msg, comment), result in zip(sending, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append((msg, comment))
+                    continue
+                await msg.ack()
+                self.stats.add(self.stats.forwarded, self.dest)
+            if not failed:
+                break
+            # The batch stays ours while we wait (no redelivery to another gateway, whose
+            # copies would only be deduplicated), and goes again after a backoff.
             self.stats.add(self.stats.failures, self.dest)
+            for msg, _ in failed:
+                await msg.in_progress()
             await self._pause()
-        else:
-            self._backoff = BACKOFF_MIN_S
+            sending = failed
+        self._backoff = BACKOFF_MIN_S
 
     async def _publish(self, comment: Comment) -> None:
         ack = await self.js.publish(subject(self.dest, comment.stream), comment.encode(),
