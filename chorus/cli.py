@@ -303,7 +303,10 @@ def cmd_post(config: Config, args: argparse.Namespace) -> int:
 def cmd_drill(config: Config, args: argparse.Namespace) -> int:
     from chaos.drill import run_drill
 
-    running, _ = _running_config(config)
+    try:
+        running, _ = _running_config(config)
+    except ClusterError:
+        running = config  # a deployment's regions.yaml (docs/operations.md)
     report = asyncio.run(run_drill(running, drill=args.drill, region=args.region,
                                    seconds=args.seconds, rate=args.rate,
                                    latency_ms=args.latency))
