@@ -42,8 +42,10 @@ class Timeline:
         if not self.comments or comment.id > self.comments[-1].id:
             self.comments.append(comment)
         else:
-            ids = [c.id for c in self.comments]
-            self.comments.insert(bisect.bisect(ids, comment.id), comment)
+            # Late arrivals (other regions' comments, history fills) are common: find the
+            # place without copying every id.
+            at = bisect.bisect(self.comments, comment.id, key=lambda c: c.id)
+            self.comments.insert(at, comment)
         if len(self.comments) > self.limit:
             dropped = self.comments.pop(0)
             self._ids.discard(dropped.id)
