@@ -5,11 +5,18 @@ Hierarchy::
     ChorusError                 anything Chorus raises on purpose
     ├── ConfigError             regions.yaml (or a slice of it) is wrong: file, key, reason
     ├── SetupError              a required binary or download is missing
-    └── ClusterError            the local cluster could not start, stop or be reached
-        └── AlreadyRunning      another `chorus up` holds the run directory
+    ├── ClusterError            the local cluster could not start, stop or be reached
+    │   └── AlreadyRunning      another `chorus up` holds the run directory
+    └── Unavailable             a backend of the data path did not answer; a retry may help
+        ├── LogUnavailable          the region's JetStream log (region/log.py)
+        ├── PresenceUnavailable     the region's presence index (region/presence.py)
+        ├── CacheUnavailable        the replay cache (region/replay.py)
+        └── ArchiveUnavailable      the archive (region/archive.py)
 
-Driver errors (redis, nats, cassandra) are translated into these at the adapter that calls
-the driver, with ``raise ... from exc`` so the cause stays visible.
+Each `Unavailable` is owned by the interface module named beside it. Driver errors (redis,
+nats, cassandra) never leave an adapter: chorus/drivers.py holds the one table of what each
+driver raises, and adapters translate with ``with translated(LogUnavailable, "..."):``, which
+raises ``... from exc`` so the cause stays visible.
 """
 
 from __future__ import annotations
@@ -44,3 +51,8 @@ class ClusterError(ChorusError):
 
 class AlreadyRunning(ClusterError):
     """Another `chorus up` owns the run directory."""
+
+
+class Unavailable(ChorusError):
+    """A backend of the data path (JetStream, Redis, Cassandra) did not answer or refused;
+    nothing was half-done, and retrying later may succeed."""

@@ -27,9 +27,9 @@ from chorus.config import Config, Region
 from chorus.model import Comment
 from global_.presence import CHANGE_SUBJECT, PresenceDirectory, change_event, query_subject
 from global_.relay import Forwarder, RelayStats
-from region.log_jetstream import JetStreamLog, LogUnavailable
-from region.presence import Presence
-from region.presence_redis import PresenceUnavailable
+from region.log import LogUnavailable
+from region.log_jetstream import JetStreamLog
+from region.presence import Presence, PresenceUnavailable
 
 log = logging.getLogger(__name__)
 

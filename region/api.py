@@ -9,7 +9,7 @@ from region.cell import CELL, Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
 from region.live import cursor_param
-from region.log_jetstream import LogUnavailable
+from region.log import LogUnavailable
 from region.validation import check_post, check_stream, parse_json_body
 
 HISTORY_MAX_LIMIT = 200

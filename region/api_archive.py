@@ -30,7 +30,7 @@ from region.archive import (
 from region.cell import CELL, Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
-from region.log_jetstream import LogUnavailable
+from region.log import LogUnavailable
 from region.validation import check_stream
 
 _TIME = 15  # digits of a time in ms: up to 2**48 - 1 fits

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from chorus.config import ArchiveConfig
-from chorus.errors import ChorusError
+from chorus.errors import ChorusError, Unavailable
 from chorus.ids import is_id
 from chorus.model import STREAM_ID, Comment
 
@@ -61,7 +61,7 @@ class ArchiveError(ChorusError):
     """The archive refused or failed an operation."""
 
 
-class ArchiveUnavailable(ArchiveError):
+class ArchiveUnavailable(ArchiveError, Unavailable):
     """The archive's store did not answer, or has no schema yet; retrying later can help."""
 
 

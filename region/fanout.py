@@ -24,10 +24,9 @@ from nats.errors import Error as NatsError
 
 from chorus.config import Limits
 from chorus.model import Comment
+from chorus.names import live_subject
 from region.log import Entry
-from region.log_jetstream import live_subject
-from region.presence import Presence
-from region.presence_redis import PresenceUnavailable
+from region.presence import Presence, PresenceUnavailable
 from region.protocol import Viewers
 from region.replay import CacheUnavailable, ReplayCache
 from region.session import Session

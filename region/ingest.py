@@ -15,8 +15,7 @@ from chorus.model import Comment
 from region.admission import Admission
 from region.auth import Claims
 from region.errors import ApiError, ErrorCode
-from region.log import Appended, CommentLog
-from region.log_jetstream import LogUnavailable
+from region.log import Appended, CommentLog, LogUnavailable
 from region.validation import PostInput
 
 

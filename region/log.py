@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from chorus.errors import Unavailable
 from chorus.model import Comment
+
+
+class LogUnavailable(Unavailable):
+    """The log did not store or answer in time; nothing was half-stored."""
 
 
 @dataclass(frozen=True)

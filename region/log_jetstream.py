@@ -24,18 +24,13 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DiscardPolicy, RePublish, StorageType, StreamConfig
 from nats.js.errors import Error as JsError
 
-from chorus.errors import ChorusError
 from chorus.model import Comment
-from region.log import Appended, Entry, Page
+from region.log import Appended, Entry, LogUnavailable, Page
 
 STREAM = "COMMENTS"
 DUPLICATE_WINDOW_S = 600     # a retried post with the same client key within this is one post
 MAX_AGE_S = 7 * 24 * 3600    # the log is the replay window's source, not the archive
 REQUEST_TIMEOUT_S = 5.0
-
-
-class LogUnavailable(ChorusError):
-    """JetStream did not store or answer in time; nothing was half-stored."""
 
 
 def subject(region: str, stream: str) -> str:

@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from chorus.errors import Unavailable
+
+
+class PresenceUnavailable(Unavailable):
+    """The presence index did not answer a read or a write."""
+
 
 class Presence(Protocol):
     async def report(self, gateway: str, counts: Mapping[str, int], gone: set[str]) -> None:

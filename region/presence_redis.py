@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chorus.errors import ChorusError
+from region.presence import PresenceUnavailable
 
 _REPORT = """
 local t = redis.call('TIME')
@@ -47,10 +47,6 @@ local total = 0
 for _, c in ipairs(counts) do total = total + (tonumber(c) or 0) end
 return total
 """
-
-
-class PresenceUnavailable(ChorusError):
-    """Redis did not answer a presence read or write."""
 
 
 class RedisPresence:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chorus.errors import ChorusError
+from chorus.errors import Unavailable
 from region.log import CommentLog, Entry
 
 
@@ -40,7 +40,7 @@ class CatchUp:
     more: bool = False
 
 
-class CacheUnavailable(ChorusError):
+class CacheUnavailable(Unavailable):
     """The replay cache did not answer; the log is read instead."""
 
 

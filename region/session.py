@@ -29,8 +29,7 @@ from typing import Protocol
 from chorus.config import Limits
 from chorus.model import Comment
 from region.cursor import Cursor
-from region.log import CommentLog, Entry
-from region.log_jetstream import LogUnavailable
+from region.log import CommentLog, Entry, LogUnavailable
 from region.protocol import Bye, CloseCode, Comments, Hello, Recovered, ServerFrame
 from region.replay import Replayer
 

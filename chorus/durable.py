@@ -1,0 +1,232 @@
+"""The durable-consumer worker: read a region's comment log through a JetStream durable pull
+consumer, hand each batch to a handler, acknowledge only what the handler finished.
+
+The outbox (global_/outbox.py, one consumer per destination region) and the archive persister
+(region/persister.py) are both this worker with a different handler. Every gateway of a
+region runs a worker on the same durable consumer, so each message is handled by one gateway
+and a dead gateway's unacknowledged batch is redelivered to another after ``ack_wait_s``.
+
+A batch is sorted first (`sort_batch`, pure): messages that are not comments are terminated
+(never redelivered, logged), comments another region originated are acknowledged untouched
+(their origin handles them), and this region's own go to the handler. The handler returns
+the deliveries it could not finish; the worker acknowledges the rest, keeps the unfinished
+ones "in progress" at JetStream (so they are not handed to another gateway meanwhile),
+waits with the shared `Backoff`, and offers them again until none is left. A handler that
+raises `Unavailable` has finished none. Any other exception is a bug and ends `run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+
+from chorus.backoff import Backoff
+from chorus.drivers import describe, driver_errors
+from chorus.errors import Unavailable
+from chorus.ids import is_id
+from chorus.model import Comment
+from chorus.names import COMMENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable consumer on a region's log. Every gateway must build the same spec for one
+    durable name (JetStream refuses a second config), hence one place per consumer."""
+
+    durable: str
+    filter_subject: str
+    ack_wait_s: float            # JetStream redelivers a batch not acknowledged within this
+    max_ack_pending: int         # unacknowledged messages over every gateway: bounds memory
+    batch: int                   # messages per fetch
+    in_flight: int = 1           # batches one worker handles at once
+    fetch_wait_s: float = 1.0    # a fetch returns after this when there is nothing new
+    stream: str = COMMENTS_STREAM
+
+    def config(self) -> ConsumerConfig:
+        # max_deliver=-1: never give up on a comment; it must reach its destination.
+        return ConsumerConfig(
+            durable_name=self.durable, deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s,
+            max_ack_pending=self.max_ack_pending, filter_subject=self.filter_subject,
+            max_deliver=-1)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One of this region's comments as the consumer handed it over."""
+
+    msg: Msg
+    comment: Comment
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A batch split by what to do with each message."""
+
+    own: tuple[Delivery, ...]     # originated here: the handler's
+    foreign: tuple[Msg, ...]      # another region's: acknowledge only
+    bad: tuple[Msg, ...]          # not a comment: terminate (never redelivered)
+
+
+def sort_batch(msgs: Sequence[Msg], region: str) -> Sorted:
+    own: list[Delivery] = []
+    foreign: list[Msg] = []
+    bad: list[Msg] = []
+    for msg in msgs:
+        try:
+            comment = Comment.decode(msg.data)
+        except ValueError:
+            bad.append(msg)
+            continue
+        if not is_id(comment.id):
+            bad.append(msg)
+        elif comment.region == region:
+            own.append(Delivery(msg, comment))
+        else:
+            foreign.append(msg)
+    return Sorted(own=tuple(own), foreign=tuple(foreign), bad=tuple(bad))
+
+
+Handler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Delivery]]]
+"""Handles what it can of a batch; returns the deliveries still to retry (empty: all done).
+Raises `Unavailable` when it finished none."""
+
+
+@dataclass
+class WorkerStats:
+    """What this worker did since it started (logged, exported, read by tests)."""
+
+    handled: int = 0
+    foreign: int = 0
+    bad: int = 0
+    retries: int = 0
+    failing: bool = False
+    last_error: str = ""
+
+
+@dataclass
+class DurableWorker:
+    """Run `run` as a task owned by the gateway; cancel it to stop."""
+
+    nc: Nats
+    spec: ConsumerSpec
+    region: str
+    handle: Handler
+    name: str                                   # for logs: "outbox to eu-west", "archive"
+    backoff_first_s: float = 0.2
+    backoff_max_s: float = 5.0
+    on_retry: Callable[[], None] | None = None  # a batch was not finished (metrics)
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def __post_init__(self) -> None:
+        # A batch waiting to be retried is kept "in progress" once per wait: the wait must
+        # stay well below ack_wait_s, or JetStream hands the batch to another gateway.
+        if self.backoff_max_s * 2 > self.spec.ack_wait_s:
+            raise ValueError(f"{self.name}: backoff_max_s ({self.backoff_max_s}) must be at "
+                             f"most half of ack_wait_s ({self.spec.ack_wait_s})")
+
+    async def run(self) -> None:
+        """Consumes until cancelled; survives NATS restarts and a deleted consumer."""
+        backoff = Backoff(self.backoff_first_s, self.backoff_max_s)
+        while True:
+            try:
+                sub = await self._subscribe()
+                backoff.reset()
+                await self._consume(sub)
+            except driver_errors("nats") as exc:
+                delay = backoff.next()
+                log.warning("%s: JetStream error (%s); retrying in %.1f s", self.name,
+                            describe(exc), delay)
+                await asyncio.sleep(delay)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        js = self.nc.jetstream()
+        return await js.pull_subscribe(self.spec.filter_subject, durable=self.spec.durable,
+                                       stream=self.spec.stream, config=self.spec.config())
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                while len(inflight) >= self.spec.in_flight:
+                    done, inflight = await asyncio.wait(inflight,
+                                                        return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a batch's failure surfaces here
+                try:
+                    msgs = await sub.fetch(self.spec.batch, timeout=self.spec.fetch_wait_s)
+                except NatsTimeout:
+                    continue  # nothing new
+                if self.spec.in_flight == 1:
+                    await self.process(msgs)
+                else:
+                    inflight.add(asyncio.create_task(self.process(msgs),
+                                                     name=f"{self.name} batch"))
+        finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Sorts a batch and drives it through the handler until all of it is acknowledged."""
+        batch = sort_batch(msgs, self.region)
+        for msg in batch.bad:
+            log.error("%s: not a comment at %s; dropped", self.name, msg.subject)
+            await msg.term()
+        self.stats.bad += len(batch.bad)
+        pending: Sequence[Delivery] = batch.own
+        backoff = Backoff(self.backoff_first_s, self.backoff_max_s)
+        while pending:
+            try:
+                rest = await self.handle(pending)
+                error = ""
+            except Unavailable as exc:
+                rest, error = pending, str(exc)
+            left = {id(d) for d in rest}
+            for delivery in pending:
+                if id(delivery) not in left:
+                    await delivery.msg.ack()
+            self.stats.handled += len(pending) - len(rest)
+            if not rest:
+                break
+            self.stats.retries += 1
+            if self.on_retry is not None:
+                self.on_retry()
+            if not self.stats.failing:
+                log.warning("%s: %d comments not done (%s); retrying with backoff",
+                            self.name, len(rest), error or "the handler kept them")
+            self.stats.failing, self.stats.last_error = True, error
+            for delivery in rest:
+                await delivery.msg.in_progress()
+            await backoff.wait()
+            pending = rest
+        if self.stats.failing:
+            log.warning("%s: going again", self.name)
+            self.stats.failing = False
+        for msg in batch.foreign:
+            await msg.ack()
+        self.stats.foreign += len(batch.foreign)
+
+
+async def pending(nc: Nats, durable: str) -> int | None:
+    """Messages of ``durable`` not yet acknowledged (pending + in flight); None when the
+    consumer does not exist yet or JetStream does not answer."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await nc.jetstream(timeout=2.0).consumer_info(COMMENTS_STREAM, durable)
+    except NotFoundError:
+        return None
+    except driver_errors("nats"):
+        return None
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

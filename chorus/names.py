@@ -1,0 +1,72 @@
+"""The NATS namespace of Chorus: every subject, stream, durable consumer and queue group.
+
+Nothing else spells a subject. Subjects that carry comments put the region in the subject, so
+that no other region's stream captures them (a core publish is captured by every stream in
+every JetStream domain whose subjects match).
+
+=====================================  ==========================================================
+subject / name                         what travels there, who listens
+=====================================  ==========================================================
+``cmt.<region>.<stream>``              comments stored in ``<region>``'s log (stream COMMENTS):
+                                       its own posts and comments forwarded to it
+``live.<region>.<stream>``             the log's RePublish of every stored comment, with
+                                       ``Nats-Sequence``/``Nats-Last-Sequence``: the gateways'
+                                       live feed; queue group ``replay-cache`` feeds Redis
+``$JS.API.DIRECT.GET.COMMENTS``        Direct Get on the region's log (replay, history)
+``chorus.presence.q.<region>``         presence query to one region (queue group ``presence``)
+``chorus.presence.change``             a region's count of a stream went 0 -> n or n -> 0
+``chorus.recent.<region>``             late-join bootstrap: recent comments a region originated
+                                       (queue group ``recent``)
+``chorus.registry.<region>``           gateway heartbeats; everyone listens on ``.*``
+durable ``fwd-<dest>``                 the outbox towards region ``<dest>`` (global_/outbox.py)
+durable ``archive``                    the archive persister (region/persister.py)
+=====================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+COMMENTS_STREAM = "COMMENTS"
+DIRECT_GET = f"$JS.API.DIRECT.GET.{COMMENTS_STREAM}"
+
+PRESENCE_CHANGE = "chorus.presence.change"
+PRESENCE_QUEUE = "presence"
+RECENT_QUEUE = "recent"
+REPLAY_CACHE_QUEUE = "replay-cache"
+REGISTRY_PREFIX = "chorus.registry"
+REGISTRY_ALL = f"{REGISTRY_PREFIX}.*"
+ARCHIVE_DURABLE = "archive"
+
+
+def comment_subject(region: str, stream: str) -> str:
+    """Where ``region``'s log stores a comment of ``stream``."""
+    return f"cmt.{region}.{stream}"
+
+
+def comment_subjects(region: str) -> str:
+    """Every comment subject of ``region``'s log (its stream's subject filter)."""
+    return f"cmt.{region}.>"
+
+
+def live_subject(region: str, stream: str) -> str:
+    return f"live.{region}.{stream}"
+
+
+def live_subjects(region: str) -> str:
+    return f"live.{region}.>"
+
+
+def presence_query(region: str) -> str:
+    return f"chorus.presence.q.{region}"
+
+
+def recent_subject(region: str) -> str:
+    return f"chorus.recent.{region}"
+
+
+def registry_subject(region: str) -> str:
+    return f"{REGISTRY_PREFIX}.{region}"
+
+
+def outbox_durable(dest: str) -> str:
+    """The durable consumer on this region's log that holds what ``dest`` has not stored."""
+    return f"fwd-{dest}"
