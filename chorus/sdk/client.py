@@ -1,0 +1,272 @@
+"""`Client`: watch one stream and post to it, from the nearest healthy region.
+
+The watch loop owns one connection at a time: it resumes with its cursor after a disconnect,
+fails over to the next region after ``failover_after`` failed attempts in a row, and fills
+from history whatever the live connection cannot vouch for. Decisions live in regions.py and
+history.py, wire formats in frames.py and transports.py; this module only sequences them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, assert_never
+
+import aiohttp
+
+from chorus.backoff import Backoff
+from chorus.model import Comment
+from chorus.sdk import history, transports
+from chorus.sdk.errors import ChorusClientError, HandshakeRefused, Unreachable
+from chorus.sdk.frames import (
+    Ack,
+    Bye,
+    Comments,
+    Error,
+    Hello,
+    MalformedFrame,
+    Pong,
+    Recovered,
+    ServerFrame,
+    Viewers,
+)
+from chorus.sdk.regions import RegionInfo, discover, next_region, post_order
+from chorus.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.0
+RETRY_FIRST_S = 0.1     # the first wait of the reconnect and post retries (then doubling)
+# Statuses where another attempt (later, or at another gateway) may succeed.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class Client:
+    """One stream, watched and posted to. Construct, then ``async with client:`` (or
+    `start` and `close`); `timeline` fills in the background.
+
+    ``seeds``: gateway URLs to discover the regions from. ``prefer``: the region to rank
+    first (None: the nearest by round trip). ``transport``: "ws", "sse", or "auto"
+    (WebSocket, SSE where a WebSocket cannot be opened). ``failover_after``: failed
+    connection attempts in a row before moving to another region. ``backoff_max_s``: the
+    longest wait between attempts, seconds. ``on_comment``: called once per new comment,
+    in arrival order (the timeline is in id order)."""
+
+    def __init__(self, seeds: Sequence[str], *, token: str, stream: str,
+                 prefer: str | None = None, transport: str = "auto",
+                 failover_after: int = 3, backoff_max_s: float = 5.0,
+                 on_comment: Callable[[Comment], None] | None = None) -> None:
+        if transport not in ("auto", "ws", "sse"):
+            raise ValueError("transport is auto, ws or sse")
+        if backoff_max_s <= 0:
+            raise ValueError("backoff_max_s is a positive number of seconds")
+        self.seeds = tuple(seeds)
+        self.token = token
+        self.stream = stream
+        self.prefer = prefer
+        self.transport = transport
+        self.failover_after = failover_after
+        self.backoff_max_s = backoff_max_s
+        self.on_comment = on_comment
+        self.timeline = Timeline()
+        self.region: str | None = None
+        self.cursor: str | None = None          # valid in self.region only
+        self.connected = asyncio.Event()
+        self.failovers = 0
+        self.reconnects = 0
+        self.malformed_frames = 0               # frames a server got wrong, skipped
+        self.regions: list[RegionInfo] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Discovers the regions (`ChorusClientError` when no seed answers) and starts
+        watching in the background."""
+        self._http = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S))
+        self.regions = await self._discover()
+        self._task = asyncio.create_task(self._run(), name=f"chorus watch {self.stream}")
+
+    async def close(self) -> None:
+        """Stops watching; the watch loop's own failure, if any, is raised here."""
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            if self._http is not None:
+                await self._http.close()
+
+    async def wait_for(self, check: Callable[[Timeline], bool], timeout_s: float = 30.0) -> None:
+        """Waits until ``check(self.timeline)`` holds (re-checked on every change)."""
+        async def wait() -> None:
+            while not check(self.timeline):
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout_s)
+
+    async def _discover(self) -> list[RegionInfo]:
+        assert self._http is not None
+        urls = [*self.seeds, *(u for r in self.regions for u in r.urls)]
+        return await discover(self._http, urls, self.prefer)
+
+    # -- watching ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        region = self.regions[0]
+        failures = 0
+        backoff = Backoff(first_s=min(RETRY_FIRST_S, self.backoff_max_s),
+                          max_s=self.backoff_max_s)
+        while True:
+            url = random.choice(region.urls)
+            try:
+                await self._watch(region, url)
+                failures = 0  # a connection that worked, then ended
+                backoff.reset()
+            except Unreachable as exc:
+                log.debug("%s: %s", url, exc)
+                failures += 1
+            self.connected.clear()
+            self.reconnects += 1
+            if failures >= self.failover_after:
+                with contextlib.suppress(ChorusClientError):
+                    self.regions = await self._discover()
+                region = next_region(self.regions, region.name)
+                self.failovers += 1
+                failures = 0
+            await backoff.wait()
+
+    async def _watch(self, region: RegionInfo, url: str) -> None:
+        """One connection, until it ends; `Unreachable` when none could be opened."""
+        assert self._http is not None
+        cursor = self.cursor if self.region == region.name else None
+        if self.transport in ("auto", "ws"):
+            try:
+                await self._consume(region, url, transports.websocket(
+                    self._http, url, self.stream, cursor, self._malformed))
+                return
+            except HandshakeRefused as exc:
+                # A refusal about the client holds for SSE too; anything else (a proxy
+                # without WebSocket support, say) may not.
+                if self.transport == "ws" or exc.status in (401, 403):
+                    raise
+        await self._consume(region, url, transports.sse(
+            self._http, url, self.stream, cursor, self._malformed))
+
+    async def _consume(self, region: RegionInfo, url: str, frames: transports.Frames) -> None:
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                await self._on_frame(region, url, frame)
+
+    async def _on_frame(self, region: RegionInfo, url: str, frame: ServerFrame) -> None:
+        match frame:
+            case Hello(cursor=cursor):
+                arrived_fresh = self.region != region.name or self.cursor is None
+                self.region = region.name
+                if arrived_fresh:
+                    # New here (first connect, or a failover): cursors of another region mean
+                    # nothing, so whatever may be missing comes from this region's history.
+                    self.cursor = cursor
+                    await self._fill_from_history(url)
+                self.connected.set()
+            case Comments(items=items, cursor=cursor):
+                for comment in items:
+                    self._deliver(comment)
+                self.cursor = cursor
+            case Recovered(recovered=recovered, cursor=cursor):
+                self.cursor = cursor
+                if not recovered:
+                    await self._fill_from_history(url)
+            case Bye():
+                pass  # the connection ends next; the loop resumes with our own cursor
+            case Viewers() | Ack() | Pong() | Error():
+                pass  # answers to frames this client does not send, and a count it ignores
+            case _:
+                assert_never(frame)
+        self._changed.set()
+
+    def _malformed(self, exc: MalformedFrame) -> None:
+        self.malformed_frames += 1
+        n = self.malformed_frames
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, ...: a broken server cannot flood the log
+            log.warning("%s: skipped a frame (%d so far): %s", self.stream, n, exc)
+
+    def _deliver(self, comment: Comment) -> None:
+        if self.timeline.add(comment) and self.on_comment is not None:
+            self.on_comment(comment)
+
+    async def _fill_from_history(self, url: str) -> None:
+        """Pages history until it meets what we had; a hole it cannot fill becomes a `Gap`
+        after our newest comment (a fresh client, with nothing before, takes one page)."""
+        assert self._http is not None
+        anchor = self.timeline.last_id
+        filled = await history.fill(self._http, url, self.stream, anchor=anchor,
+                                    deliver=self._deliver)
+        if not filled and anchor is not None:
+            self.timeline.mark_gap(anchor, None)
+
+    # -- posting -----------------------------------------------------------------------------
+
+    async def post(self, text: str, *, client_key: str | None = None,
+                   reply_to: str | None = None, attempts: int = 6) -> Comment:
+        """Posts to the current region (then the others), retrying with one client_key so
+        the comment is stored once whichever attempt got through. `ChorusClientError` when
+        it is refused for good, or when ``attempts`` attempts found no region to take it."""
+        assert self._http is not None, "start() the client first"
+        body: dict[str, Any] = {"text": text, "client_key": client_key or uuid.uuid4().hex}
+        if reply_to:
+            body["reply_to"] = reply_to
+        targets = post_order(self.regions, self.region)
+        backoff = Backoff(first_s=min(RETRY_FIRST_S, self.backoff_max_s),
+                          max_s=self.backoff_max_s)
+        last: Exception | None = None
+        retry_after_s = 0.0
+        for attempt in range(attempts):
+            if attempt:
+                # A 429's Retry-After says when a slot frees up: wait at least that long.
+                await asyncio.sleep(max(backoff.next(), retry_after_s))
+                retry_after_s = 0.0
+            url = targets[attempt % len(targets)]
+            try:
+                async with self._http.post(f"{url}/v1/streams/{self.stream}/comments",
+                                           json=body) as resp:
+                    doc = await resp.json()
+                    if resp.status in (200, 201):
+                        return Comment.from_json(doc)
+                    error = doc.get("error", {})
+                    last = ChorusClientError(resp.status, error.get("code", "?"),
+                                             error.get("message", ""))
+                    if resp.status not in RETRYABLE_STATUSES:
+                        raise last
+                    if resp.status == 429:
+                        retry_after_s = retry_after(resp.headers.get("Retry-After"))
+            except (aiohttp.ClientError, OSError) as exc:
+                last = exc
+        raise ChorusClientError(503, "unavailable", f"no region took the post: {last}")
+
+
+def retry_after(header: str | None) -> float:
+    """Seconds to wait from a 429's ``Retry-After`` (our gateways send seconds); 1 when it
+    is missing or not a number of seconds (an HTTP date, say)."""
+    try:
+        seconds = float(header) if header is not None else 1.0
+    except ValueError:
+        return 1.0
+    return max(0.0, seconds) if math.isfinite(seconds) else 1.0

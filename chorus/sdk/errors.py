@@ -1,0 +1,40 @@
+"""What the client SDK raises.
+
+Hierarchy::
+
+    ChorusClientError       a request was refused for good, or no region could take it
+    Unreachable             a gateway could not be reached; the watch loop tries the next
+    └── HandshakeRefused    a gateway answered the WebSocket upgrade with an HTTP error
+    MalformedFrame          a server frame of a known type with wrong fields (frames.py)
+
+Only `ChorusClientError` reaches the application. `Unreachable` stays inside the watch loop,
+and `MalformedFrame` is counted (``Client.malformed_frames``) and logged, then skipped.
+aiohttp's errors never leave chorus/sdk/transports.py, history.py and regions.py.
+"""
+
+from __future__ import annotations
+
+
+class ChorusClientError(Exception):
+    """A request was refused for good (4xx other than 429), or no region could take it.
+
+    ``status`` is the HTTP status (0: no gateway answered at all), ``code`` the error code of
+    the body (docs/protocol.md), ``"unavailable"`` when no region took the request."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class Unreachable(Exception):
+    """A gateway could not be reached or refused the connection; try the next one."""
+
+
+class HandshakeRefused(Unreachable):
+    """The WebSocket upgrade was answered with HTTP ``status``: the SSE transport may still
+    work there, unless the refusal is about the client (401, 403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"WebSocket upgrade answered {status}: {message}")
+        self.status = status

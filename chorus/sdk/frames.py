@@ -1,0 +1,220 @@
+"""The frames a client receives (docs/protocol.md, "Server to client"): typed values, decoded
+from JSON here and nowhere else. Pure.
+
+The client's side of the protocol is written apart from the server's (region/protocol.py) on
+purpose: an application imports the SDK without the region's code, and the two sides meet
+only in the documented JSON. Decoding is forward compatible, in both directions a server may
+grow: a frame type this client does not know (reactions, tiers, retractions, pins) decodes to
+None and is skipped, and a field it does not know is ignored. A frame of a known type whose
+fields are missing or of the wrong kind raises `MalformedFrame`: it is a server bug, which the
+client counts and logs, never reads as something it is not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chorus.model import Comment
+
+
+class MalformedFrame(ValueError):
+    """A server frame that is not JSON, not an object with a string ``type``, or of a known
+    type with a missing or mistyped field. ``kind`` is its type ("" when it has none)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"malformed {kind or 'server'} frame: {reason}")
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The first frame of a connection; ``cursor`` is where it starts."""
+
+    region: str
+    stream: str
+    epoch: str
+    cursor: str
+    gateway: str
+    type: Literal["hello"] = "hello"
+
+
+@dataclass(frozen=True)
+class Comments:
+    """A batch of comments in the region's order, oldest first; keep ``cursor``."""
+
+    items: tuple[Comment, ...]
+    cursor: str
+    type: Literal["comments"] = "comments"
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The answer to a resume: ``recovered`` False means comments after the resumed cursor
+    could not be replayed and must be paged from history."""
+
+    recovered: bool
+    cursor: str
+    reason: str = ""
+    type: Literal["recovered"] = "recovered"
+
+
+@dataclass(frozen=True)
+class Viewers:
+    """Viewers of the stream in the connection's region."""
+
+    count: int
+    type: Literal["viewers"] = "viewers"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A ``comment`` frame (with ``ref``) was stored as ``comment``."""
+
+    comment: Comment
+    ref: str | None = None
+    duplicate: bool = False
+    type: Literal["ack"] = "ack"
+
+
+@dataclass(frozen=True)
+class Pong:
+    ref: str | None = None
+    type: Literal["pong"] = "pong"
+
+
+@dataclass(frozen=True)
+class Error:
+    """A client frame (with ``ref``) was refused; ``code`` as in HTTP error bodies."""
+
+    code: str
+    message: str
+    retryable: bool = False
+    ref: str | None = None
+    type: Literal["error"] = "error"
+
+
+@dataclass(frozen=True)
+class Bye:
+    """The server is closing the connection: resume from the last cursor (or ``cursor``),
+    at another of ``regions`` if given, after ``retry_in_ms``."""
+
+    reason: str
+    cursor: str
+    regions: tuple[str, ...] = ()
+    retry_in_ms: int = 0
+    type: Literal["bye"] = "bye"
+
+
+ServerFrame = Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye
+
+
+def decode(text: str) -> ServerFrame | None:
+    """One frame's JSON text. None for a frame type this client does not know;
+    `MalformedFrame` when the text is not a frame or a known frame is wrong."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError from bytes
+        raise MalformedFrame("", f"not JSON ({exc})") from None
+    return from_json(doc)
+
+
+def from_json(doc: Any) -> ServerFrame | None:
+    """A decoded JSON value as a frame; see `decode`."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+        raise MalformedFrame("", "a frame is a JSON object with a string 'type'")
+    fields = _Fields(doc)
+    match doc["type"]:
+        case "hello":
+            return Hello(region=fields.text("region"), stream=fields.text("stream"),
+                         epoch=fields.text("epoch"), cursor=fields.text("cursor"),
+                         gateway=fields.text("gateway"))
+        case "comments":
+            return Comments(items=fields.comments("items"), cursor=fields.text("cursor"))
+        case "recovered":
+            return Recovered(recovered=fields.flag("recovered"), cursor=fields.text("cursor"),
+                             reason=fields.text("reason", ""))
+        case "viewers":
+            return Viewers(count=fields.number("count"))
+        case "ack":
+            return Ack(comment=fields.comment("comment"), ref=fields.ref(),
+                       duplicate=fields.flag("duplicate", False))
+        case "pong":
+            return Pong(ref=fields.ref())
+        case "error":
+            return Error(code=fields.text("code"), message=fields.text("message"),
+                         retryable=fields.flag("retryable", False), ref=fields.ref())
+        case "bye":
+            return Bye(reason=fields.text("reason"), cursor=fields.text("cursor"),
+                       regions=fields.texts("regions"),
+                       retry_in_ms=fields.number("retry_in_ms", 0))
+        case _:
+            return None
+
+
+_REQUIRED: Any = object()
+
+
+class _Fields:
+    """Typed reads of one frame's fields; every failure names the frame and the field."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.kind: str = doc["type"]
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.doc:
+            return self.doc[key]
+        if default is _REQUIRED:
+            raise MalformedFrame(self.kind, f"'{key}' is missing")
+        return default
+
+    def _wrong(self, key: str, what: str) -> MalformedFrame:
+        return MalformedFrame(self.kind, f"'{key}' is not {what}: {self.doc[key]!r:.80}")
+
+    def text(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self._wrong(key, "a string")
+        return value
+
+    def flag(self, key: str, default: Any = _REQUIRED) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self._wrong(key, "true or false")
+        return value
+
+    def number(self, key: str, default: Any = _REQUIRED) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._wrong(key, "an integer")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._wrong(key, "a list of strings")
+        return tuple(value)
+
+    def ref(self) -> str | None:
+        value = self._get("ref", None)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong("ref", "a string or null")
+        return value
+
+    def comment(self, key: str) -> Comment:
+        value = self._get(key, _REQUIRED)
+        try:
+            return Comment.from_json(value)
+        except ValueError as exc:
+            raise MalformedFrame(self.kind, f"'{key}': {exc}") from None
+
+    def comments(self, key: str) -> tuple[Comment, ...]:
+        value = self._get(key, _REQUIRED)
+        if not isinstance(value, list):
+            raise self._wrong(key, "a list of comments")
+        try:
+            return tuple(Comment.from_json(item) for item in value)
+        except ValueError as exc:
+            raise MalformedFrame(self.kind, f"'{key}': {exc}") from None
