@@ -179,7 +179,7 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
 def _ref_of(text: str) -> str | None:
     try:
         ref = json.loads(text).get("ref")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return str(ref)[:64] if isinstance(ref, str | int) else None
 

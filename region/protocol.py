@@ -78,6 +78,11 @@ def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ApiError(ErrorCode.MALFORMED, f"frame is not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):
+        # JSON the parser refuses to hold (an integer of thousands of digits, arrays nested a
+        # thousand deep) fits in a frame; it is a bad frame, not a reason to drop the link.
+        raise ApiError(ErrorCode.MALFORMED, "frame is not JSON this server accepts (a number "
+                                            "too long or nesting too deep)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
         raise ApiError(ErrorCode.MALFORMED, "a frame is a JSON object with a string 'type'")
     kind = doc["type"]

@@ -8,12 +8,8 @@ the replay cache) before it accepts anything newer. Resume after a disconnect is
 catch-up, starting from the client's cursor. While a catch-up runs, live entries wait in a
 bounded list, so the race between replay and live neither loses nor duplicates.
 
-Sending is paced: the writer wakes when something is queued and sends everything queued as
-one ``comments`` frame (plus any control frames in order); when that write carried more than
-one comment the stream is busy, and the writer waits one tick before the next, so that a busy
-stream costs one write per connection per tick while a quiet one's comments go out at once.
-The queue is bounded: a connection that cannot keep up is closed with a ``bye`` carrying its
-resume cursor, and it never slows others.
+What the session accepts goes out through its `Writer` (region/writer.py): the bounded queue,
+the batching per tick and the slow-consumer cut live there.
 """
 
 from __future__ import annotations
@@ -21,35 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from chorus.config import Limits
-from chorus.model import Comment
 from region.cursor import Cursor
 from region.log import CommentLog, Entry, LogUnavailable
-from region.protocol import Bye, CloseCode, Comments, Hello, Recovered, ServerFrame
+from region.protocol import CloseCode, Hello, Recovered, ServerFrame
 from region.replay import Replayer
+from region.writer import Gone, Transport, Writer
 
-MAX_BATCH = 500  # comments in one frame; a longer queue goes out over several writes
-
-
-class Transport(Protocol):
-    """What a session needs of a connection. ``send`` is one write of a few frames."""
-
-    async def send(self, frames: Sequence[ServerFrame]) -> None: ...
-
-    async def close(self, code: CloseCode, bye: Bye | None) -> None: ...
-
-    def abort(self) -> None:
-        """Drops the connection at once (a peer that does not read gets no goodbye)."""
-        ...
-
-
-class Gone(Exception):
-    """The peer went away; a transport raises it from `send`."""
+# Transport and Gone belong to the writer; they stay importable from here for the modules
+# that build sessions.
+__all__ = ["Gone", "Position", "Session", "State", "Transport"]
 
 
 class State(enum.Enum):
@@ -80,22 +59,32 @@ class Session:
         self.limits = limits
         self.gateway = gateway
         self.send_hello = send_hello
-        self.state = State.STARTING
+        self.writer = Writer(transport, viewer=user, cursor_of=self.encode_cursor,
+                             max_queue=limits.send_queue_max, tick_s=limits.tick_ms / 1000,
+                             name=stream)
         self.cursor = 0          # last accepted (queued) sequence
-        self.sent = 0            # last sequence the client was sent
-        self.close_reason = ""
-        self._queue: deque[Entry | ServerFrame] = deque()
-        self._queued_entries = 0
+        self._phase = State.STARTING
         self._pending: list[Entry] = []
         self._pending_overflow = False
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()  # set by the writer when the queue is at most half full
-        self._closed = asyncio.Event()
         self._catch_up_task: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
         self._resuming = False
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return State.CLOSED if self.writer.closed else self._phase
+
+    @property
+    def sent(self) -> int:
+        """The last sequence the client was sent (its resume point if the connection ends)."""
+        return self.writer.sent
+
+    @property
+    def close_reason(self) -> str:
+        """Why the session closed ("" while open): "slow_consumer", "gone", "unavailable",
+        or the reason given to `close`."""
+        return self.writer.close_reason
 
     def encode_cursor(self, seq: int) -> str:
         return Cursor(self.position.region, self.position.epoch, seq).encode()
@@ -103,26 +92,27 @@ class Session:
     async def start(self, resume: Cursor | None) -> None:
         """Positions the session; call after it is registered with the fanout (so that no live
         entry published from now on is missed: they wait in the pending list)."""
-        self.state = State.CATCHING_UP
+        self._phase = State.CATCHING_UP
         try:
             if resume is not None and resume.same_log(self.position.region,
                                                       self.position.epoch):
-                self.cursor = self.sent = resume.seq
+                self._rewind(resume.seq)
                 if self.send_hello:
-                    self._push(self._hello())
+                    self.writer.push(self._hello())
                 self._resuming = True
                 self._spawn_catch_up(first=True)
                 return
-            self.cursor = self.sent = await self.log.head(self.stream)
+            self._rewind(await self.log.head(self.stream))
         except LogUnavailable:
             await self.close("unavailable", CloseCode.GOING_AWAY)
             return
         if self.send_hello:
-            self._push(self._hello())
+            self.writer.push(self._hello())
         if resume is not None:
-            self._push(Recovered(recovered=False, cursor=self.encode_cursor(self.cursor),
-                                 reason="the cursor is from another region or an older log; "
-                                        "page history to fill the gap"))
+            self.writer.push(Recovered(
+                recovered=False, cursor=self.encode_cursor(self.cursor),
+                reason="the cursor is from another region or an older log; "
+                       "page history to fill the gap"))
         self._finish_catch_up()
 
     def _hello(self) -> Hello:
@@ -133,49 +123,39 @@ class Session:
     async def run(self) -> None:
         """Writes until the session is closed; the caller owns this coroutine."""
         try:
-            await self._write_loop()
+            await self.writer.run()
         finally:
             if self._catch_up_task is not None:
                 self._catch_up_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._catch_up_task
-            if self._closer is not None:
-                await self._closer
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self.writer.closed
 
     async def wait_closed(self) -> None:
-        await self._closed.wait()
+        await self.writer.wait_closed()
 
     async def close(self, reason: str, code: CloseCode = CloseCode.NORMAL,
                     regions: tuple[str, ...] = ()) -> None:
         """Closes with a ``bye`` that tells the client where to resume."""
-        if self._closed.is_set():
-            return
-        self.state = State.CLOSED
-        self.close_reason = reason
-        self._closed.set()
-        self._wake.set()
-        self._room.set()
-        bye = Bye(reason=reason, cursor=self.encode_cursor(self.sent), regions=regions)
-        with contextlib.suppress(Gone, OSError):
-            await self.transport.close(code, bye)
+        await self.writer.close(reason, code, regions)
 
     # -- input: entries from the fanout, frames from the connection ------------------------
 
     def offer(self, entry: Entry) -> None:
         """A live entry of this session's stream. Never blocks and never awaits."""
-        if self.state is State.CLOSED:
-            return
-        if self.state in (State.STARTING, State.CATCHING_UP):
-            if len(self._pending) >= self.limits.send_queue_max:
-                # Too much arrived during the catch-up: drop it and read it from the log.
-                self._pending.clear()
-                self._pending_overflow = True
-            self._pending.append(entry)
-            return
+        match self.state:
+            case State.CLOSED:
+                return
+            case State.STARTING | State.CATCHING_UP:
+                if len(self._pending) >= self.limits.send_queue_max:
+                    # Too much arrived during the catch-up: drop it and read it from the log.
+                    self._pending.clear()
+                    self._pending_overflow = True
+                self._pending.append(entry)
+                return
         if entry.seq <= self.cursor:
             return  # already have it
         if entry.prev == self.cursor:
@@ -189,27 +169,36 @@ class Session:
         """The client asks to continue from ``cursor`` (a ``resume`` frame)."""
         if self.state is State.CLOSED:
             return
-        self._queue = deque(x for x in self._queue if not isinstance(x, Entry))
-        self._queued_entries = 0
         if not cursor.same_log(self.position.region, self.position.epoch):
-            self._push(Recovered(recovered=False, cursor=self.encode_cursor(self.cursor),
-                                 reason="the cursor is from another region or an older log"))
+            # The queued comments are dropped: the client pages history up to the cursor
+            # it is given here, and they are before it.
+            self.writer.rewind(self.writer.sent)
+            self.writer.push(Recovered(
+                recovered=False, cursor=self.encode_cursor(self.cursor),
+                reason="the cursor is from another region or an older log"))
             return
-        self.cursor = self.sent = cursor.seq
+        self._rewind(cursor.seq)
         self._resuming = True
         self._spawn_catch_up(first=True)
 
     def push(self, frame: ServerFrame) -> None:
         """A control frame (ack, error, viewers, pong), sent in order with the comments."""
-        if self.state is not State.CLOSED:
-            self._push(frame)
+        self.writer.push(frame)
 
     # -- catch-up ----------------------------------------------------------------------------
 
+    def _rewind(self, seq: int) -> None:
+        """The client has everything up to ``seq``: continue from there."""
+        self.cursor = seq
+        self.writer.rewind(seq)
+
     def _spawn_catch_up(self, *, first: bool) -> None:
-        self.state = State.CATCHING_UP
-        if self._catch_up_task is not None and not self._catch_up_task.done():
-            self._catch_up_task.cancel()
+        self._phase = State.CATCHING_UP
+        running = self._catch_up_task
+        # A catch-up that ends by starting the next one is not cancelled: it is finishing.
+        if (running is not None and not running.done()
+                and running is not asyncio.current_task()):
+            running.cancel()
         self._catch_up_task = asyncio.create_task(self._catch_up(first),
                                                   name=f"catch-up {self.stream}")
 
@@ -224,7 +213,7 @@ class Session:
                 first = False
                 if not result.recovered:
                     self.cursor = await self.log.head(self.stream)
-                    self._push(Recovered(
+                    self.writer.push(Recovered(
                         recovered=False, cursor=self.encode_cursor(self.cursor),
                         reason=f"more than {self.limits.replay_window} comments were missed; "
                                "page history to fill the gap"))
@@ -234,23 +223,22 @@ class Session:
                 for entry in result.entries:
                     if entry.seq > self.cursor:
                         self._accept(entry)
-                if not result.more or self.state is State.CLOSED:
+                if not result.more or self.closed:
                     break
-                while self._queued_entries > batch and not self._closed.is_set():
-                    self._room.clear()
-                    await self._room.wait()
+                await self.writer.wait_room(batch)
             if self._resuming:
                 self._resuming = False
-                self._push(Recovered(recovered=True, cursor=self.encode_cursor(self.cursor)))
+                self.writer.push(Recovered(recovered=True,
+                                           cursor=self.encode_cursor(self.cursor)))
         except LogUnavailable:
             await self.close("unavailable", CloseCode.GOING_AWAY)
             return
         self._finish_catch_up()
 
     def _finish_catch_up(self) -> None:
-        if self.state is State.CLOSED:
+        if self.closed:
             return
-        self.state = State.LIVE
+        self._phase = State.LIVE
         pending, self._pending = self._pending, []
         if self._pending_overflow:
             self._pending_overflow = False
@@ -260,102 +248,6 @@ class Session:
         for entry in pending:
             self.offer(entry)
 
-    # -- output ------------------------------------------------------------------------------
-
     def _accept(self, entry: Entry) -> None:
         self.cursor = entry.seq
-        self._queue.append(entry)
-        self._queued_entries += 1
-        if self._queued_entries > self.limits.send_queue_max:
-            self._overflowed()
-            return
-        self._wake.set()
-
-    def _push(self, frame: ServerFrame) -> None:
-        self._queue.append(frame)
-        if len(self._queue) > 2 * self.limits.send_queue_max:
-            self._overflowed()
-            return
-        self._wake.set()
-
-    def _overflowed(self) -> None:
-        # The writer is most likely stuck on a peer that does not read. Saying goodbye may
-        # wait on that peer too, so it runs in a task of its own (awaited by run()), bounded,
-        # and the connection is dropped if the goodbye does not get through.
-        if self.state is State.CLOSED:
-            return
-        self.state = State.CLOSED
-        self.close_reason = "slow_consumer"
-        self._queue.clear()
-        self._queued_entries = 0
-        self._closed.set()
-        self._wake.set()
-        self._room.set()
-        self._closer = asyncio.create_task(self._close_slow(), name=f"cut {self.stream}")
-
-    async def _close_slow(self) -> None:
-        bye = Bye(reason="slow_consumer", cursor=self.encode_cursor(self.sent))
-        try:
-            await asyncio.wait_for(self.transport.close(CloseCode.SLOW_CONSUMER, bye), 2.0)
-        except (TimeoutError, Gone, OSError):
-            self.transport.abort()
-
-    async def _write_loop(self) -> None:
-        tick_s = self.limits.tick_ms / 1000
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._closed.is_set():
-                return
-            busy = False
-            while self._queue and not self._closed.is_set():
-                busy = busy or self._queued_entries > 1
-                frames, last = self._take_batch()
-                try:
-                    await self.transport.send(frames)
-                except (Gone, OSError):
-                    if not self._closed.is_set():  # keep the reason of a close we started
-                        self.state = State.CLOSED
-                        self.close_reason = "gone"
-                        self._closed.set()
-                    return
-                if last is not None:
-                    self.sent = last
-                if self._queued_entries <= self.limits.send_queue_max // 2:
-                    self._room.set()
-            if busy:
-                # Pacing, not synchronisation: a busy stream's next comments wait for the next
-                # tick and go out together; a quiet one's go out at once.
-                await asyncio.sleep(tick_s)
-
-    def _take_batch(self) -> tuple[list[ServerFrame], int | None]:
-        """Everything queued (up to MAX_BATCH comments) as frames, in order: runs of comments
-        become one ``comments`` frame each. Returns the frames and the last sequence taken.
-        Comments hidden from this viewer (shadow) still move the cursor."""
-        frames: list[ServerFrame] = []
-        items: list[Comment] = []
-        run_last: int | None = None
-        last: int | None = None
-        taken = 0
-
-        def flush() -> None:
-            nonlocal run_last
-            if run_last is not None:
-                frames.append(Comments(items=tuple(items),
-                                       cursor=self.encode_cursor(run_last)))
-                items.clear()
-                run_last = None
-
-        while self._queue and taken < MAX_BATCH:
-            item = self._queue.popleft()
-            if isinstance(item, Entry):
-                self._queued_entries -= 1
-                taken += 1
-                run_last = last = item.seq
-                if item.comment.visible_to(self.user):
-                    items.append(item.comment)
-            else:
-                flush()
-                frames.append(item)
-        flush()
-        return frames, last
+        self.writer.enqueue(entry)

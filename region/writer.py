@@ -1,0 +1,245 @@
+"""The writer: one connection's bounded send queue, written once per tick, and the cut.
+
+Whatever carries a connection (WebSocket, SSE, long-poll), what goes out to it passes through
+one `Writer`. Comments and control frames wait in one queue, in order. The writer's task wakes
+when something is queued and writes everything waiting as one batch: each run of comments
+becomes one ``comments`` frame, control frames keep their place between them. When a write
+carried more than one comment the stream is busy, and the writer waits one tick before the
+next write, so a busy stream costs one write per connection per tick while a quiet stream's
+comments go out at once.
+
+The queue is bounded (`max_queue` comments; twice that in queued items of any kind). A
+connection that cannot keep up is cut: the writer closes it with a ``bye`` carrying the
+cursor of the last comment actually written, so the client resumes without a gap, and it
+never slows the other connections of the gateway. The peer that overflowed its queue has
+most likely stopped reading, so the goodbye is given `CUT_GRACE_S` and the connection is
+aborted if it does not get through.
+
+Modelled on centrifuge's ``writer.go``. The writer knows nothing of cursors' format or of the
+log: the session decides what is accepted and in which order; the writer only sends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from chorus.model import Comment
+from region.log import Entry
+from region.protocol import Bye, CloseCode, Comments, ServerFrame
+
+MAX_BATCH = 500   # comments taken in one write; a longer queue goes out over several writes
+CUT_GRACE_S = 2.0  # how long a slow consumer's goodbye may take before the connection drops
+SLOW_CONSUMER = "slow_consumer"  # the close reason of a cut (and of its `bye`)
+GONE = "gone"                    # the close reason when the peer went away under a write
+
+
+class Transport(Protocol):
+    """What a writer needs of a connection. ``send`` is one write of a few frames."""
+
+    async def send(self, frames: Sequence[ServerFrame]) -> None:
+        """Raises `Gone` (or OSError) when the peer is no longer there."""
+        ...
+
+    async def close(self, code: CloseCode, bye: Bye | None) -> None: ...
+
+    def abort(self) -> None:
+        """Drops the connection at once (a peer that does not read gets no goodbye)."""
+        ...
+
+
+class Gone(Exception):
+    """The peer went away; a transport raises it from `send`."""
+
+
+class Writer:
+    """Sends one viewer's frames through ``transport``.
+
+    ``viewer`` is the user the frames are for (None: anonymous); a comment hidden from them
+    (a shadow-banned author's) is left out of its frame but still moves the frame's cursor.
+    ``cursor_of`` turns a log sequence into the cursor a client resumes from. ``max_queue``
+    bounds the comments waiting (> 0); ``tick_s`` is the pause after a busy write (seconds);
+    ``max_batch`` bounds the comments taken in one write.
+    """
+
+    def __init__(self, transport: Transport, *, viewer: str | None,
+                 cursor_of: Callable[[int], str], max_queue: int, tick_s: float,
+                 max_batch: int = MAX_BATCH, name: str = "") -> None:
+        self.transport = transport
+        self.viewer = viewer
+        self.cursor_of = cursor_of
+        self.max_queue = max_queue
+        self.tick_s = tick_s
+        self.max_batch = max_batch
+        self.name = name
+        self.sent = 0          # sequence of the last comment written (or known to the client)
+        self.close_reason = ""
+        self._queue: deque[Entry | ServerFrame] = deque()
+        self._queued_entries = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()    # set after each write: the queue may have shrunk
+        self._closed = asyncio.Event()
+        self._closer: asyncio.Task[None] | None = None  # the cut's goodbye; awaited by run()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    @property
+    def queued_entries(self) -> int:
+        """Comments waiting to be written."""
+        return self._queued_entries
+
+    async def wait_room(self, at_most: int) -> None:
+        """Returns once at most ``at_most`` comments wait, or the writer is closed. Lets a
+        producer that has many comments at hand (a resume) feed them at the writer's pace
+        instead of overflowing the queue."""
+        while self._queued_entries > at_most and not self._closed.is_set():
+            self._room.clear()
+            await self._room.wait()
+
+    # -- input -------------------------------------------------------------------------------
+
+    def enqueue(self, entry: Entry) -> None:
+        """Queues a comment. Never blocks: past ``max_queue`` waiting comments the connection
+        is cut instead. Ignored once the writer is closed."""
+        if self._closed.is_set():
+            return
+        self._queue.append(entry)
+        self._queued_entries += 1
+        if self._queued_entries > self.max_queue:
+            self._cut()
+            return
+        self._wake.set()
+
+    def push(self, frame: ServerFrame) -> None:
+        """Queues a control frame (hello, ack, error, ...), written in order with the
+        comments. Bounded too: a peer flooding requests it does not read answers to is cut."""
+        if self._closed.is_set():
+            return
+        self._queue.append(frame)
+        if len(self._queue) > 2 * self.max_queue:
+            self._cut()
+            return
+        self._wake.set()
+
+    def rewind(self, sent: int) -> None:
+        """Forgets the comments waiting (control frames stay): the client says it has
+        everything up to ``sent`` and wants what follows from there."""
+        self._queue = deque(x for x in self._queue if not isinstance(x, Entry))
+        self._queued_entries = 0
+        self.sent = sent
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Writes until the writer is closed or the peer is gone; the caller owns this
+        coroutine. Returns after a cut's goodbye is through (at most `CUT_GRACE_S`)."""
+        try:
+            await self._write_loop()
+        finally:
+            if self._closer is not None:
+                await self._closer
+
+    async def close(self, reason: str, code: CloseCode = CloseCode.NORMAL,
+                    regions: tuple[str, ...] = ()) -> None:
+        """Closes with a ``bye`` that tells the client where to resume (the last comment
+        written) and, in ``regions``, where else it may go. What is still queued is not sent:
+        the client gets it on resume."""
+        if not self._mark_closed(reason):
+            return
+        bye = Bye(reason=reason, cursor=self.cursor_of(self.sent), regions=regions)
+        with contextlib.suppress(Gone, OSError):
+            await self.transport.close(code, bye)
+
+    def _mark_closed(self, reason: str) -> bool:
+        """Whether this call closed the writer (False: it was already closed)."""
+        if self._closed.is_set():
+            return False
+        self.close_reason = reason
+        self._closed.set()
+        self._wake.set()
+        self._room.set()
+        return True
+
+    def _cut(self) -> None:
+        # The write loop is most likely stuck on a peer that does not read. Saying goodbye may
+        # wait on that peer too, so it runs in a task of its own (awaited by run()), bounded,
+        # and the connection is dropped if the goodbye does not get through.
+        if not self._mark_closed(SLOW_CONSUMER):
+            return
+        self._queue.clear()
+        self._queued_entries = 0
+        self._closer = asyncio.create_task(self._say_goodbye(), name=f"cut {self.name}")
+
+    async def _say_goodbye(self) -> None:
+        bye = Bye(reason=SLOW_CONSUMER, cursor=self.cursor_of(self.sent))
+        try:
+            await asyncio.wait_for(self.transport.close(CloseCode.SLOW_CONSUMER, bye),
+                                   CUT_GRACE_S)
+        except (TimeoutError, Gone, OSError):
+            self.transport.abort()
+
+    # -- output ------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closed.is_set():
+                return
+            busy = False
+            while self._queue and not self._closed.is_set():
+                busy = busy or self._queued_entries > 1
+                frames, last = self._take_batch()
+                try:
+                    await self.transport.send(frames)
+                except (Gone, OSError):
+                    self._mark_closed(GONE)  # keeps the reason of a close already begun
+                    return
+                if last is not None:
+                    self.sent = last
+                self._room.set()
+            if busy:
+                # Pacing, not synchronisation: a busy stream's next comments wait for the next
+                # tick and go out together; a quiet one's go out at once.
+                await asyncio.sleep(self.tick_s)
+
+    def _take_batch(self) -> tuple[list[ServerFrame], int | None]:
+        """What is queued (up to ``max_batch`` comments) as frames, in order: each run of
+        comments becomes one ``comments`` frame. Returns the frames and the last sequence
+        taken (None: no comment)."""
+        frames: list[ServerFrame] = []
+        items: list[Comment] = []
+        run_last: int | None = None
+        last: int | None = None
+        taken = 0
+
+        def flush() -> None:
+            nonlocal run_last
+            if run_last is not None:
+                frames.append(Comments(items=tuple(items), cursor=self.cursor_of(run_last)))
+                items.clear()
+                run_last = None
+
+        while self._queue and taken < self.max_batch:
+            item = self._queue.popleft()
+            if isinstance(item, Entry):
+                self._queued_entries -= 1
+                taken += 1
+                run_last = last = item.seq
+                if item.comment.visible_to(self.viewer):
+                    items.append(item.comment)
+            else:
+                flush()
+                frames.append(item)
+        flush()
+        return frames, last
