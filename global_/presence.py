@@ -1,35 +1,51 @@
-"""Read globally: which regions have viewers of a stream.
+"""Read globally: which regions have viewers of a stream; and this region's answers to that.
 
-A posting region's forwarders ask every other region for its viewer count of a stream, all
-at once over the hub, each answer bounded by ``presence_query_timeout_ms``. Answers are
-cached per (stream, region) for ``presence_cache_ms``, and dropped early when that region
-announces a presence change for the stream. A region that does not answer in time counts as
-having viewers: a wasted forward is cheap, a lost comment is not.
+`PresenceDirectory` is the asking side. A posting region's outboxes ask every other region
+for its viewer count of a stream (`PresenceQuery` over the hub, all regions at once, each
+answer bounded by ``presence_query_timeout_ms``). Answers are cached per (stream, region) for
+``presence_cache_ms`` in a `PresenceCache` (pure), and dropped early when that region
+announces a `PresenceChange` of the stream. A region that does not answer in time, or whose
+answer is malformed, counts as having viewers: a wasted forward is cheap, a lost comment is
+not.
 
-Subjects: ``chorus.presence.q.<region>`` (request ``{"stream"}``, answered by one gateway of
-that region) and ``chorus.presence.change`` (``{"region", "stream", "viewers"}``, every
-gateway of every region listens).
+`PresenceResponder` is this region's side: one gateway of the region (queue group
+``presence``) answers each query from the region's presence index, and every gateway
+announces when its region's count of a stream goes 0 -> n or n -> 0.
+
+The messages are global_/hub.py's; the subjects chorus/names.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from nats.aio.client import Client as Nats
-from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
-CHANGE_SUBJECT = "chorus.presence.change"
+from chorus.drivers import driver_errors
+from chorus.metrics import Metrics
+from chorus.model import STREAM_ID
+from chorus.names import PRESENCE_CHANGE, PRESENCE_QUEUE, presence_query
+from global_.hub import (
+    HubMessageError,
+    PresenceAnswer,
+    PresenceChange,
+    PresenceQuery,
+    Rejections,
+)
+from global_.tasks import OwnedTasks
+from region.presence import Presence, PresenceUnavailable
 
+log = logging.getLogger(__name__)
 
-def query_subject(region: str) -> str:
-    return f"chorus.presence.q.{region}"
+MAX_REFRESHES = 1000      # answers renewed ahead of expiry at once; beyond, they just expire
+CHANGE_FLUSH_TIMEOUT_S = 2  # nats-py takes whole seconds
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,9 @@ class Answer:
 
 @dataclass
 class PresenceCache:
-    """Answers by (stream, region), each valid for ``ttl_s`` seconds of ``clock``. Pure."""
+    """Answers by (stream, region), each valid for ``ttl_s`` seconds of ``clock``. Pure.
+
+    Bounded by ``max_entries``: when full, expired answers go first, then the oldest half."""
 
     ttl_s: float
     clock: Callable[[], float] = time.monotonic
@@ -89,18 +107,42 @@ class PresenceCache:
 
 
 class PresenceDirectory:
-    """Asks the other regions (over the hub) and caches their answers."""
+    """Asks the other regions (over the hub) and caches their answers. `run` listens to
+    every region's presence changes and owns the refreshes; run it for the gateway's life."""
 
-    def __init__(self, nc: Nats, *, regions: Iterable[str], cache_ms: int,
-                 timeout_ms: int) -> None:
+    def __init__(self, nc: Nats, *, regions: Iterable[str], cache_ms: int, timeout_ms: int,
+                 metrics: Metrics, rejections: Rejections) -> None:
         self.nc = nc
         self.regions = tuple(regions)
         self.cache = PresenceCache(ttl_s=cache_ms / 1000)
         self.timeout_s = timeout_ms / 1000
-        self.queries = 0  # requests sent, for /metrics and the single-region test
-        self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.metrics = metrics
+        self.rejections = rejections
+        self._refreshes = OwnedTasks(MAX_REFRESHES)
+        self._refreshing: set[tuple[str, str]] = set()
+
+    async def run(self) -> None:
+        sub = await self.nc.subscribe(PRESENCE_CHANGE)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._listen(sub), name="presence changes")
+                tg.create_task(self._refreshes.watch(), name="presence refreshes")
+        finally:
+            await self._refreshes.close()
+            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
+                await sub.unsubscribe()
+
+    async def _listen(self, sub: Subscription) -> None:
+        async for msg in sub.messages:
+            try:
+                change = PresenceChange.decode(msg.data)
+            except HubMessageError as err:
+                self.rejections(err, msg.subject)
+                continue
+            self.cache.invalidate(change.stream, change.region)
 
     async def viewers(self, stream: str, region: str) -> Answer:
+        """``region``'s viewers of ``stream``, cached; never raises (no answer: None)."""
         hit = self.cache.get_aged(stream, region)
         if hit is not None:
             answer, age = hit
@@ -108,52 +150,85 @@ class PresenceDirectory:
             # busy stream's forwards never wait a round trip for a fresh one.
             key = (stream, region)
             if age > self.cache.ttl_s / 2 and key not in self._refreshing:
-                task = asyncio.create_task(self._refresh(stream, region))
-                self._refreshing[key] = task
-                task.add_done_callback(self._refreshed)
+                if self._refreshes.spawn(self._refresh(stream, region),
+                                         name=f"presence refresh {region}"):
+                    self._refreshing.add(key)
             return answer
         answer = await self._ask(stream, region)
         self.cache.put(stream, answer)
         return answer
 
     async def _refresh(self, stream: str, region: str) -> None:
-        self.cache.put(stream, await self._ask(stream, region))
-
-    def _refreshed(self, task: asyncio.Task[None]) -> None:
-        for key, running in list(self._refreshing.items()):
-            if running is task:
-                del self._refreshing[key]
-
-    async def close(self) -> None:
-        """Cancels background refreshes (the owner calls this on shutdown)."""
-        tasks = list(self._refreshing.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            self.cache.put(stream, await self._ask(stream, region))
+        finally:
+            self._refreshing.discard((stream, region))
 
     async def regions_with_viewers(self, stream: str) -> set[str]:
         answers = await asyncio.gather(*(self.viewers(stream, r) for r in self.regions))
         return {a.region for a in answers if a.has_viewers}
 
     async def _ask(self, stream: str, region: str) -> Answer:
-        self.queries += 1
-        try:
-            reply = await self.nc.request(query_subject(region),
-                                          json.dumps({"stream": stream}).encode(),
-                                          timeout=self.timeout_s)
-            doc: Any = json.loads(reply.data)
-            return Answer(region=region, viewers=int(doc["viewers"]))
-        except (NatsTimeout, NoRespondersError, NatsError, ValueError, KeyError, TypeError):
+        if not STREAM_ID.fullmatch(stream):
+            # No region answers for what is not a stream id: skip the round trip, fail open.
             return Answer(region=region, viewers=None)
-
-    def on_change(self, data: bytes) -> None:
-        """A ``chorus.presence.change`` event: forget what we knew of that region's stream."""
+        self.metrics.presence_queries.inc()
+        query = PresenceQuery(stream)
+        subject = presence_query(region)
         try:
-            doc = json.loads(data)
-            self.cache.invalidate(str(doc["stream"]), str(doc["region"]))
-        except (ValueError, KeyError, TypeError):
+            reply = await self.nc.request(subject, query.encode(), timeout=self.timeout_s)
+        except driver_errors("nats"):
+            return Answer(region=region, viewers=None)
+        try:
+            answer = PresenceAnswer.decode(reply.data)
+            if not answer.answers(region, query):
+                raise HubMessageError("presence_answer", f"{answer.region!r} answered of "
+                                      f"{answer.stream!r}")
+        except HubMessageError as err:
+            self.rejections(err, subject)
+            return Answer(region=region, viewers=None)
+        return Answer(region=region, viewers=answer.viewers)
+
+
+class PresenceResponder:
+    """This region's side of presence over the hub."""
+
+    def __init__(self, nc: Nats, *, region: str, presence: Presence,
+                 rejections: Rejections) -> None:
+        self.nc = nc
+        self.region = region
+        self.presence = presence
+        self.rejections = rejections
+
+    async def run(self) -> None:
+        """Answers queries until cancelled; one gateway of the region answers each."""
+        sub = await self.nc.subscribe(presence_query(self.region), queue=PRESENCE_QUEUE)
+        try:
+            async for msg in sub.messages:
+                await self._answer(msg)
+        finally:
+            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
+                await sub.unsubscribe()
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            query = PresenceQuery.decode(msg.data)
+        except HubMessageError as err:
+            self.rejections(err, msg.subject)
             return
+        try:
+            viewers = await self.presence.count(query.stream)
+        except PresenceUnavailable:
+            return  # no answer: the asker counts us as having viewers
+        answer = PresenceAnswer(region=self.region, stream=query.stream, viewers=viewers)
+        with contextlib.suppress(*driver_errors("nats")):
+            # No reply subject, or the connection went: the asker times out and fails open.
+            await msg.respond(answer.encode())
 
-
-def change_event(region: str, stream: str, viewers: int) -> bytes:
-    return json.dumps({"region": region, "stream": stream, "viewers": viewers}).encode()
+    async def announce(self, stream: str, viewers: int) -> None:
+        """Tells every region that this region's count of ``stream`` changed (best effort:
+        the others' cached answers expire by themselves within ``presence_cache_ms``)."""
+        change = PresenceChange(region=self.region, stream=stream, viewers=viewers)
+        with contextlib.suppress(*driver_errors("nats")):
+            await self.nc.publish(PRESENCE_CHANGE, change.encode())
+            await self.nc.flush(timeout=CHANGE_FLUSH_TIMEOUT_S)

@@ -54,6 +54,12 @@ class CommentLog(Protocol):
         """Up to ``limit`` entries of ``stream`` with sequence above ``after_seq``."""
         ...
 
+    async def read_since(self, stream: str, since_ms: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` entries of ``stream`` stored at or after ``since_ms`` (ms since the
+        epoch, wall clock), oldest first; their ``prev`` is 0 (unknown). Late-join bootstrap
+        reads a region's recent comments with it."""
+        ...
+
     async def read_before(self, stream: str, before_seq: int | None, limit: int
                           ) -> list[Entry]:
         """Up to ``limit`` entries below ``before_seq`` (None: the newest), newest first."""

@@ -1,13 +1,14 @@
 """`CommentLog` on the region's JetStream.
 
 One stream, ``COMMENTS``, in the region's domain, captures ``cmt.<region>.<stream>``: the
-region's own posts and (later) comments forwarded from other regions. Subjects carry the
-region's name so that no other region's stream captures them. JetStream re-publishes each
-stored message on ``live.<region>.<stream>`` with its sequence and the previous sequence of
-the same subject: that is the live feed the gateways subscribe to.
+region's own posts and comments forwarded from other regions. Subjects carry the region's
+name so that no other region's stream captures them. JetStream re-publishes each stored
+message on ``live.<region>.<stream>`` with its sequence and the previous sequence of the same
+subject: that is the live feed the gateways subscribe to. Every name is chorus/names.py's.
 
-Reads use Direct Get: a batch request streams a subject's messages after a sequence in one
-round trip; ``multi_last`` with ``up_to_seq`` steps backwards for history pages.
+Reads use Direct Get: a batch request streams a subject's messages after a sequence (or a
+start time, for bootstrap) in one round trip; ``multi_last`` with ``up_to_seq`` steps
+backwards for history pages. Driver errors leave as `LogUnavailable` (chorus/drivers.py).
 """
 
 from __future__ import annotations
@@ -18,27 +19,23 @@ from typing import Any
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DiscardPolicy, RePublish, StorageType, StreamConfig
 from nats.js.errors import Error as JsError
 
+from chorus.drivers import translated
 from chorus.model import Comment
+from chorus.names import (
+    COMMENTS_STREAM,
+    DIRECT_GET,
+    comment_subject,
+    comment_subjects,
+    live_subjects,
+)
 from region.log import Appended, Entry, LogUnavailable, Page
 
-STREAM = "COMMENTS"
 DUPLICATE_WINDOW_S = 600     # a retried post with the same client key within this is one post
 MAX_AGE_S = 7 * 24 * 3600    # the log is the replay window's source, not the archive
 REQUEST_TIMEOUT_S = 5.0
-
-
-def subject(region: str, stream: str) -> str:
-    return f"cmt.{region}.{stream}"
-
-
-def live_subject(region: str, stream: str) -> str:
-    return f"live.{region}.{stream}"
 
 
 def _epoch(created: Any) -> str:
@@ -61,29 +58,26 @@ class JetStreamLog:
 
     async def ensure(self) -> None:
         """Creates the stream (every gateway calls this; the same config is a no-op)."""
+        own = comment_subjects(self.region)
         config = StreamConfig(
-            name=STREAM, subjects=[f"cmt.{self.region}.>"], storage=StorageType.FILE,
+            name=COMMENTS_STREAM, subjects=[own], storage=StorageType.FILE,
             max_age=MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S, allow_direct=True,
             discard=DiscardPolicy.OLD,
-            republish=RePublish(src=f"cmt.{self.region}.>", dest=f"live.{self.region}.>"),
+            republish=RePublish(src=own, dest=live_subjects(self.region)),
         )
-        try:
+        with translated(LogUnavailable, "creating the comment log"):
             try:
                 info = await self.js.add_stream(config)
             except JsError as exc:
                 if "already in use" not in str(exc):
                     raise
                 info = await self.js.update_stream(config)
-        except (NatsError, JsError, NatsTimeout) as exc:
-            raise LogUnavailable(f"cannot create the comment log: {exc}") from exc
         self.epoch = _epoch(info.created)
 
     async def append(self, comment: Comment, *, msg_id: str) -> Appended:
-        subj = subject(self.region, comment.stream)
-        try:
+        subj = comment_subject(self.region, comment.stream)
+        with translated(LogUnavailable, "storing a comment"):
             ack = await self.js.publish(subj, comment.encode(), headers={"Nats-Msg-Id": msg_id})
-        except (TimeoutError, NatsError, JsError, NatsTimeout) as exc:
-            raise LogUnavailable(f"the comment log did not store the comment: {exc}") from exc
         if not ack.duplicate:
             return Appended(seq=ack.seq, comment=comment, duplicate=False)
         original = await self._get(ack.seq)
@@ -98,30 +92,28 @@ class JetStreamLog:
     async def _direct(self, body: dict[str, Any]) -> list[Msg]:
         """A Direct Get; batch requests end with an EOB status message, single ones don't."""
         batch = "batch" in body or "multi_last" in body
-        inbox = self.nc.new_inbox()
-        sub = await self.nc.subscribe(inbox)
         out: list[Msg] = []
-        try:
-            await self.nc.publish(f"$JS.API.DIRECT.GET.{STREAM}", json.dumps(body).encode(),
-                                  reply=inbox)
-            while True:
-                msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
-                status = (msg.headers or {}).get("Status")
-                if status:
-                    if status in ("204", "404"):
-                        return out  # end of batch, or nothing there
-                    raise LogUnavailable(f"direct get failed: {status} "
-                                         f"{(msg.headers or {}).get('Description', '')}")
-                out.append(msg)
-                if not batch:
-                    return out
-        except (NatsTimeout, NoRespondersError, NatsError) as exc:
-            raise LogUnavailable(f"the comment log did not answer: {exc}") from exc
-        finally:
-            await sub.unsubscribe()
+        with translated(LogUnavailable, "reading the comment log"):
+            inbox = self.nc.new_inbox()
+            sub = await self.nc.subscribe(inbox)
+            try:
+                await self.nc.publish(DIRECT_GET, json.dumps(body).encode(), reply=inbox)
+                while True:
+                    msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
+                    status = (msg.headers or {}).get("Status")
+                    if status:
+                        if status in ("204", "404"):
+                            return out  # end of batch, or nothing there
+                        raise LogUnavailable(f"direct get failed: {status} "
+                                             f"{(msg.headers or {}).get('Description', '')}")
+                    out.append(msg)
+                    if not batch:
+                        return out
+            finally:
+                await sub.unsubscribe()
 
     async def read_after(self, stream: str, after_seq: int, limit: int) -> Page:
-        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": subject(
+        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": comment_subject(
             self.region, stream), "batch": limit})
         entries = []
         prev = after_seq
@@ -142,7 +134,7 @@ class JetStreamLog:
         one batch Direct Get from a start time."""
         start = datetime.datetime.fromtimestamp(since_ms / 1000, tz=datetime.UTC)
         msgs = await self._direct({"start_time": start.isoformat().replace("+00:00", "Z"),
-                                   "next_by_subj": subject(self.region, stream),
+                                   "next_by_subj": comment_subject(self.region, stream),
                                    "batch": limit})
         return [Entry(seq=int((m.headers or {})["Nats-Sequence"]), prev=0,
                       comment=Comment.decode(m.data)) for m in msgs]
@@ -151,7 +143,7 @@ class JetStreamLog:
                           ) -> list[Entry]:
         out: list[Entry] = []
         up_to = (before_seq - 1) if before_seq is not None else None
-        subj = subject(self.region, stream)
+        subj = comment_subject(self.region, stream)
         while len(out) < limit and (up_to is None or up_to > 0):
             body: dict[str, Any] = {"multi_last": [subj]}
             if up_to is not None:
@@ -167,12 +159,12 @@ class JetStreamLog:
                 for i, e in enumerate(out)]
 
     async def count_after(self, stream: str, after_seq: int) -> int:
-        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": subject(
+        msgs = await self._direct({"seq": after_seq + 1, "next_by_subj": comment_subject(
             self.region, stream), "batch": 1})
         if not msgs:
             return 0
         return 1 + int((msgs[0].headers or {}).get("Nats-Num-Pending", "0"))
 
     async def head(self, stream: str) -> int:
-        msgs = await self._direct({"last_by_subj": subject(self.region, stream)})
+        msgs = await self._direct({"last_by_subj": comment_subject(self.region, stream)})
         return int((msgs[0].headers or {})["Nats-Sequence"]) if msgs else 0

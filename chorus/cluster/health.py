@@ -194,7 +194,7 @@ async def outboxes(config: Config, region_name: str) -> dict[str, int | None]:
     import nats
     from nats.errors import Error as NatsError
 
-    from global_.relay import outbox_depth
+    from global_.outbox import outbox_depth
 
     region = config.region(region_name)
     others = [r.name for r in config.regions if r.name != region_name]

@@ -21,9 +21,9 @@ from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
 from chorus.ids import IdGenerator
 from chorus.model import Comment
+from chorus.names import comment_subject as subject
 from region.archive import HistoryCursor, Layout, Stored, time_position, visible
 from region.archive_cassandra import CassandraArchive
-from region.log_jetstream import subject
 from region.persister import lag
 from tests.integration.test_cell import post, token
 from tests.integration.viewers import WsViewer

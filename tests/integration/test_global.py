@@ -128,15 +128,14 @@ async def test_a_stream_watched_in_one_region_crosses_no_link(
 async def _outbox_passed(cluster: LocalCluster, region: str, dest: str, seq: int) -> None:
     """Waits until ``region``'s outbox to ``dest`` has dealt with everything up to ``seq``
     (forwarded or decided not to): other tests may have left a backlog before it."""
-    from global_.relay import consumer_name
-    from region.log_jetstream import STREAM
+    from chorus.names import COMMENTS_STREAM, outbox_durable
 
     nc = await nats.connect(cluster.config.region(region).nats_url)
     try:
         js = nc.jetstream()
 
         async def passed() -> bool:
-            info = await js.consumer_info(STREAM, consumer_name(dest))
+            info = await js.consumer_info(COMMENTS_STREAM, outbox_durable(dest))
             return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq
         await wait_until(passed, what=f"{region}->{dest} outbox past {seq}", timeout_s=60)
     finally:

@@ -1,6 +1,7 @@
 import pytest
 
-from global_.registry import Heartbeat, RegistryState
+from global_.hub import Heartbeat, HubMessageError
+from global_.registry import RegistryState
 
 
 def test_region_is_healthy_while_a_gateway_beats() -> None:
@@ -28,7 +29,7 @@ def test_heartbeat_round_trip_and_rejects_garbage() -> None:
     beat = Heartbeat("us-east", "http://x", True, 123)
     assert Heartbeat.decode(beat.encode()) == beat
     for bad in (b"[]", b"{}", b"not json", b'{"region": "a"}'):
-        with pytest.raises(ValueError):
+        with pytest.raises(HubMessageError):
             Heartbeat.decode(bad)
 
 
@@ -39,3 +40,13 @@ def test_urls_are_the_ones_announced_lately() -> None:
     state.observe(Heartbeat("eu-west", "http://old", True, 1), now=5.0)
     assert state.urls("eu-west", now=11.0) == ("https://lb",)
     assert state.urls("us-east", now=11.0) == ()
+
+
+def test_gateways_remembered_are_bounded_the_stalest_forgotten_first() -> None:
+    state = RegistryState(interval_s=1.0, max_gateways=3)
+    for i in range(5):
+        state.observe(Heartbeat("eu-west", f"http://g{i}", True, 1), now=float(i))
+    assert len(state.seen) == 3
+    assert state.urls("eu-west", now=4.0) == ("http://g2", "http://g3", "http://g4")
+    state.observe(Heartbeat("eu-west", "http://g2", True, 2), now=5.0)  # known: kept
+    assert len(state.seen) == 3

@@ -1,0 +1,309 @@
+"""The hub protocol: every message regions exchange over the hub, typed, with both ends here.
+
+=====================  ==============================  ========================================
+message                subject (chorus/names.py)        JSON on the wire
+=====================  ==============================  ========================================
+`PresenceQuery`        ``presence_query(region)``       ``{"stream"}``
+`PresenceAnswer`       its reply                        ``{"region", "stream", "viewers"}``
+`PresenceChange`       ``PRESENCE_CHANGE``              ``{"region", "stream", "viewers"}``
+`RecentRequest`        ``recent_subject(region)``       ``{"stream", "since_ms"}``
+`RecentReply`          its reply                        ``{"region", "comments": [comment]}``
+`Heartbeat`            ``registry_subject(region)``     ``{"region", "gateway", "healthy",
+                                                        "ts_ms"}``
+=====================  ==============================  ========================================
+
+The wire carries no kind: the subject says what a message is, and the JSON is exactly what
+earlier versions send, so regions on the old and the new code talk during a rolling upgrade.
+Keys a message does not know are ignored (a newer sender may add some); a missing key, a
+value of the wrong type, a negative count or a stream id that is not one is malformed.
+
+Each message has ``encode() -> bytes`` and ``decode(data)``, which raises `HubMessageError`
+on anything malformed. A receiver hands that error to `Rejections`, which counts it
+(``chorus_hub_messages_rejected_total{kind}``) and logs it without letting a flood flood the
+log; it never reads a rejected message as an answer (for presence: no answer, which counts
+as having viewers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chorus.errors import ChorusError
+from chorus.metrics import Metrics
+from chorus.model import STREAM_ID, Comment
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["presence_query", "presence_answer", "presence_change", "recent_request",
+               "recent_reply", "heartbeat"]
+
+
+class HubMessageError(ChorusError):
+    """A hub message that is not what its subject promises. ``kind`` is what it should have
+    been (a bounded metric label), ``reason`` what is wrong with it."""
+
+    def __init__(self, kind: Kind, reason: str) -> None:
+        self.kind: Kind = kind
+        self.reason = reason
+        super().__init__(f"malformed {kind}: {reason}")
+
+
+# -- reading fields strictly -----------------------------------------------------------------
+
+
+def _object(kind: Kind, data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8 and integers too long to convert; RecursionError a
+        # document nested too deep.
+        raise HubMessageError(kind, f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise HubMessageError(kind, "not a JSON object")
+    return doc
+
+
+def _field(kind: Kind, doc: dict[str, Any], key: str) -> Any:
+    if key not in doc:
+        raise HubMessageError(kind, f"no {key!r}")
+    return doc[key]
+
+
+def _str(kind: Kind, doc: dict[str, Any], key: str) -> str:
+    value = _field(kind, doc, key)
+    if not isinstance(value, str) or not value:
+        raise HubMessageError(kind, f"{key!r} is not a non-empty string")
+    return value
+
+
+def _stream(kind: Kind, doc: dict[str, Any]) -> str:
+    value = _str(kind, doc, "stream")
+    if not STREAM_ID.fullmatch(value):
+        raise HubMessageError(kind, "'stream' is not a stream id")
+    return value
+
+
+def _count(kind: Kind, doc: dict[str, Any], key: str) -> int:
+    value = _field(kind, doc, key)
+    # bool is an int to Python, never to a sender of ours.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise HubMessageError(kind, f"{key!r} is not a non-negative integer")
+    return value
+
+
+def _bool(kind: Kind, doc: dict[str, Any], key: str) -> bool:
+    value = _field(kind, doc, key)
+    if not isinstance(value, bool):
+        raise HubMessageError(kind, f"{key!r} is not true or false")
+    return value
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    # json.dumps's default separators: the bytes earlier versions send.
+    return json.dumps(doc).encode()
+
+
+# -- the messages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresenceQuery:
+    """"How many viewers of ``stream`` do you have?", asked of one region (one gateway of
+    it answers, queue group ``presence``)."""
+
+    stream: str
+    kind: Literal["presence_query"] = "presence_query"
+
+    def encode(self) -> bytes:
+        return _dumps({"stream": self.stream})
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresenceQuery:
+        doc = _object("presence_query", data)
+        return cls(stream=_stream("presence_query", doc))
+
+
+@dataclass(frozen=True)
+class PresenceAnswer:
+    """A region's viewer count of a stream, in reply to a `PresenceQuery`."""
+
+    region: str
+    stream: str
+    viewers: int
+    kind: Literal["presence_answer"] = "presence_answer"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "stream": self.stream, "viewers": self.viewers})
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresenceAnswer:
+        k: Kind = "presence_answer"
+        doc = _object(k, data)
+        return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
+                   viewers=_count(k, doc, "viewers"))
+
+    def answers(self, region: str, query: PresenceQuery) -> bool:
+        """Whether this is ``region``'s answer to ``query`` (anything else is no answer)."""
+        return self.region == region and self.stream == query.stream
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    """A region's count of a stream went 0 -> n (``viewers`` > 0) or n -> 0; every gateway of
+    every region drops what it cached of that region's stream."""
+
+    region: str
+    stream: str
+    viewers: int
+    kind: Literal["presence_change"] = "presence_change"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "stream": self.stream, "viewers": self.viewers})
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresenceChange:
+        k: Kind = "presence_change"
+        doc = _object(k, data)
+        return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
+                   viewers=_count(k, doc, "viewers"))
+
+
+@dataclass(frozen=True)
+class RecentRequest:
+    """Late-join bootstrap: "the comments of ``stream`` you originated since ``since_ms``"
+    (ms since the epoch, the asker's wall clock)."""
+
+    stream: str
+    since_ms: int
+    kind: Literal["recent_request"] = "recent_request"
+
+    def encode(self) -> bytes:
+        return _dumps({"stream": self.stream, "since_ms": self.since_ms})
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecentRequest:
+        k: Kind = "recent_request"
+        doc = _object(k, data)
+        return cls(stream=_stream(k, doc), since_ms=_count(k, doc, "since_ms"))
+
+
+@dataclass(frozen=True)
+class RecentReply:
+    """A region's own recent comments of the requested stream, oldest first."""
+
+    region: str
+    comments: tuple[Comment, ...]
+    kind: Literal["recent_reply"] = "recent_reply"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "comments": [c.to_json() for c in self.comments]})
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecentReply:
+        k: Kind = "recent_reply"
+        doc = _object(k, data)
+        raw = _field(k, doc, "comments")
+        if not isinstance(raw, list):
+            raise HubMessageError(k, "'comments' is not a list")
+        try:
+            comments = tuple(Comment.from_json(c) for c in raw)
+        except ValueError as exc:
+            # The reason may quote the wire: keep it short.
+            raise HubMessageError(k, f"a comment is malformed ({str(exc)[:120]})") from None
+        return cls(region=_str(k, doc, "region"), comments=comments)
+
+    def answers(self, region: str, request: RecentRequest) -> bool:
+        """Whether this is ``region``'s reply to ``request``: its own comments of the stream."""
+        return self.region == region and all(
+            c.region == region and c.stream == request.stream for c in self.comments)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One gateway's announcement. ``gateway`` is its public URL; ``ts_ms`` the sender's wall
+    clock (ms since the epoch)."""
+
+    region: str
+    gateway: str
+    healthy: bool
+    ts_ms: int
+    kind: Literal["heartbeat"] = "heartbeat"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "gateway": self.gateway,
+                       "healthy": self.healthy, "ts_ms": self.ts_ms})
+
+    @classmethod
+    def decode(cls, data: bytes) -> Heartbeat:
+        k: Kind = "heartbeat"
+        doc = _object(k, data)
+        return cls(region=_str(k, doc, "region"), gateway=_str(k, doc, "gateway"),
+                   healthy=_bool(k, doc, "healthy"), ts_ms=_count(k, doc, "ts_ms"))
+
+
+HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | RecentRequest | RecentReply
+              | Heartbeat)
+
+_DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
+    "presence_query": PresenceQuery.decode,
+    "presence_answer": PresenceAnswer.decode,
+    "presence_change": PresenceChange.decode,
+    "recent_request": RecentRequest.decode,
+    "recent_reply": RecentReply.decode,
+    "heartbeat": Heartbeat.decode,
+}
+
+
+def decode(kind: Kind, data: bytes) -> HubMessage:
+    """The message of ``kind`` in ``data`` (the receiver knows the kind from the subject)."""
+    return _DECODERS[kind](data)
+
+
+# -- the receiving end of a bad message ------------------------------------------------------
+
+
+@dataclass
+class LogThrottle:
+    """At most one log line per key every ``every_s`` seconds of ``clock``. Pure."""
+
+    every_s: float
+    clock: Callable[[], float] = time.monotonic
+    _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)
+
+    def admit(self, key: str) -> int | None:
+        """None: stay quiet. Otherwise log now; the number is how many lines of ``key`` were
+        held back since the last one. Keys must be few (they are kept)."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+REJECTION_LOG_EVERY_S = 10.0  # one line per kind at most this often; the counter has them all
+
+
+class Rejections:
+    """What a receiver does with a `HubMessageError`: count it, log it (throttled per kind)."""
+
+    def __init__(self, metrics: Metrics, *, every_s: float = REJECTION_LOG_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.metrics = metrics
+        self.throttle = LogThrottle(every_s, clock)
+
+    def __call__(self, error: HubMessageError, subject: str) -> None:
+        self.metrics.hub_rejected(error.kind)
+        held = self.throttle.admit(error.kind)
+        if held is None:
+            return
+        more = f" ({held} more since the last report)" if held else ""
+        # %r: the subject comes from the wire; keep control characters out of the log.
+        log.warning("rejected a hub message on %r: %s%s", subject[:200], error, more)
