@@ -1,0 +1,495 @@
+/**
+ * The browser client: watch a stream and post to it from the nearest healthy region, with
+ * the semantics of the Python SDK (chorus/sdk).
+ *
+ *     const client = new ChorusClient({ seeds: [location.origin], token, stream: "match-42" });
+ *     client.on("comment", (c) => render(c));          // new in the timeline, any order
+ *     await client.start();
+ *     await client.post("what a goal!");              // retried with one client_key
+ *
+ * What it does for the application:
+ * - discovers the regions from any seed gateway (`/v1/regions`) and ranks the healthy ones
+ *   by measured round trip (`/healthz`), the preferred region first;
+ * - watches over WebSocket, falling back to SSE and then long-poll where a WebSocket never
+ *   opens (a proxy that blocks upgrades);
+ * - resumes with its cursor after a disconnect, backing off with jitter (backoff.ts);
+ * - fails over after `failoverAfter` failed attempts in a row to the next healthy region,
+ *   where its cursor does not apply: it joins at the head and fills what it may have missed
+ *   from that region's history, by comment id and time;
+ * - keeps a `Timeline`: each comment once, in id order, and an explicit `Gap` where history
+ *   could not fill a hole;
+ * - measures the round trip to its gateway (WebSocket ping/pong, else `/healthz`).
+ * Frame types it does not know arrive as `other` events and are never waited for.
+ */
+
+import { Backoff } from "./backoff.js";
+import { type Comment, commentFromJson } from "./comment.js";
+import { cursorFor } from "./cursor.js";
+import { ChorusClientError } from "./errors.js";
+import type { MalformedFrame, Other, ServerFrame } from "./frames.js";
+import { idTimeMs, isId } from "./ids.js";
+import { type Directory, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
+import { type Gap, Timeline } from "./timeline.js";
+import { type Link, type LinkEvents, openEventSource, openPoll, openWebSocket, type Platform,
+  type TransportKind } from "./transports.js";
+
+/** Comments of other regions reach a log up to this much out of order, ms. */
+export const REORDER_WINDOW_MS = 5000;
+export const HISTORY_PAGE = 200;
+export const HISTORY_MAX_PAGES = 20;
+/** A WebSocket that has not answered this many pings in a row is taken for dead. */
+export const PINGS_UNANSWERED_MAX = 3;
+const REQUEST_TIMEOUT_MS = 5000;
+
+export type State = "idle" | "connecting" | "live" | "reconnecting" | "closed";
+
+export interface ClientOptions {
+  /** Gateway base URLs to discover the regions from (a page: `[location.origin]`). */
+  seeds: string[];
+  token: string;
+  stream: string;
+  /** The region to use first while healthy; `"seed"`: the region of the answering seed. */
+  prefer?: string | null;
+  transport?: "auto" | TransportKind;
+  /** Failed connection attempts in a row before moving to another region (default 3). */
+  failoverAfter?: number;
+  /** Ceiling of the reconnect and post backoff, ms (default 5000). */
+  backoffMaxMs?: number;
+  /** How often the round trip is measured, ms (default 2000; 0: never). */
+  pingIntervalMs?: number;
+  /** Comments kept (default 10,000); older ones fall off. */
+  timelineLimit?: number;
+  /** fetch, WebSocket and EventSource; the browser's by default. */
+  platform?: Partial<Platform>;
+}
+
+export interface Connection {
+  region: string;
+  gateway: string;
+  url: string;
+  transport: TransportKind;
+}
+
+export interface ClientEvents {
+  /** A comment new to the timeline (live, resumed or from history), in arrival order. */
+  comment: (comment: Comment) => void;
+  state: (state: State) => void;
+  connected: (connection: Connection) => void;
+  /** The client gave up on `from` and moves to `to`. */
+  failover: (from: string, to: string) => void;
+  /** The connection ended; the client resumes (`attempt` in a row, from 1). */
+  reconnect: (attempt: number, reason: string) => void;
+  /** Round trip to the gateway, ms. */
+  latency: (ms: number) => void;
+  /** Viewers of the stream in the connected region. */
+  viewers: (count: number) => void;
+  /** History could not fill a hole: comments after `gap.afterId` may be missing. */
+  gap: (gap: Gap) => void;
+  /** A frame type this client does not decode (reactions, tiers, retractions, pins...). */
+  other: (frame: Other) => void;
+  /** The gateway refused the token (401/403) or no region could be discovered. */
+  error: (error: ChorusClientError) => void;
+}
+
+type Listeners = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
+
+export class ChorusClient {
+  readonly timeline: Timeline;
+  readonly stream: string;
+  state: State = "idle";
+  /** The region and cursor the client is at; a cursor is valid in its region only. */
+  region: string | null = null;
+  cursor: string | null = null;
+  connection: Connection | null = null;
+  regions: RegionInfo[] = [];
+  failovers = 0;
+  reconnects = 0;
+  malformedFrames = 0;
+  latencyMs: number | null = null;
+
+  private readonly options: Required<Omit<ClientOptions, "platform" | "prefer">>
+    & { prefer: string | null };
+  private readonly platform: Platform;
+  private readonly listeners: Listeners = { comment: new Set(), state: new Set(),
+    connected: new Set(), failover: new Set(), reconnect: new Set(), latency: new Set(),
+    viewers: new Set(), gap: new Set(), other: new Set(), error: new Set() };
+  private link: Link | null = null;
+  private closed = false;
+  private readonly sleepers = new Set<() => void>();
+  private proven: TransportKind | null = null;
+  private pingRef = 0;
+  private pingsUnanswered = 0;
+  private pingSent = new Map<string, number>();
+
+  constructor(options: ClientOptions) {
+    if (options.seeds.length === 0) throw new RangeError("give at least one seed gateway URL");
+    this.options = { prefer: options.prefer ?? null, transport: options.transport ?? "auto",
+      failoverAfter: options.failoverAfter ?? 3, backoffMaxMs: options.backoffMaxMs ?? 5000,
+      pingIntervalMs: options.pingIntervalMs ?? 2000, timelineLimit: options.timelineLimit ?? 10_000,
+      seeds: options.seeds, token: options.token, stream: options.stream };
+    this.stream = options.stream;
+    this.timeline = new Timeline(this.options.timelineLimit);
+    const g = globalThis as Partial<Platform>;
+    this.platform = {
+      fetch: options.platform?.fetch ?? g.fetch?.bind(globalThis) as typeof fetch,
+      WebSocket: options.platform?.WebSocket ?? g.WebSocket,
+      EventSource: options.platform?.EventSource ?? g.EventSource,
+    };
+  }
+
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
+    this.listeners[event].add(listener);
+    return () => this.listeners[event].delete(listener);
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, ...args: Parameters<ClientEvents[K]>): void {
+    for (const listener of this.listeners[event]) {
+      (listener as (...a: Parameters<ClientEvents[K]>) => void)(...args);
+    }
+  }
+
+  private setState(state: State): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  // -- lifecycle ---------------------------------------------------------------------------
+
+  /** Discovers the regions and starts watching in the background; resolves once the
+   * regions are known (not when connected: listen to `connected`). */
+  async start(): Promise<void> {
+    this.setState("connecting");
+    let directory: Directory;
+    try {
+      directory = await this.discover();
+    } catch (err) {
+      const error = err instanceof ChorusClientError ? err
+        : new ChorusClientError(0, "unavailable", String(err));
+      this.emit("error", error);
+      throw error;
+    }
+    const prefer = this.options.prefer === "seed" ? directory.answeredBy : this.options.prefer;
+    this.regions = rank(await this.measure(directory.regions), prefer);
+    void this.run();
+    if (this.options.pingIntervalMs > 0) void this.pingLoop();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.link?.close();
+    this.link = null;
+    for (const wake of [...this.sleepers]) wake();
+    this.setState("closed");
+  }
+
+  // -- regions -----------------------------------------------------------------------------
+
+  private async discover(): Promise<Directory> {
+    const urls = [...this.options.seeds, ...this.regions.flatMap((r) => r.urls)];
+    for (const url of urls) {
+      try {
+        const resp = await this.request(`${url}/v1/regions`, {});
+        if (resp.status !== 200) continue;
+        return parseDirectory(await resp.json());
+      } catch {
+        continue;
+      }
+    }
+    throw new ChorusClientError(0, "unavailable", `no gateway of ${urls.join(", ")} answered`);
+  }
+
+  private async measure(regions: RegionInfo[]): Promise<RegionInfo[]> {
+    return Promise.all(regions.map(async (region): Promise<RegionInfo> => {
+      const began = performance.now();
+      let ok = false;
+      try {
+        const resp = await this.request(`${region.urls[0]}/healthz`, {}, 2000);
+        ok = resp.status === 200;
+      } catch {
+        ok = false;
+      }
+      return { ...region, healthy: region.healthy && ok,
+        rttMs: ok ? performance.now() - began : Infinity };
+    }));
+  }
+
+  private async request(url: string, init: RequestInit, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Response> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      return await this.platform.fetch(url, { cache: "no-store", ...init, signal: abort.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // -- watching ----------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    let region = this.regions[0] as RegionInfo;
+    let failures = 0;
+    const backoff = new Backoff(100, this.options.backoffMaxMs);
+    while (!this.closed) {
+      const url = region.urls[Math.floor(Math.random() * region.urls.length)] as string;
+      const outcome = await this.watch(region, url);
+      if (this.closed) return;
+      if (outcome.refused) {
+        this.emit("error", new ChorusClientError(401, "unauthenticated", outcome.reason));
+        this.close();
+        return;
+      }
+      if (outcome.opened) {
+        failures = 0; // a connection that worked, then ended
+        backoff.reset();
+      } else {
+        failures += 1;
+      }
+      this.connection = null;
+      this.reconnects += 1;
+      this.setState("reconnecting");
+      this.emit("reconnect", failures + 1, outcome.reason);
+      if (failures >= this.options.failoverAfter) {
+        try {
+          const directory = await this.discover();
+          this.regions = rank(await this.measure(directory.regions), null);
+        } catch {
+          // keep the regions we knew: the one that answered us may be the one that is gone
+        }
+        const from = region.name;
+        region = nextRegion(this.regions, region.name);
+        this.failovers += 1;
+        failures = 0;
+        this.emit("failover", from, region.name);
+      }
+      await this.sleep(backoff.next());
+    }
+  }
+
+  /** Waits `ms` (pacing a retry, never synchronisation); `close` ends every wait at once. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+
+  /** One connection attempt at `url`, falling back from WebSocket to SSE to long-poll while
+   * no transport has worked yet; resolves when the connection is over. */
+  private async watch(region: RegionInfo, url: string): Promise<{ opened: boolean; refused: boolean; reason: string }> {
+    const kinds: TransportKind[] = this.options.transport !== "auto" ? [this.options.transport]
+      : this.proven !== null ? [this.proven] : ["ws", "sse", "poll"];
+    let last = { opened: false, refused: false, reason: "no transport" };
+    for (const kind of kinds) {
+      last = await this.connectOnce(kind, region, url);
+      if (last.opened || last.refused || this.closed) return last;
+    }
+    return last;
+  }
+
+  private connectOnce(kind: TransportKind, region: RegionInfo, url: string
+  ): Promise<{ opened: boolean; refused: boolean; reason: string }> {
+    const cursor = cursorFor(this.cursor, region.name);
+    let opened = false;
+    // Frames are handled one after another: a `hello` may page history before the next.
+    let queue: Promise<void> = Promise.resolve();
+    return new Promise((resolve) => {
+      const events: LinkEvents = {
+        opened: () => {
+          opened = true;
+          this.proven = kind;
+        },
+        frame: (frame) => {
+          queue = queue.then(() => this.onFrame(region, url, kind, frame)).catch(() => undefined);
+        },
+        malformed: (err: MalformedFrame) => {
+          this.malformedFrames += 1;
+          console.warn(`chorus: ${err.message}`);
+        },
+        ended: (reason, refused) => {
+          void queue.then(() => {
+            if (this.link === link) this.link = null;
+            resolve({ opened, refused, reason });
+          });
+        },
+      };
+      const { token, stream } = this.options;
+      const link = kind === "ws" ? openWebSocket(this.platform, url, stream, token, cursor, events)
+        : kind === "sse" ? openEventSource(this.platform, url, stream, token, cursor, events)
+          : openPoll(this.platform, url, stream, token, cursor, region.name, events);
+      this.link = link;
+      this.pingsUnanswered = 0;
+      this.pingSent.clear();
+    });
+  }
+
+  private async onFrame(region: RegionInfo, url: string, kind: TransportKind, frame: ServerFrame): Promise<void> {
+    switch (frame.type) {
+      case "hello": {
+        const arrivedFresh = this.region !== region.name || this.cursor === null;
+        this.region = region.name;
+        if (arrivedFresh) {
+          // New here (first connect, or a failover): cursors of another region mean nothing,
+          // so whatever may be missing comes from this region's history.
+          this.cursor = frame.cursor;
+          await this.fillFromHistory(url);
+        }
+        this.connection = { region: region.name, gateway: frame.gateway, url, transport: kind };
+        this.setState("live");
+        this.emit("connected", this.connection);
+        return;
+      }
+      case "comments":
+        for (const item of frame.items) this.deliver(item);
+        this.cursor = frame.cursor;
+        return;
+      case "recovered":
+        this.cursor = frame.cursor;
+        if (!frame.recovered) await this.fillFromHistory(url);
+        return;
+      case "viewers":
+        this.emit("viewers", frame.count);
+        return;
+      case "pong": {
+        const sent = frame.ref === null ? undefined : this.pingSent.get(frame.ref);
+        if (sent !== undefined) {
+          this.pingSent.clear();
+          this.pingsUnanswered = 0;
+          this.setLatency(performance.now() - sent);
+        }
+        return;
+      }
+      case "other":
+        this.emit("other", frame);
+        return;
+      case "ack":
+      case "error":
+      case "bye":
+        return; // posts go over HTTP; after a bye the connection ends and the loop resumes
+    }
+  }
+
+  private deliver(comment: Comment): void {
+    if (this.timeline.add(comment)) this.emit("comment", comment);
+  }
+
+  /** Pages history newest first until it reaches comments older than the newest one held
+   * (less the reorder window); a fresh client takes one page as its start. */
+  private async fillFromHistory(url: string): Promise<void> {
+    const anchor = this.timeline.lastId;
+    const stopMs = anchor !== null && isId(anchor) ? idTimeMs(anchor) - REORDER_WINDOW_MS : null;
+    let before: string | null = null;
+    for (let page = 0; page < HISTORY_MAX_PAGES; page++) {
+      const params = new URLSearchParams({ limit: String(HISTORY_PAGE), access_token: this.options.token });
+      if (before !== null) params.set("before", before);
+      let doc: { items?: unknown; next?: unknown };
+      try {
+        const resp = await this.request(
+          `${url}/v1/streams/${encodeURIComponent(this.stream)}/comments?${params}`, {});
+        if (resp.status !== 200) break;
+        doc = await resp.json() as typeof doc;
+      } catch {
+        break;
+      }
+      const items = Array.isArray(doc.items) ? doc.items.map(commentFromJson) : [];
+      for (const c of items) this.deliver(c);
+      const next = typeof doc.next === "string" ? doc.next : null;
+      if (stopMs === null || next === null) return; // a fresh client's first page, or the end
+      const oldest = items.reduce<string | null>((m, c) => (m === null || c.id < m ? c.id : m), null);
+      if (oldest !== null && isId(oldest) && idTimeMs(oldest) < stopMs) return;
+      before = next;
+    }
+    if (anchor !== null) {
+      this.timeline.markGap(anchor, null);
+      this.emit("gap", { afterId: anchor, beforeId: null });
+    }
+  }
+
+  // -- latency -----------------------------------------------------------------------------
+
+  private setLatency(ms: number): void {
+    this.latencyMs = Math.round(ms * 10) / 10;
+    this.emit("latency", this.latencyMs);
+  }
+
+  private async pingLoop(): Promise<void> {
+    while (!this.closed) {
+      await this.sleep(this.options.pingIntervalMs);
+      const link = this.link;
+      const connection = this.connection;
+      if (this.closed || link === null || connection === null) continue;
+      if (link.kind === "ws") {
+        if (this.pingsUnanswered >= PINGS_UNANSWERED_MAX) {
+          link.close(); // the gateway stopped answering: resume, maybe elsewhere
+          continue;
+        }
+        const ref = `p${++this.pingRef}`;
+        this.pingSent.set(ref, performance.now());
+        if (link.send({ type: "ping", ref })) this.pingsUnanswered += 1;
+      } else {
+        const began = performance.now();
+        try {
+          const resp = await this.request(`${connection.url}/healthz`, {}, 3000);
+          if (resp.ok) this.setLatency(performance.now() - began);
+        } catch {
+          // the transport notices a dead gateway by itself
+        }
+      }
+    }
+  }
+
+  // -- posting -----------------------------------------------------------------------------
+
+  /** Posts to the current region (then the others), retrying with one client_key so the
+   * comment is stored once whichever attempt got through. Throws `ChorusClientError`. */
+  async post(text: string, options: { clientKey?: string; replyTo?: string | null; attempts?: number } = {}
+  ): Promise<Comment> {
+    const body: Record<string, string> = { text, client_key: options.clientKey ?? randomKey() };
+    if (options.replyTo) body["reply_to"] = options.replyTo;
+    const order = [...this.regions].sort((a, b) => Number(a.name !== this.region) - Number(b.name !== this.region));
+    const targets = order.flatMap((r) => r.urls);
+    if (targets.length === 0) throw new ChorusClientError(0, "unavailable", "start() the client first");
+    const attempts = options.attempts ?? 6;
+    const backoff = new Backoff(100, this.options.backoffMaxMs);
+    let last = "";
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const url = targets[attempt % targets.length] as string;
+      let wait = backoff.next();
+      try {
+        const resp = await this.request(`${url}/v1/streams/${encodeURIComponent(this.stream)}/comments`, {
+          method: "POST", body: JSON.stringify(body),
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${this.options.token}` },
+        });
+        const doc = await resp.json() as Record<string, unknown>;
+        if (resp.status === 200 || resp.status === 201) {
+          const comment = commentFromJson(doc);
+          this.deliver(comment);
+          return comment;
+        }
+        const error = (doc["error"] ?? {}) as { code?: string; message?: string };
+        last = `${resp.status} ${error.code ?? "?"}: ${error.message ?? ""}`;
+        if (![429, 500, 502, 503, 504].includes(resp.status)) {
+          throw new ChorusClientError(resp.status, error.code ?? "?", error.message ?? "");
+        }
+        if (resp.status === 429) wait = Math.max(wait, 1000 * Number(resp.headers.get("Retry-After") ?? "1"));
+      } catch (err) {
+        if (err instanceof ChorusClientError) throw err;
+        last = String(err);
+      }
+      await this.sleep(wait);
+      if (this.closed) break;
+    }
+    throw new ChorusClientError(503, "unavailable", `no region took the post: ${last}`);
+  }
+}
+
+function randomKey(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

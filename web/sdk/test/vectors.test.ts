@@ -1,0 +1,99 @@
+// The shared test vectors (tests/vectors/*.json) on the TypeScript side; the Python side is
+// tests/unit/test_vectors.py. Together they keep the two clients from drifting apart.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { type Comment, cursorFor, decodeFrame, encodeCursor, idNode, idTimeMs, isId,
+  MalformedFrame, parseCursor, Timeline } from "../src/index.js";
+
+// build/test/vectors.test.js -> the repository's tests/vectors
+const VECTORS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "tests", "vectors");
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const load = (name: string): any => JSON.parse(readFileSync(join(VECTORS, `${name}.json`), "utf8"));
+
+describe("ids", () => {
+  const ids = load("ids");
+  for (const c of ids.valid) {
+    it(`valid ${c.id}`, () => {
+      assert.ok(isId(c.id));
+      assert.equal(idTimeMs(c.id), c.time_ms);
+      assert.equal(idNode(c.id), c.node);
+    });
+  }
+  for (const text of ids.invalid) {
+    it(`not an id: ${JSON.stringify(text)}`, () => {
+      assert.ok(!isId(text));
+      assert.throws(() => idTimeMs(text), RangeError);
+    });
+  }
+  it("sorts in time order", () => {
+    assert.deepEqual([...ids.order.shuffled].sort(), ids.order.sorted);
+  });
+});
+
+describe("cursors", () => {
+  const cursors = load("cursors");
+  for (const c of cursors.valid) {
+    it(`valid ${c.text}`, () => {
+      const parsed = parseCursor(c.text);
+      assert.ok(parsed !== null);
+      assert.deepEqual([parsed.region, parsed.epoch, parsed.seq.toString()], [c.region, c.epoch, c.seq]);
+      assert.equal(encodeCursor(parsed), c.canonical);
+    });
+  }
+  for (const text of cursors.invalid) {
+    it(`not a cursor: ${JSON.stringify(text)}`, () => assert.equal(parseCursor(text), null));
+  }
+  for (const c of cursors.belongs) {
+    it(`${c.cursor} resumes in ${c.region}: ${c.resumes}`, () => {
+      assert.equal(cursorFor(c.cursor, c.region) !== null, c.resumes);
+    });
+  }
+});
+
+describe("frames", () => {
+  for (const c of load("frames").cases) {
+    it(c.name, () => {
+      if ("frame" in c.expect) {
+        assert.deepEqual(decodeFrame(c.json), c.expect.frame);
+      } else if ("other" in c.expect) {
+        const frame = decodeFrame(c.json);
+        assert.equal(frame.type, "other");
+        assert.equal(frame.type === "other" && frame.name, c.expect.other);
+      } else {
+        assert.throws(() => decodeFrame(c.json), MalformedFrame);
+      }
+    });
+  }
+});
+
+const comment = (id: string): Comment => ({ id, stream: "s", region: "us-east", user: "u", name: "U",
+  text: id, ts: 0, reply_to: null, badge: "", shadow: false });
+
+describe("timeline", () => {
+  for (const c of load("timeline").cases) {
+    it(c.name, () => {
+      const t = new Timeline(c.limit);
+      for (const step of c.steps) {
+        switch (step.op) {
+          case "add": assert.equal(t.add(comment(step.id)), step.expect); break;
+          case "extend": assert.equal(t.extend(step.ids.map(comment)), step.expect); break;
+          case "mark_gap": t.markGap(step.after, step.before); break;
+          case "fill_gap": t.fillGap({ afterId: step.after, beforeId: step.before }); break;
+          case "check":
+            assert.deepEqual(t.ids(), step.ids);
+            assert.equal(t.duplicates, step.duplicates);
+            assert.deepEqual(t.gaps.map((g) => [g.afterId, g.beforeId]), step.gaps);
+            assert.equal(t.lastId, step.last_id);
+            for (const [id, present] of Object.entries(step.contains)) assert.equal(t.has(id), present);
+            for (const id of step.ids as string[]) assert.equal(t.comments[t.indexOf(id)]?.id, id);
+            break;
+          default: assert.fail(`unknown step ${step.op}`);
+        }
+      }
+    });
+  }
+});
