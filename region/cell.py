@@ -1,27 +1,48 @@
-"""Everything a gateway's handlers need, built once per process from what `serve` is given."""
+"""What a gateway's handlers need, built once per process by the composition root
+(region/compose.py) and handed to the HTTP app (region/app.py).
+
+Nothing here knows the global plane: the cell sees other regions only through
+`RegionDirectory`, which the composition root implements on top of the registry.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from nats.aio.client import Client as Nats
 
 from chorus.config import Config, Region
-from chorus.ids import IdGenerator
-from global_.plane import GlobalPlane
+from chorus.metrics import Metrics
 from region.admission import Admission
 from region.archive import Archive
 from region.auth import Claims, bearer, origin_allowed, verify_token
 from region.errors import ApiError, ErrorCode
 from region.fanout import Fanout
 from region.ingest import Ingest
-from region.log_jetstream import JetStreamLog
-from region.presence_redis import RedisPresence
+from region.log import CommentLog
 from region.replay import Replayer
-from region.replay_redis import RedisReplayCache
 from region.session import Position, Session, Transport
+
+
+@dataclass(frozen=True)
+class RegionStatus:
+    """One region as ``GET /v1/regions`` shows it."""
+
+    name: str
+    urls: tuple[str, ...]
+    healthy: bool
+    gateways_healthy: int
+    last_seen_s: float | None    # seconds since its last heartbeat; None: never heard of
+    link_latency_ms: int
+
+
+class RegionDirectory(Protocol):
+    """Every region's public URLs and health, as this gateway last heard them."""
+
+    def regions(self) -> list[RegionStatus]: ...
 
 
 @dataclass
@@ -31,14 +52,14 @@ class Cell:
     index: int
     nc: Nats
     redis: aioredis.Redis
-    log: JetStreamLog
+    log: CommentLog
     ingest: Ingest
     fanout: Fanout
     replayer: Replayer
     admission: Admission
-    plane: GlobalPlane
+    metrics: Metrics
+    directory: RegionDirectory
     sessions: set[Session] = field(default_factory=set)
-    slow_consumers: int = 0   # connections cut because their queue overflowed
     # What this gateway calls itself (registry, metrics) and where its viewers go when it
     # stops; see region/deployment.py.
     public_url: str = ""
@@ -72,7 +93,7 @@ class Cell:
     def check_capacity(self) -> None:
         if len(self.sessions) >= self.config.limits.max_connections_per_gateway:
             raise ApiError(ErrorCode.UNAVAILABLE, "this gateway is full; try another of the "
-                           "region's gateways", retry_after_s=1)
+                                                  "region's gateways", retry_after_s=1)
 
     def new_session(self, stream: str, user: str, transport: Transport, *,
                     send_hello: bool = True) -> Session:
@@ -83,32 +104,3 @@ class Cell:
 
 
 CELL = web.AppKey("cell", Cell)
-
-
-def _archive(config: Config, region: Region) -> Archive | None:
-    if not config.cassandra.enabled:
-        return None
-    # Imported here: a cluster without Cassandra never loads the driver.
-    from region.archive_cassandra import CassandraArchive
-
-    return CassandraArchive(config, region)  # connects on first use, not now
-
-
-async def build_cell(config: Config, region: Region, index: int, *, nc: Nats,
-                     redis: aioredis.Redis) -> Cell:
-    limits = config.limits
-    log = JetStreamLog(nc, region.name)
-    await log.ensure()
-    cache = RedisReplayCache(redis, limits.replay_window)
-    admission = Admission(redis, limits)
-    gateway = f"{region.name}.{index}"
-    presence = RedisPresence(redis, limits.presence_ttl_s)
-    fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
-                    presence=presence, cache=cache)
-    plane = GlobalPlane(nc, config=config, region=region, log_=log, presence=presence)
-    fanout.hooks = plane
-    return Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
-                archive=_archive(config, region),
-                ingest=Ingest(region.name, log, admission, IdGenerator(gateway)),
-                fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
-                admission=admission, plane=plane)

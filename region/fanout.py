@@ -23,8 +23,9 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from chorus.config import Limits
+from chorus.metrics import Metrics
 from chorus.model import Comment
-from chorus.names import live_subject
+from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable
 from region.protocol import Viewers
@@ -32,8 +33,6 @@ from region.replay import CacheUnavailable, ReplayCache
 from region.session import Session
 
 log = logging.getLogger(__name__)
-
-CACHE_QUEUE = "replay-cache"
 
 
 class ViewerHooks(Protocol):
@@ -57,14 +56,16 @@ def entry_of(msg: Msg) -> Entry:
 
 class Fanout:
     def __init__(self, nc: Nats, *, region: str, gateway: str, limits: Limits,
-                 presence: Presence, cache: ReplayCache) -> None:
+                 presence: Presence, cache: ReplayCache, hooks: ViewerHooks,
+                 metrics: Metrics) -> None:
         self.nc = nc
         self.region = region
         self.gateway = gateway
         self.limits = limits
         self.presence = presence
         self.cache = cache
-        self.hooks: ViewerHooks | None = None
+        self.hooks = hooks
+        self.metrics = metrics
         self.sessions: dict[str, set[Session]] = {}
         self._subs: dict[str, Subscription] = {}
         self._joining: dict[str, asyncio.Lock] = {}
@@ -72,7 +73,6 @@ class Fanout:
         self._reported: set[str] = set()
         self._cache_buffer: list[Entry] = []
         self._cache_sub: Subscription | None = None
-        self.delivered = 0  # entries offered to sessions, for /metrics
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -105,8 +105,7 @@ class Fanout:
                 with contextlib.suppress(NatsError):
                     await sub.unsubscribe()
             await self.report_presence()
-            if self.hooks is not None:
-                await self.hooks.last_local_viewer(stream)
+            await self.hooks.last_local_viewer(stream)
 
     async def _first_viewer(self, stream: str) -> None:
         """Presence is written at once (not at the next heartbeat) and then announced, so
@@ -116,8 +115,7 @@ class Fanout:
         except PresenceUnavailable:
             region_had_viewers = False  # a needless bootstrap is harmless; a missed one is not
         await self.report_presence()
-        if self.hooks is not None:
-            await self.hooks.first_local_viewer(stream, region_had_viewers)
+        await self.hooks.first_local_viewer(stream, region_had_viewers)
 
     def lease(self, stream: str, key: int) -> None:
         """A long-poll viewer counts as present for ``presence_ttl_s`` after each poll."""
@@ -149,7 +147,7 @@ class Fanout:
             return
         for session in tuple(self.sessions.get(entry.comment.stream, ())):
             session.offer(entry)
-        self.delivered += 1
+        self.metrics.entries_delivered.inc()
 
     async def _on_cache(self, msg: Msg) -> None:
         try:
@@ -160,7 +158,8 @@ class Fanout:
     # -- background work (owned by the gateway's cleanup context) ------------------------------
 
     async def run(self) -> None:
-        self._cache_sub = await self.nc.subscribe(f"live.{self.region}.>", queue=CACHE_QUEUE,
+        self._cache_sub = await self.nc.subscribe(live_subjects(self.region),
+                                                  queue=REPLAY_CACHE_QUEUE,
                                                   cb=self._on_cache)
         try:
             await asyncio.gather(self._cache_loop(), self._presence_loop())

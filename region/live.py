@@ -79,7 +79,7 @@ async def _serve(cell: Cell, session: Session, resume: Cursor | None) -> None:
     finally:
         cell.sessions.discard(session)
         if session.close_reason == "slow_consumer":
-            cell.slow_consumers += 1
+            cell.metrics.slow_consumers.inc()
         await cell.fanout.leave(session)
 
 

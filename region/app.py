@@ -1,0 +1,177 @@
+"""A gateway's HTTP application: routes, the error middleware, health, metrics, the region
+directory, and the ownership of the gateway's background tasks.
+
+`make_app` takes the built `Cell` and the background loops the composition root
+(region/compose.py) chose; it knows neither how they were built nor the global plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from nats.aio.client import Client as Nats
+
+from chorus.drivers import driver_errors
+from chorus.metrics import CONTENT_TYPE
+from region import api, api_archive, live
+from region.cell import CELL, Cell
+from region.errors import ApiError, ErrorCode
+from region.protocol import CloseCode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Background:
+    """A loop the gateway runs for its whole life; it must never return by itself."""
+
+    name: str
+    run: Callable[[], Coroutine[Any, Any, None]]
+
+
+STOP = web.AppKey("stop", asyncio.Event)
+BACKGROUND = web.AppKey("background", tuple[Background, ...])
+CRASHED = web.AppKey("crashed", list[str])
+
+
+def json_error(err: ApiError) -> web.Response:
+    headers = {}
+    if err.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(err.retry_after_s)))
+    return web.json_response(err.body(), status=err.code.status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+    """Every refusal leaves as the documented JSON error, including aiohttp's own 404/405."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return json_error(err)
+    except web.HTTPNotFound:
+        return json_error(ApiError(ErrorCode.NOT_FOUND, f"no such endpoint: {request.path}"))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[CELL].config.limits.frame_max_bytes
+        return json_error(ApiError(ErrorCode.TOO_LARGE,
+                                   f"request body is larger than {limit} bytes"))
+    except web.HTTPMethodNotAllowed as exc:
+        return json_error(ApiError(
+            ErrorCode.METHOD_NOT_ALLOWED,
+            f"{request.method} is not allowed on {request.path} (allowed: "
+            f"{', '.join(sorted(exc.allowed_methods))})"))
+
+
+async def dependencies_ok(nc: Nats, redis: aioredis.Redis) -> tuple[bool, bool]:
+    """Whether NATS is connected and Redis answers a ping within a second."""
+    try:
+        redis_up = bool(await asyncio.wait_for(redis.ping(), 1.0))
+    except driver_errors("redis"):
+        redis_up = False
+    return nc.is_connected, redis_up
+
+
+async def healthz(request: web.Request) -> web.Response:
+    cell = request.app[CELL]
+    nats_up, redis_up = await dependencies_ok(cell.nc, cell.redis)
+    ok = nats_up and redis_up
+    return web.json_response(
+        {"status": "ok" if ok else "degraded", "region": cell.region.name,
+         "gateway": cell.index, "nats": nats_up, "redis": redis_up,
+         "connections": len(cell.sessions)},
+        status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: this process's metrics (chorus/metrics.py)."""
+    body = request.app[CELL].metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def regions(request: web.Request) -> web.Response:
+    """Every region with its public URLs and its health as the registry last heard it."""
+    cell = request.app[CELL]
+    out = [{"name": r.name, "urls": list(r.urls), "healthy": r.healthy,
+            "gateways_healthy": r.gateways_healthy, "last_seen_s": r.last_seen_s,
+            "link_latency_ms": r.link_latency_ms} for r in cell.directory.regions()]
+    return web.json_response({"region": cell.region.name, "regions": out})
+
+
+def _crashed(app: web.Application, task: asyncio.Task[None]) -> None:
+    """A background loop that ends by itself is a bug: log it and stop the gateway
+    gracefully (viewers get their resume hints) through the stop event `serve` waits on, so
+    that its supervisor sees the exit and restarts it rather than a gateway serving on
+    without presence, forwarding or archiving."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    log.critical("gateway task %s ended (%s); shutting down", task.get_name(),
+                 "crashed" if exc else "returned", exc_info=exc)
+    app[CRASHED].append(task.get_name())
+    app[STOP].set()
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Runs the gateway's loops for the app's life; cancels and awaits them on shutdown."""
+    cell = app[CELL]
+    tasks = [asyncio.create_task(b.run(), name=b.name) for b in app[BACKGROUND]]
+    callbacks = []
+    for task in tasks:
+        def done(t: asyncio.Task[None]) -> None:
+            _crashed(app, t)
+        task.add_done_callback(done)
+        callbacks.append(done)
+    yield
+    for task, done in zip(tasks, callbacks, strict=True):
+        task.remove_done_callback(done)
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await cell.fanout.withdraw()
+    if cell.archive is not None:
+        await cell.archive.close()
+
+
+async def _say_goodbye(app: web.Application) -> None:
+    """On shutdown every viewer gets a `bye` with its cursor and where else to go."""
+    cell = app[CELL]
+    others = cell.peers or tuple(u for u in cell.region.gateway_urls if u != cell.url)
+    await asyncio.gather(*(s.close("gateway shutting down", CloseCode.GOING_AWAY, others)
+                           for s in tuple(cell.sessions)))
+
+
+def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Event
+             ) -> web.Application:
+    """The gateway's application. ``stop`` is set when a background loop ends."""
+    limits = cell.config.limits
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=limits.frame_max_bytes)
+    app[CELL] = cell
+    app[STOP] = stop
+    app[BACKGROUND] = tuple(background)
+    app[CRASHED] = []
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/regions", regions)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/v1/streams/{stream}/comments", api.post_comment)
+    app.router.add_get("/v1/streams/{stream}/comments", api.history)
+    app.router.add_get("/v1/streams/{stream}/live", live.websocket)
+    app.router.add_get("/v1/streams/{stream}/events", live.sse)
+    app.router.add_get("/v1/streams/{stream}/poll", live.poll)
+    app.router.add_put("/v1/moderation/bans/{user}", api.set_ban)
+    app.router.add_delete("/v1/moderation/bans/{user}", api.set_ban)
+    app.router.add_delete("/v1/streams/{stream}/comments/{id}", api_archive.retract_comment)
+    app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_say_goodbye)
+    return app

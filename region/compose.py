@@ -1,0 +1,114 @@
+"""The composition root: the one place that builds a gateway's parts and wires them.
+
+It is also the one module of region/ that imports global_: the cell's parts know the global
+plane only through the interfaces they declare (region/fanout.py's `ViewerHooks`,
+region/cell.py's `RegionDirectory`), and global_ sees the region only through its interfaces
+(region/log.py, region/presence.py). Dependencies point one way::
+
+    region/gateway.py (process) -> region/compose.py -> region/app.py -> region/* -> chorus/*
+                                                     -> global_/*     -> region interfaces
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from nats.aio.client import Client as Nats
+
+from chorus.config import Config, Region
+from chorus.ids import IdGenerator
+from chorus.metrics import Metrics
+from global_.plane import GlobalPlane
+from global_.registry import Registry, RegistryState
+from region.admission import Admission
+from region.app import Background, dependencies_ok
+from region.archive import Archive
+from region.cell import Cell, RegionStatus
+from region.deployment import GatewaySettings
+from region.fanout import Fanout
+from region.ingest import Ingest
+from region.log_jetstream import JetStreamLog
+from region.persister import Persister
+from region.presence_redis import RedisPresence
+from region.replay import Replayer
+from region.replay_redis import RedisReplayCache
+
+
+class RegistryDirectory:
+    """`RegionDirectory` over the registry: what this gateway last heard of every region."""
+
+    def __init__(self, config: Config, state: RegistryState,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.state = state
+        self.clock = clock
+
+    def regions(self) -> list[RegionStatus]:
+        now = self.clock()
+        out = []
+        for region in self.config.regions:
+            health = self.state.health(region.name, now)
+            out.append(RegionStatus(
+                name=region.name,
+                urls=tuple(self.state.urls(region.name, now) or region.gateway_urls),
+                healthy=health.healthy, gateways_healthy=health.gateways_healthy,
+                last_seen_s=health.last_seen_s, link_latency_ms=region.link.latency_ms))
+        return out
+
+
+def _archive(config: Config, region: Region) -> Archive | None:
+    if not config.cassandra.enabled:
+        return None
+    # Imported here: a cluster without Cassandra never loads the driver.
+    from region.archive_cassandra import CassandraArchive
+
+    return CassandraArchive(config, region)  # connects on first use, not now
+
+
+async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
+                redis: aioredis.Redis) -> tuple[Cell, list[Background]]:
+    """Every part of one gateway of ``settings.region``, and the loops it must run."""
+    region = config.region(settings.region)
+    index = settings.node
+    limits = config.limits
+    gateway = f"{region.name}.{index}"
+    metrics = Metrics(region.name, str(index))
+    metrics.declare_destinations(tuple(r.name for r in config.regions
+                                       if r.name != region.name))
+    log = JetStreamLog(nc, region.name)
+    await log.ensure()
+    cache = RedisReplayCache(redis, limits.replay_window)
+    admission = Admission(redis, limits)
+    presence = RedisPresence(redis, limits.presence_ttl_s)
+    plane = GlobalPlane(nc, config=config, region=region, log=log, presence=presence,
+                        metrics=metrics)
+    fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
+                    presence=presence, cache=cache, hooks=plane, metrics=metrics)
+    archive = _archive(config, region)
+    public_url = settings.public_url or region.gateway_urls[index]
+
+    async def is_healthy() -> bool:
+        return all(await dependencies_ok(nc, redis))
+
+    registry = Registry(nc, region=region.name, interval_s=limits.health_interval_s,
+                        url=lambda: public_url, healthy=is_healthy, metrics=metrics)
+    cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
+                archive=archive, ingest=Ingest(region.name, log, admission,
+                                               IdGenerator(gateway)),
+                fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
+                admission=admission, metrics=metrics,
+                directory=RegistryDirectory(config, registry.state),
+                public_url=settings.public_url, peers=settings.peers)
+    metrics.track_connections(lambda: len(cell.sessions))
+    background = [Background("registry-heartbeats", registry.run),
+                  Background("fanout", fanout.run),
+                  Background("global-plane", plane.run)]
+    if archive is not None:
+        persister = Persister(nc, region.name, archive, metrics)
+        background.append(Background("archive-persister", persister.run))
+    return cell, background
+
+
+__all__ = ["RegistryDirectory", "build"]
