@@ -1,4 +1,5 @@
-"""The one retry policy: capped exponential backoff with full-range jitter.
+"""The one retry policy: capped exponential backoff, jittered over the upper half of each
+wait (never less than half the ceiling, so a retry is never immediate).
 
 Every retry loop of Chorus (the outbox, the persister, the bootstrap, the SDK's reconnect and
 post retries) waits with a `Backoff`, so a region's gateways and a fleet of clients never

@@ -25,8 +25,11 @@ def _cassandra_errors() -> tuple[type[BaseException], ...]:
     # Imported only when asked for: a cluster without the archive never loads the driver.
     from cassandra import DriverException
     from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
 
-    return (DriverException, NoHostAvailable)
+    # None of these three derives from another: a refused or dropped connection is a
+    # ConnectionException, not a DriverException.
+    return (DriverException, NoHostAvailable, ConnectionException)
 
 
 _TABLE: dict[Driver, tuple[type[BaseException], ...]] = {
@@ -44,11 +47,16 @@ def driver_errors(driver: Driver) -> tuple[type[BaseException], ...]:
     return _TABLE[driver]
 
 
+DESCRIBE_MAX_CHARS = 300  # NoHostAvailable lists every host's error: keep log lines short
+
+
 def describe(exc: BaseException) -> str:
-    """A driver error in words: some (nats-py's timeouts) have an empty ``str``."""
+    """A driver error in words, at most `DESCRIBE_MAX_CHARS`: some (nats-py's timeouts)
+    have an empty ``str``."""
     text = str(exc).strip()
     name = type(exc).__name__
-    return f"{name}: {text}" if text and name not in text else (text or name)
+    words = f"{name}: {text}" if text and name not in text else (text or name)
+    return words[:DESCRIBE_MAX_CHARS]
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from chorus.backoff import Backoff
 from chorus.drivers import describe, driver_errors
@@ -98,8 +99,9 @@ def sort_batch(msgs: Sequence[Msg], region: str) -> Sorted:
 
 
 Handler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Delivery]]]
-"""Handles what it can of a batch; returns the deliveries still to retry (empty: all done).
-Raises `Unavailable` when it finished none."""
+"""Handles what it can of a batch; returns the deliveries still to retry (empty: all done),
+as the very objects it was given (the worker tells them apart by identity: two deliveries of
+one comment are different messages). Raises `Unavailable` when it finished none."""
 
 
 @dataclass
@@ -126,6 +128,7 @@ class DurableWorker:
     backoff_first_s: float = 0.2
     backoff_max_s: float = 5.0
     on_retry: Callable[[], None] | None = None  # a batch was not finished (metrics)
+    on_bad: Callable[[int], None] | None = None  # n messages were not comments (metrics)
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     def __post_init__(self) -> None:
@@ -158,11 +161,16 @@ class DurableWorker:
         inflight: set[asyncio.Task[None]] = set()
         try:
             while True:
+                # A batch's failure surfaces here, at the next fetch: not only once the lanes
+                # are full, which on a quiet log could be never.
+                for task in [t for t in inflight if t.done()]:
+                    inflight.discard(task)
+                    task.result()
                 while len(inflight) >= self.spec.in_flight:
                     done, inflight = await asyncio.wait(inflight,
                                                         return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        task.result()  # a batch's failure surfaces here
+                        task.result()
                 try:
                     msgs = await sub.fetch(self.spec.batch, timeout=self.spec.fetch_wait_s)
                 except NatsTimeout:
@@ -184,6 +192,8 @@ class DurableWorker:
             log.error("%s: not a comment at %s; dropped", self.name, msg.subject)
             await msg.term()
         self.stats.bad += len(batch.bad)
+        if batch.bad and self.on_bad is not None:
+            self.on_bad(len(batch.bad))
         pending: Sequence[Delivery] = batch.own
         backoff = Backoff(self.backoff_first_s, self.backoff_max_s)
         while pending:
@@ -221,8 +231,6 @@ class DurableWorker:
 async def pending(nc: Nats, durable: str) -> int | None:
     """Messages of ``durable`` not yet acknowledged (pending + in flight); None when the
     consumer does not exist yet or JetStream does not answer."""
-    from nats.js.errors import NotFoundError
-
     try:
         info = await nc.jetstream(timeout=2.0).consumer_info(COMMENTS_STREAM, durable)
     except NotFoundError:
