@@ -22,7 +22,11 @@ Hierarchy of errors::
 
     ChorusError (chorus.errors)
     └── ArchiveError                the archive refused or failed an operation
-        └── ArchiveUnavailable      the store did not answer (down, timed out, no schema)
+        └── ArchiveUnavailable      the store did not answer (down, timed out, no schema);
+                                    also a chorus.errors.Unavailable, which the persister's
+                                    worker retries and the history API answers with 503
+
+The Cassandra adapter raises it from the driver's errors through chorus/drivers.py's table.
 """
 
 from __future__ import annotations

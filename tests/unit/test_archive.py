@@ -26,7 +26,6 @@ from region.archive import (
     time_position,
     visible,
 )
-from region.persister import Backoff
 
 MINUTE = 60_000
 T0 = 1_790_000_000_000  # a fixed moment, ms
@@ -278,7 +277,7 @@ def test_visibility_rules() -> None:
     assert Stored(c, pinned=True).to_json()["pinned"] is True
 
 
-# -- schema and persister helpers ----------------------------------------------------------------
+# -- schema and batches --------------------------------------------------------------------------
 
 
 def test_schema_statements_are_idempotent_and_replicate_to_every_region() -> None:
@@ -297,33 +296,6 @@ def test_schema_statements_are_idempotent_and_replicate_to_every_region() -> Non
             assert "IF NOT EXISTS" in statement and '"chorus".' in statement
     assert archive_schema.pending({1}) == [m for m in archive_schema.MIGRATIONS
                                            if m.version > 1]
-
-
-def test_backoff_grows_with_jitter_up_to_its_cap() -> None:
-    backoff = Backoff(first_s=0.2, max_s=10.0, rng=random.Random(1))
-    waits = [backoff.next() for _ in range(12)]
-    assert 0.1 <= waits[0] <= 0.2
-    assert all(w <= 10.0 for w in waits) and max(waits) >= 5.0
-    backoff.reset()
-    assert backoff.next() <= 0.2
-
-
-def test_a_batch_is_sorted_into_own_foreign_and_bad() -> None:
-    from nats.aio.msg import Msg
-
-    from region.persister import sort_batch
-
-    mine, theirs = comments("s", 2, step_ms=1)
-    theirs = Comment(**{**theirs.to_json(), "id": theirs.id.replace("us-east", "eu-west"),
-                        "region": "eu-west"})
-    bad_id = Comment(**{**mine.to_json(), "id": "not-an-id"})
-    msgs = [Msg(_client=None, subject="cmt.us-east.s", data=d)  # type: ignore[arg-type]
-            for d in (mine.encode(), theirs.encode(), b"{nope", b'{"id": 1}', bad_id.encode(),
-                      mine.encode())]
-    batch = sort_batch(msgs, "us-east")
-    assert [c for _, c in batch.own] == [mine, mine]  # a repeat is written again, to one row
-    assert batch.foreign == (msgs[1],)
-    assert batch.bad == (msgs[2], msgs[3], msgs[4])
 
 
 def test_partition_batches_stay_under_the_size_warning() -> None:
