@@ -7,9 +7,9 @@ user ids), ``chorus:rl:u:<user>`` and ``chorus:rl:s:<stream>`` (token buckets).
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from chorus.config import Limits
+from chorus.drivers import driver_errors
 from region.errors import ApiError, ErrorCode
 from region.ratelimit import ADMIT_LUA
 
@@ -32,7 +32,7 @@ class Admission:
                 keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", f"chorus:rl:s:{stream}"],
                 args=[user, lim.user_rate_per_s, lim.user_burst, lim.stream_rate_per_s,
                       lim.stream_burst])
-        except (RedisError, OSError) as exc:
+        except driver_errors("redis") as exc:
             raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering; "
                                                   "nothing was stored, retry", retry_after_s=1
                            ) from exc
@@ -56,6 +56,6 @@ class Admission:
                 await self.redis.sadd(key, user)  # type: ignore[misc]
             else:
                 await self.redis.srem(key, user)  # type: ignore[misc]
-        except (RedisError, OSError) as exc:
+        except driver_errors("redis") as exc:
             raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering",
                            retry_after_s=1) from exc

@@ -13,7 +13,8 @@ The driver runs its own I/O threads; every request goes out with ``execute_async
 result is handed to the event loop with ``call_soon_threadsafe``, so nothing here blocks
 the loop. Connecting (blocking in the driver) runs in a worker thread, lazily: a gateway
 starts whether or not Cassandra is up, and the first use after an outage connects again.
-Driver errors become `ArchiveUnavailable` here, with the driver's error as the cause.
+Driver errors become `ArchiveUnavailable` here (chorus/drivers.py's table), with the
+driver's error as the cause.
 """
 
 from __future__ import annotations
@@ -25,16 +26,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel, DriverException
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
     ExecutionProfile,
-    NoHostAvailable,
     ResponseFuture,
     Session,
 )
-from cassandra.connection import ConnectionException
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -44,6 +43,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statem
 
 from chorus import archive_schema
 from chorus.config import Config, Region
+from chorus.drivers import translated
 from chorus.ids import id_time_ms
 from chorus.model import BADGES, Badge, Comment
 from region.archive import (
@@ -70,8 +70,6 @@ WRITES_IN_FLIGHT = 128      # concurrent requests of one `write`
 BATCH_MAX_BYTES = 5000
 BATCH_MAX_ROWS = 64
 _ROW_OVERHEAD_BYTES = 40    # ts, flags, TTL and per-cell framing of one row, roughly
-
-_DRIVER_ERRORS = (NoHostAvailable, DriverException, ConnectionException, OSError)
 
 _COLUMNS = ("id, region, author, author_name, body, ts, reply_to, badge, shadow, pinned, "
             "deleted")
@@ -122,10 +120,6 @@ class _Statements:
             delete=session.prepare(
                 f"UPDATE {ks}.comments USING TTL ? SET deleted = true {where} AND id = ?"),
         )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 class CassandraArchive:
@@ -182,29 +176,27 @@ class CassandraArchive:
             # Table metadata is not needed (prepared statements carry their routing), and
             # refreshing it on every schema change elsewhere is wasted work.
             schema_metadata_enabled=False)
+        where = f"{self.region.cassandra.address}:{cass.native_port}"
         try:
-            session = cluster.connect()
-            ks = archive_schema.quote_identifier(cass.keyspace)
-            try:
-                rows = session.execute(f"SELECT version FROM {ks}.schema_migrations")
-                versions = {row.version for row in rows}
-            except DriverException as exc:
-                raise ArchiveUnavailable(
-                    f"the archive has no schema in keyspace {cass.keyspace} ({exc}): run "
-                    "`chorus migrate`") from exc
-            if archive_schema.LATEST not in versions:
-                raise ArchiveUnavailable(
-                    f"the archive's schema lacks migration {archive_schema.LATEST} "
-                    f"(has {sorted(versions)}): run `chorus migrate`")
-            return cluster, session, _Statements.prepare(session, cass.keyspace)
-        except ArchiveUnavailable:
-            cluster.shutdown()
+            with translated(ArchiveUnavailable, f"cannot reach the archive at {where}",
+                            driver="cassandra"):
+                session = cluster.connect()
+                ks = archive_schema.quote_identifier(cass.keyspace)
+                try:
+                    rows = session.execute(f"SELECT version FROM {ks}.schema_migrations")
+                    versions = {row.version for row in rows}
+                except InvalidRequest as exc:  # no such keyspace or table
+                    raise ArchiveUnavailable(
+                        f"the archive has no schema in keyspace {cass.keyspace} ({exc}): run "
+                        "`chorus migrate`") from exc
+                if archive_schema.LATEST not in versions:
+                    raise ArchiveUnavailable(
+                        f"the archive's schema lacks migration {archive_schema.LATEST} "
+                        f"(has {sorted(versions)}): run `chorus migrate`")
+                return cluster, session, _Statements.prepare(session, cass.keyspace)
+        except BaseException:
+            cluster.shutdown()  # or its threads would outlive the failed connect
             raise
-        except _DRIVER_ERRORS as exc:
-            cluster.shutdown()
-            raise ArchiveUnavailable(
-                f"cannot reach the archive at {self.region.cassandra.address}:"
-                f"{cass.native_port}: {_describe(exc)}") from exc
 
     async def close(self) -> None:
         async with self._connecting:  # a connect in its thread finishes first
@@ -238,17 +230,13 @@ class CassandraArchive:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, rows, exc)
 
-        try:
+        with translated(ArchiveUnavailable, "the archive refused a request",
+                        driver="cassandra"):
             future: ResponseFuture = session.execute_async(build(stmts))
-        except _DRIVER_ERRORS as exc:
-            raise ArchiveUnavailable(f"the archive refused a request: {_describe(exc)}"
-                                     ) from exc
         future.add_callbacks(lambda rows: from_driver(rows),
                              lambda exc: from_driver(exc=exc))
-        try:
+        with translated(ArchiveUnavailable, "the archive did not answer", driver="cassandra"):
             return await done
-        except _DRIVER_ERRORS as exc:
-            raise ArchiveUnavailable(f"the archive did not answer: {_describe(exc)}") from exc
 
     async def write(self, comments: Sequence[Comment]) -> None:
         """Stores every comment (and its bucket in the index) at LOCAL_QUORUM, concurrently,

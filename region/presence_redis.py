@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from chorus.drivers import translated
 from region.presence import PresenceUnavailable
 
 _REPORT = """
@@ -64,16 +64,12 @@ class RedisPresence:
             args += [stream, 0]
         if len(args) == 2:
             return
-        try:
+        with translated(PresenceUnavailable, "presence report failed", driver="redis"):
             await self._report(keys=[], args=args)
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(f"presence report failed: {exc}") from exc
 
     async def count(self, stream: str) -> int:
-        try:
+        with translated(PresenceUnavailable, "presence read failed", driver="redis"):
             return int(await self._count(keys=[f"chorus:p:{stream}", f"chorus:pn:{stream}"]))
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(f"presence read failed: {exc}") from exc
 
     async def withdraw(self, gateway: str, streams: set[str]) -> None:
         await self.report(gateway, {}, streams)

@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from chorus.drivers import translated
 from chorus.model import Comment
 from region.log import Entry
 from region.replay import CacheUnavailable
@@ -31,22 +31,18 @@ class RedisReplayCache:
             member = json.dumps({"seq": e.seq, "prev": e.prev, "c": e.comment.to_json()},
                                 ensure_ascii=False, separators=(",", ":"))
             by_stream.setdefault(e.comment.stream, {})[member] = e.seq
-        try:
+        with translated(CacheUnavailable, "writing the replay cache", driver="redis"):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for stream, members in by_stream.items():
                     pipe.zadd(_key(stream), members)
                     pipe.zremrangebyrank(_key(stream), 0, -(self.window + 1))
                     pipe.expire(_key(stream), TTL_S)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
 
     async def after(self, stream: str, after_seq: int, limit: int) -> list[Entry]:
-        try:
+        with translated(CacheUnavailable, "reading the replay cache", driver="redis"):
             raw = await self.redis.zrangebyscore(_key(stream), f"({after_seq}", "+inf",
                                                  start=0, num=limit)
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
         out = []
         for member in raw:
             doc = json.loads(member)
