@@ -1,37 +1,17 @@
-"""Token buckets: the arithmetic, pure, and the one Redis script that applies it.
+"""Token buckets, applied inside Redis by the one script that admits a post.
 
-A bucket holds up to ``burst`` tokens and refills at ``rate_per_s``; a post takes one token
-from its user's bucket and one from its stream's, and is refused (429) unless both have one.
-`take` is the reference; `ADMIT_LUA` does the same inside Redis, atomically, together with
-the ban checks, so that admitting a post costs one round trip.
+A bucket holds up to ``burst`` tokens and refills at ``rate_per_s`` (fractions count); a post
+takes one token from its user's bucket and one from its stream's, and is refused (429)
+unless both have one; a refused post takes nothing. `ADMIT_LUA` does this atomically,
+together with the ban checks, so that admitting a post costs one round trip and every
+gateway of a region shares one set of buckets and one clock (Redis's). A bucket's key
+expires once it would have refilled completely: a missing bucket is a full one.
+
+The script is what runs, so it is what is tested: tests/integration/test_admission.py runs
+it against a real Redis.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Bucket:
-    tokens: float
-    updated_ms: int
-
-
-def refill(bucket: Bucket | None, now_ms: int, rate_per_s: float, burst: int) -> float:
-    if bucket is None:
-        return float(burst)
-    elapsed_s = max(0, now_ms - bucket.updated_ms) / 1000
-    return min(float(burst), bucket.tokens + elapsed_s * rate_per_s)
-
-
-def take(bucket: Bucket | None, now_ms: int, rate_per_s: float, burst: int
-         ) -> tuple[bool, Bucket, float]:
-    """(allowed, the bucket after, seconds until a token is there when refused)."""
-    tokens = refill(bucket, now_ms, rate_per_s, burst)
-    if tokens >= 1:
-        return True, Bucket(tokens - 1, now_ms), 0.0
-    return False, Bucket(tokens, now_ms), (1 - tokens) / rate_per_s
-
 
 # KEYS: banned set, shadow-banned set, user bucket, stream bucket
 # ARGV: user, user rate, user burst, stream rate, stream burst
