@@ -5,6 +5,9 @@ private address. The datacenter is named after the region, as in the local clust
 archive's NetworkTopologyStrategy keyspace and LOCAL_QUORUM work unchanged. Nodes of other
 regions reach this one over VPC peering; that traffic is TLS (internode_encryption: all)
 with the deployment's internal certificate.
+
+Both files are rendered by `chorus.cassandra_conf`, the code the local cluster uses; only the
+values of `node_config` (tokens, seeds, commit log sync, TLS) differ from a local node.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import yaml
 
+from chorus.cassandra_conf import (
+    CassandraNode,
+    InternodeTls,
+    PeriodicCommit,
+    VirtualNodes,
+    render_rackdc,
+    render_yaml,
+)
 from iac.bootstrap import (
     DATA_MOUNT,
     cassandra_setup,
@@ -40,61 +50,25 @@ def seeds(ips_by_region: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     return tuple(ip for ips in ips_by_region.values() for ip in ips[:SEEDS_PER_DC])
 
 
-def render_yaml(*, cluster_name: str, address: str, seed_ips: Sequence[str],
-                native_port: int, storage_port: int) -> str:
-    """cassandra.yaml (5.0) for the node at ``address``. Every key is one 5.0 knows: its
-    loader rejects unknown keys, and the rest keep their defaults."""
-    doc = {
-        "cluster_name": cluster_name,
-        "num_tokens": 16,
-        "allocate_tokens_for_local_replication_factor": 3,
-        "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
+def node_config(*, cluster_name: str, address: str, seed_ips: Sequence[str],
+                native_port: int, storage_port: int) -> CassandraNode:
+    """What `chorus.cassandra_conf` renders for the node at ``address``."""
+    return CassandraNode(
+        cluster_name=cluster_name, address=address, seeds=tuple(seed_ips),
+        native_port=native_port, storage_port=storage_port, data_dir=DATA_DIR,
+        # Several nodes per datacenter: tokens are allocated for the datacenter's three
+        # replicas, which keeps ownership even as nodes are added.
+        tokens=VirtualNodes(count=16, local_replication_factor=3),
+        # Cassandra's default, unlike the local cluster's group commit: the archive writes at
+        # LOCAL_QUORUM, so a write acknowledged before its fsync is held by two replicas in
+        # two AZs, and losing it takes both failing within one period.
+        commitlog=PeriodicCommit(period_ms=10_000),
         # A node always restarts on its own volume; a new datacenter is filled by
         # `nodetool rebuild` (docs/operations.md), not by bootstrap streaming.
-        "auto_bootstrap": False,
-        "seed_provider": [{
-            "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-            "parameters": [{"seeds": ",".join(f"{ip}:{storage_port}" for ip in seed_ips)}],
-        }],
-        "endpoint_snitch": "GossipingPropertyFileSnitch",
-        # Peered VPCs have disjoint ranges, so private addresses work across regions.
-        "listen_address": address,
-        "broadcast_address": address,
-        "rpc_address": address,
-        "broadcast_rpc_address": address,
-        "storage_port": storage_port,
-        "native_transport_port": native_port,
-        "start_native_transport": True,
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
-        "role_manager": "CassandraRoleManager",
-        "network_authorizer": "AllowAllNetworkAuthorizer",
-        "data_file_directories": [f"{DATA_DIR}/data"],
-        "commitlog_directory": f"{DATA_DIR}/commitlog",
-        "saved_caches_directory": f"{DATA_DIR}/saved_caches",
-        "hints_directory": f"{DATA_DIR}/hints",
-        "cdc_raw_directory": f"{DATA_DIR}/cdc_raw",
-        "commitlog_sync": "periodic",
-        "commitlog_sync_period": "10000ms",
-        "hinted_handoff_enabled": True,
-        "server_encryption_options": {
-            "internode_encryption": "all",
-            "legacy_ssl_storage_port_enabled": False,
-            "ssl_context_factory": {
-                "class_name": "org.apache.cassandra.security.PEMBasedSslContextFactory"},
-            # node.pem holds the unencrypted PKCS#8 key followed by the certificate.
-            "keystore": f"{TLS_DIR}/node.pem",
-            "truststore": f"{TLS_DIR}/ca.pem",
-            "require_client_auth": True,
-            "require_endpoint_verification": False,
-        },
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
-def render_rackdc(dc: str, rack: str) -> str:
-    """cassandra-rackdc.properties: datacenter = region name, rack = availability zone."""
-    return f"dc={dc}\nrack={rack}\n"
+        auto_bootstrap=False,
+        internode_tls=InternodeTls(keystore=f"{TLS_DIR}/node.pem",
+                                   truststore=f"{TLS_DIR}/ca.pem"),
+    )
 
 
 @dataclass(frozen=True)
@@ -162,9 +136,10 @@ class CassandraDatacenter(pulumi.ComponentResource):
             paths = node_paths(args.stack, args.region, "cassandra", node)
             az = args.availability_zones[i]
             put_files(self, f"{name}-{i}", paths.node, {
-                f"{CONF_DIR}/cassandra.yaml": render_yaml(
+                f"{CONF_DIR}/cassandra.yaml": render_yaml(node_config(
                     cluster_name=args.cluster_name, address=ip, seed_ips=seed_ips,
-                    native_port=args.native_port, storage_port=args.storage_port),
+                    native_port=args.native_port, storage_port=args.storage_port)),
+                # rack = availability zone, so each replica of a datacenter lands in its own.
                 f"{CONF_DIR}/cassandra-rackdc.properties": pulumi.Output.from_input(az).apply(
                     lambda zone: render_rackdc(args.region, zone)),
             }, tags)

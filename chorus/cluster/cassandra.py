@@ -3,9 +3,10 @@
 Locally every region is a datacenter of one node on its own loopback address (127.0.0.2,
 .3, ...), so all nodes share the native and storage port numbers. There is no Cassandra
 tarball: the jars come from Maven Central (scripts/setup.sh), and this module supplies what
-the tarball's ``conf/`` and ``bin/`` would have: cassandra.yaml, cassandra-rackdc.properties,
-logback.xml and the JVM options of ``conf/jvm-server.options`` / ``conf/jvm17-server.options``
-of the 5.0 branch.
+the tarball's ``conf/`` and ``bin/`` would have: cassandra.yaml and cassandra-rackdc.properties
+(rendered by chorus.cassandra_conf, as for the cloud datacenters of iac/), logback.xml, and
+the JVM options of ``conf/jvm-server.options`` / ``conf/jvm17-server.options`` of the 5.0
+branch.
 
 JMX stays off: Cassandra 5.0 starts its JMX server only when ``cassandra.jmx.local.port`` or
 ``cassandra.jmx.remote.port`` is set (CassandraDaemon.maybeInitJmx), and a local JMX server
@@ -14,7 +15,8 @@ not work against these nodes; CQL does everything the cluster needs.
 
 Nodes must be started one at a time: start the first region's node (the seed), `wait_ready`,
 then the next; after the last, `wait_converged` until every node knows every other. Then
-`keyspace_cql` can name every region's datacenter. `node_spec` and `keyspace_cql` are pure.
+`keyspace_cql` can name every region's datacenter. `node_config`, `node_spec` and
+`keyspace_cql` are pure.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import WhiteListRoundRobinPolicy
 
+from chorus.cassandra_conf import (
+    CassandraNode,
+    Footprint,
+    GroupCommit,
+    InitialToken,
+    render_rackdc,
+    render_yaml,
+)
 from chorus.cluster.binaries import CASSANDRA_VERSION
 from chorus.cluster.process import Child, ProcessSpec
 from chorus.config import Config, Region
@@ -163,80 +172,58 @@ def _region_index(config: Config, region: Region) -> int:
     raise ValueError(f"region {region.name!r} is not in the config")
 
 
-def render_yaml(config: Config, region: Region, *, data_dir: Path) -> str:
-    """cassandra.yaml for ``region``'s node. Every key is one that 5.0's Config knows."""
+# Memtables, caches and commit log segments default to sizes meant for servers with heaps of
+# many GB, thread pools to a machine of the node's own; these let three nodes share a laptop
+# or a CI runner (two cores shared by three nodes and the rest of the cluster).
+_SHARED_MACHINE = Footprint(
+    commitlog_segment_mib=8,
+    commitlog_total_mib=128,
+    memtable_heap_mib=64,
+    memtable_offheap_mib=64,
+    memtable_flush_writers=1,
+    key_cache_mib=8,
+    row_cache_mib=0,
+    counter_cache_mib=0,
+    prepared_statements_cache_mib=8,
+    file_cache_mib=32,
+    networking_cache_mib=16,
+    index_summary_mib=8,
+    concurrent_reads=4,
+    # With group commit a write's thread waits for its group's fsync, so this bounds writes
+    # per group: 32 per 10 ms window is ~3,000/s a node (4 measured 240/s).
+    concurrent_writes=32,
+    concurrent_counter_writes=2,
+    concurrent_materialized_view_writes=2,
+    concurrent_compactors=1,
+    # A coordinator's request thread also waits for the write's acknowledgement.
+    native_transport_max_threads=64,
+)
+
+
+def node_config(config: Config, region: Region, *, data_dir: Path) -> CassandraNode:
+    """What `chorus.cassandra_conf` renders for ``region``'s node."""
     cass = config.cassandra
-    address = region.cassandra.address
-    seed = config.regions[0].cassandra.address
-    index = _region_index(config, region)
-    doc: dict[str, object] = {
-        "cluster_name": cass.cluster_name,
-        "num_tokens": 1,
-        "initial_token": str(initial_token(index, len(config.regions))),
-        "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
+    return CassandraNode(
+        cluster_name=cass.cluster_name,
+        address=region.cassandra.address,
+        # The first region's node is the seed: nodes start one at a time, the seed first.
+        seeds=(config.regions[0].cassandra.address,),
+        native_port=cass.native_port,
+        storage_port=cass.storage_port,
+        data_dir=str(data_dir),
+        tokens=InitialToken(initial_token(_region_index(config, region), len(config.regions))),
+        # A write is acknowledged after the fsync of its group. The default, periodic,
+        # acknowledges before: its replay after a kill -9 stops at the last sync marker
+        # (measured: a write acknowledged 0.1 s before the kill was gone), and with one
+        # replica per datacenter nothing else in the region holds it.
+        commitlog=GroupCommit(window_ms=10),
         # Nodes join an empty cluster, each as its datacenter's only replica: there is
         # nothing to stream from peers before serving.
-        "auto_bootstrap": False,
-        "seed_provider": [{
-            "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-            "parameters": [{"seeds": f"{seed}:{cass.storage_port}"}],
-        }],
-        "endpoint_snitch": "GossipingPropertyFileSnitch",
-        "listen_address": address,
-        "broadcast_address": address,
-        "rpc_address": address,
-        "broadcast_rpc_address": address,
-        "storage_port": cass.storage_port,
-        "native_transport_port": cass.native_port,
-        "start_native_transport": True,
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
-        "data_file_directories": [str(data_dir / "data")],
-        "commitlog_directory": str(data_dir / "commitlog"),
-        "saved_caches_directory": str(data_dir / "saved_caches"),
-        "hints_directory": str(data_dir / "hints"),
-        "cdc_raw_directory": str(data_dir / "cdc_raw"),
-        # A write is acknowledged after the fsync of its group (every 10 ms at most). The
-        # default, periodic, acknowledges before: its replay after a kill -9 stops at the
-        # last sync marker (measured: a write acknowledged 0.1 s before the kill was gone),
-        # and with one replica per datacenter nothing else in the region holds it.
-        "commitlog_sync": "group",
-        "commitlog_sync_group_window": "10ms",
-        # Memtables, caches and commit log segments default to sizes meant for servers with
-        # heaps of many GB; these let three nodes share a laptop or a CI runner.
-        "commitlog_segment_size": "8MiB",
-        "commitlog_total_space": "128MiB",
-        "memtable_heap_space": "64MiB",
-        "memtable_offheap_space": "64MiB",
-        "memtable_flush_writers": 1,
-        "key_cache_size": "8MiB",
-        "row_cache_size": "0MiB",
-        "counter_cache_size": "0MiB",
-        "prepared_statements_cache_size": "8MiB",
-        "file_cache_size": "32MiB",
-        "networking_cache_size": "16MiB",
-        "index_summary_capacity": "8MiB",
-        # Thread pools sized for two cores shared by three nodes and the rest of the cluster.
-        "concurrent_reads": 4,
-        # With group commit a write's thread waits for its group's fsync, so this bounds
-        # writes per group: 32 per 10 ms window is ~3,000/s a node (4 measured 240/s).
-        "concurrent_writes": 32,
-        "concurrent_counter_writes": 2,
-        "concurrent_materialized_view_writes": 2,
-        "concurrent_compactors": 1,
-        # A coordinator's request thread also waits for the write's acknowledgement.
-        "native_transport_max_threads": 64,
+        auto_bootstrap=False,
         # Tests drop and truncate tables often; a snapshot (and flush) per drop is wasted I/O.
-        "auto_snapshot": False,
-        # Hinted handoff stays on: it is what brings a region back in sync after an outage.
-        "hinted_handoff_enabled": True,
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
-def render_rackdc(region: Region) -> str:
-    """cassandra-rackdc.properties: the node's datacenter is its region."""
-    return f"dc={region.name}\nrack={RACK}\n"
+        auto_snapshot=False,
+        footprint=_SHARED_MACHINE,
+    )
 
 
 def render_logback() -> str:
@@ -292,8 +279,8 @@ def node_spec(config: Config, region: Region, *, java: Path, lib: Path, data_dir
         # hs_err files and anything else the JVM drops in its working directory stay here.
         cwd=data_dir,
         files={
-            yaml_path: render_yaml(config, region, data_dir=data_dir),
-            rackdc_path: render_rackdc(region),
+            yaml_path: render_yaml(node_config(config, region, data_dir=data_dir)),
+            rackdc_path: render_rackdc(region.name, RACK),
             logback_path: render_logback(),
         },
         # A drain flushes memtables; on two busy cores that can take a while.

@@ -8,10 +8,11 @@ import subprocess
 import pytest
 import yaml
 
+from chorus.cassandra_conf import render_rackdc, render_yaml
 from chorus.config import Config
 from chorus.natsconf import render
 from iac.bootstrap import cassandra_setup, nats_setup, node_paths, user_data
-from iac.cassandra import render_rackdc, render_yaml, seeds
+from iac.cassandra import node_config, seeds
 from iac.nats import hub_leaf_urls, hub_servers, region_servers
 from iac.security import Ingress
 from iac.snapshots import bucket_prefix
@@ -50,14 +51,17 @@ def test_cassandra_yaml_names_the_node_and_every_datacenter_seeds() -> None:
     ips = {"us-east": ("10.10.128.20", "10.10.144.20", "10.10.160.20"),
            "eu-west": ("10.20.128.20", "10.20.144.20", "10.20.160.20")}
     assert seeds(ips) == ("10.10.128.20", "10.10.144.20", "10.20.128.20", "10.20.144.20")
-    conf = yaml.safe_load(render_yaml(cluster_name="chorus", address="10.10.144.20",
-                                      seed_ips=seeds(ips), native_port=9042,
-                                      storage_port=7000))
+    conf = yaml.safe_load(render_yaml(node_config(
+        cluster_name="chorus", address="10.10.144.20", seed_ips=seeds(ips), native_port=9042,
+        storage_port=7000)))
     assert conf["listen_address"] == conf["broadcast_address"] == "10.10.144.20"
     assert conf["endpoint_snitch"] == "GossipingPropertyFileSnitch"
     assert conf["seed_provider"][0]["parameters"][0]["seeds"].count(":7000") == 4
     assert conf["server_encryption_options"]["internode_encryption"] == "all"
     assert conf["data_file_directories"] == ["/data/cassandra/data"]
+    # Several nodes per datacenter, spread over three AZs: virtual nodes, periodic sync.
+    assert conf["num_tokens"] == 16 and "initial_token" not in conf
+    assert conf["commitlog_sync"] == "periodic"
     assert render_rackdc("eu-west", "eu-west-1b") == "dc=eu-west\nrack=eu-west-1b\n"
 
 
