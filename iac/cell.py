@@ -33,7 +33,7 @@ FILE_STORE_SHARE = 0.8
 
 
 @dataclass(frozen=True)
-class CellArgs:
+class CellInfraArgs:
     """``cassandra_ips`` holds every region's Cassandra node addresses (for seeds);
     ``peer_cidrs`` are the other cells' VPC ranges; ``hub_urls`` what the leaf links dial."""
 
@@ -52,8 +52,9 @@ class CellArgs:
     protect_data: bool = True
 
 
-class Cell(pulumi.ComponentResource):
-    """A region's network, gateways, NATS, Redis, Cassandra datacenter and snapshot CDN.
+class CellInfra(pulumi.ComponentResource):
+    """A region's network, gateways, NATS, Redis, Cassandra datacenter and snapshot CDN on
+    AWS: the infrastructure a cell runs on (the cell's code is region/).
 
     Give it the region's provider (``ResourceOptions(providers=[...])``): every child
     inherits it, so the whole cell lands in one AWS region.
@@ -67,8 +68,10 @@ class Cell(pulumi.ComponentResource):
     snapshots: Snapshots
     ami_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: CellArgs,
+    def __init__(self, name: str, args: CellInfraArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        # The type token keeps the class's former name: it is part of every child's URN, and
+        # a new token would make `pulumi up` replace a deployed stack's resources.
         super().__init__("chorus:iac:Cell", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         region = args.plan.region

@@ -22,7 +22,7 @@ import pulumi_aws as aws
 
 from chorus.config import HubConfig
 from iac.addressing import HUB_HOST, node_ips, node_subnet, subnet_plan
-from iac.cell import Cell
+from iac.cell import CellInfra
 from iac.nats import (
     INTERNAL_ZONE,
     NODES,
@@ -39,7 +39,7 @@ from iac.tags import Tags
 
 
 @dataclass(frozen=True)
-class GlobalPlaneArgs:
+class GlobalPlaneInfraArgs:
     """``cells`` and ``providers`` are keyed by region name; ``dns`` None: no public
     records; ``retiring`` regions get no record, so new clients stop arriving there."""
 
@@ -48,7 +48,7 @@ class GlobalPlaneArgs:
     hub_region: str
     az_count: int
     plans: tuple[CellPlan, ...]
-    cells: Mapping[str, Cell]
+    cells: Mapping[str, CellInfra]
     providers: Mapping[str, pulumi.ProviderResource]
     hub_instance_type: str
     nats_version: str
@@ -59,14 +59,17 @@ class GlobalPlaneArgs:
     retiring: tuple[str, ...] = ()
 
 
-class GlobalPlane(pulumi.ComponentResource):
-    """Hub cluster, peering mesh, private zone, latency records and health checks."""
+class GlobalPlaneInfra(pulumi.ComponentResource):
+    """Hub cluster, peering mesh, private zone, latency records and health checks on AWS: the
+    infrastructure the global plane runs on (the plane's code is global_/)."""
 
     hub_ips: tuple[str, ...]
     public_url: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: GlobalPlaneArgs,
+    def __init__(self, name: str, args: GlobalPlaneInfraArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        # The type token keeps the class's former name: it is part of every child's URN, and
+        # a new token would make `pulumi up` replace a deployed stack's resources.
         super().__init__("chorus:iac:GlobalPlane", name, None, opts)
         hub_provider = args.providers[args.hub_region]
         on_hub = pulumi.ResourceOptions(parent=self, provider=hub_provider)
@@ -115,14 +118,14 @@ class GlobalPlane(pulumi.ComponentResource):
         self.register_outputs({"hub_ips": list(self.hub_ips)})
 
     @staticmethod
-    def _side(plan: CellPlan, args: GlobalPlaneArgs) -> PeerSide:
+    def _side(plan: CellPlan, args: GlobalPlaneInfraArgs) -> PeerSide:
         cell = args.cells[plan.name]
         return PeerSide(region=plan.name, aws_region=plan.aws_region,
                         vpc_id=cell.network.vpc_id, cidr=plan.vpc_cidr,
                         route_table_ids=cell.network.private_route_table_ids,
                         provider=args.providers[plan.name])
 
-    def _latency_records(self, args: GlobalPlaneArgs, dns: Dns,
+    def _latency_records(self, args: GlobalPlaneInfraArgs, dns: Dns,
                          opts: pulumi.ResourceOptions) -> None:
         """One alias record per region, answered only while its health check passes."""
         for plan in args.plans:

@@ -1,4 +1,5 @@
-"""The whole deployment: one provider and one `Cell` per region, then the `GlobalPlane`.
+"""The whole deployment: one provider and one `CellInfra` per region, then the
+`GlobalPlaneInfra`.
 
 `deploy` is what ``__main__.py`` runs and what the tests run under Pulumi mocks, with a
 `Deployment` built from regions.yaml and the stack's settings.
@@ -12,8 +13,8 @@ import pulumi
 import pulumi_aws as aws
 
 from iac.addressing import CASSANDRA_HOST, node_ips, subnet_plan
-from iac.cell import Cell, CellArgs
-from iac.global_plane import GlobalPlane, GlobalPlaneArgs
+from iac.cell import CellInfra, CellInfraArgs
+from iac.global_plane import GlobalPlaneInfra, GlobalPlaneInfraArgs
 from iac.nats import TlsFiles, hub_leaf_urls
 from iac.settings import Deployment
 from iac.tags import Tags
@@ -45,8 +46,8 @@ class RegionOutputs:
 
 @dataclass(frozen=True)
 class Deployed:
-    cells: dict[str, Cell]
-    plane: GlobalPlane
+    cells: dict[str, CellInfra]
+    plane: GlobalPlaneInfra
     regions: dict[str, RegionOutputs]
 
 
@@ -63,9 +64,9 @@ def deploy(d: Deployment) -> Deployed:
         for c in d.cells
     }
     hub_urls = hub_leaf_urls(d.config.hub)
-    cells: dict[str, Cell] = {}
+    cells: dict[str, CellInfra] = {}
     for plan in d.cells:
-        cells[plan.name] = Cell(plan.name, CellArgs(
+        cells[plan.name] = CellInfra(plan.name, CellInfraArgs(
             plan=plan, config=d.config, stack=d.stack, az_count=d.az_count, sizing=d.sizing,
             software=d.software, secrets=d.secrets,
             tags=Tags(stack=d.stack, region=plan.name, owner=d.owner),
@@ -73,7 +74,7 @@ def deploy(d: Deployment) -> Deployed:
             peer_cidrs=tuple(c.vpc_cidr for c in d.cells if c.name != plan.name),
             health_path=d.health_path, protect_data=d.protects(plan.name)),
             opts=pulumi.ResourceOptions(providers=[providers[plan.name]]))
-    plane = GlobalPlane("global", GlobalPlaneArgs(
+    plane = GlobalPlaneInfra("global", GlobalPlaneInfraArgs(
         stack=d.stack, hub=d.config.hub, hub_region=d.hub_region, az_count=d.az_count,
         plans=d.cells, cells=cells, providers=providers,
         hub_instance_type=d.sizing.hub_instance_type, nats_version=d.software.nats_version,

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
+from chorus.cassandra_conf import render_yaml
 from chorus.config import Config
 from chorus.natsconf import render
-from iac.addressing import subnet_plan
+from iac.addressing import CASSANDRA_HOST, node_ips, subnet_plan
+from iac.cassandra import node_config
 from iac.cell import FILE_STORE_SHARE, GIB, MIB
 from iac.nats import hub_leaf_urls, region_servers
 from iac.policy.policies import REQUIRED_TAGS as POLICY_TAGS
@@ -32,6 +34,14 @@ from tests.iac.helpers import SECRETS, make_deployment, run_deployment, with_reg
 from tests.iac.mockrun import Resource, Run, run
 
 CELL = "chorus:iac:Cell"
+# A component's type token is part of its URN and of every child's: a changed token makes
+# `pulumi up` replace a deployed stack's resources. Classes may be renamed; tokens stay.
+COMPONENT_TOKENS = {
+    "chorus:iac:CassandraDatacenter", "chorus:iac:Cell", "chorus:iac:DataNode",
+    "chorus:iac:Gateways", "chorus:iac:GlobalPlane", "chorus:iac:NatsCluster",
+    "chorus:iac:Network", "chorus:iac:NodeRole", "chorus:iac:Peering", "chorus:iac:Redis",
+    "chorus:iac:Snapshots",
+}
 PROVIDER = "pulumi:providers:aws"
 SERVICE = "aws:ecs/service:Service"
 SCALING = "aws:appautoscaling/target:Target"
@@ -191,6 +201,25 @@ def test_each_region_is_one_cassandra_datacenter(deployed: Run, repo_regions: Co
                 f"dc={region.name}\n")
             seeds = conf["seed_provider"][0]["parameters"][0]["seeds"].split(",")
             assert len(seeds) == 2 * len(repo_regions.regions)  # two per datacenter
+
+
+def test_cassandra_configs_are_rendered_by_cassandra_conf(deployed: Run,
+                                                          repo_regions: Config) -> None:
+    cass = repo_regions.cassandra
+    region = repo_regions.regions[0]
+    (address, *_others) = node_ips(subnet_plan(DEFAULT_VPC_CIDRS[region.name], 3).private,
+                                   Sizing().cassandra_nodes, CASSANDRA_HOST)
+    text = parameter(deployed, f"/chorus/test/{region.name}/cassandra/cassandra-0"
+                               "/etc/cassandra/cassandra.yaml")
+    seed_ips = yaml.safe_load(text)["seed_provider"][0]["parameters"][0]["seeds"]
+    assert text == render_yaml(node_config(
+        cluster_name=cass.cluster_name, address=address,
+        seed_ips=[s.rpartition(":")[0] for s in seed_ips.split(",")],
+        native_port=cass.native_port, storage_port=cass.storage_port))
+
+
+def test_component_type_tokens_do_not_change(deployed: Run) -> None:
+    assert {r.type for r in deployed.resources if not r.custom} == COMPONENT_TOKENS
 
 
 def test_outputs_per_region(deployed: Run, repo_regions: Config) -> None:
