@@ -26,7 +26,7 @@ from typing import Any
 from chorus.cluster.health import outboxes
 from chorus.config import Config
 from chorus.sdk import ChorusClientError, Client
-from chorus.toxiproxy import Toxiproxy
+from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
 from region.auth import issue_token
 
 SETTLE_S = 60.0        # how long clients may take to converge after the fault is lifted
@@ -88,7 +88,7 @@ async def run_drill(config: Config, *, drill: str, region: str, seconds: float,
     stream = f"drill-{uuid.uuid4().hex[:10]}"
     secret = config.auth.dev_secret
     toxi = Toxiproxy("127.0.0.1", config.toxiproxy.api_port)
-    proxy = f"leaf-{target.name}"
+    proxy = leaf_proxy_name(target.name)
     clients = {r.name: Client(list(r.gateway_urls), token=issue_token(secret, f"drill-{r.name}"),
                               stream=stream, prefer=r.name) for r in config.regions}
     report = DrillReport(drill=drill, region=region, seconds=seconds, stream=stream,

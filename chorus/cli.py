@@ -31,7 +31,7 @@ from chorus.cluster.binaries import find_binaries
 from chorus.cluster.local import LocalCluster, already_running, read_state, running_pid
 from chorus.config import Config, load_config
 from chorus.errors import ChorusError, ClusterError
-from chorus.toxiproxy import Toxiproxy
+from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
 
 
 def _version() -> str:
@@ -43,7 +43,7 @@ def _version() -> str:
 
 def _running_config(config: Config) -> tuple[Config, dict[str, Any]]:
     """The effective config of the cluster running from ``config``'s run directory."""
-    layout = plan.Layout(config.run_dir)
+    layout = plan.RunLayout(config.run_dir)
     pid = running_pid(layout)
     state = read_state(layout)
     if pid is None or state is None:
@@ -56,7 +56,7 @@ def _running_config(config: Config) -> tuple[Config, dict[str, Any]]:
 
 
 def cmd_up(config: Config, args: argparse.Namespace) -> int:
-    layout = plan.Layout(config.run_dir)
+    layout = plan.RunLayout(config.run_dir)
     pid = running_pid(layout)
     if pid is not None:
         raise already_running(layout, pid)
@@ -175,7 +175,7 @@ def cmd_link(config: Config, args: argparse.Namespace) -> int:
     running, _ = _running_config(config)
     region = running.region(args.region)
     toxi = Toxiproxy("127.0.0.1", running.toxiproxy.api_port)
-    name = plan.proxy_name(region)
+    name = leaf_proxy_name(region.name)
     if args.cut:
         toxi.set_enabled(name, False)
     elif args.restore:

@@ -1,8 +1,9 @@
 """A small client for toxiproxy-server's HTTP API, with timeouts.
 
-Every cross-region leaf link of the local cluster runs through one proxy named after its
-region. Latency is set as two `latency` toxics (upstream and downstream) so that the value is
-one-way and a round trip pays it twice, as regions.yaml documents.
+Every cross-region leaf link of the local cluster runs through one proxy, named by
+`leaf_proxy_name` (so does a deployment's link during a drill: docs/operations.md). Latency
+is set as two `latency` toxics (upstream and downstream) so that the value is one-way and a
+round trip pays it twice, as regions.yaml documents.
 
 (toxiproxy-python keeps its API address in class-level globals and sends requests without a
 timeout; a hung API would hang `chorus link`. This client is a few calls over urllib.)
@@ -19,6 +20,13 @@ from typing import Any
 from chorus.errors import ClusterError
 
 _DIRECTIONS = ("upstream", "downstream")
+
+
+def leaf_proxy_name(region: str) -> str:
+    """The proxy that carries the leaf link between ``region`` (a region's name) and the
+    hub. `chorus up` creates it; `chorus link`, `chorus status` and the drills find it by
+    this name, and so do operators who set one up for a deployment."""
+    return f"leaf-{region}"
 
 
 @dataclass(frozen=True)

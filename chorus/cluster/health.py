@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from chorus.cluster import plan
 from chorus.cluster.process import Child
 from chorus.config import Config
 from chorus.errors import ClusterError
-from chorus.toxiproxy import Toxiproxy
+from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -119,7 +118,7 @@ async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
         async def link(region_name: str) -> tuple[bool | None, int | None]:
             try:
                 state = await asyncio.to_thread(
-                    toxi.state, plan.proxy_name(config.region(region_name)))
+                    toxi.state, leaf_proxy_name(config.region(region_name).name))
             except ClusterError:
                 return None, None
             return state.enabled, state.latency_ms

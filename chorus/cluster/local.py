@@ -25,12 +25,12 @@ import aiohttp
 
 from chorus.cluster import health, plan
 from chorus.cluster.binaries import Binaries
-from chorus.cluster.plan import Layout
+from chorus.cluster.plan import RunLayout
 from chorus.cluster.ports import port_free
 from chorus.cluster.process import Child, ProcessSpec
 from chorus.config import Config, bound_ports, dump_config
 from chorus.errors import AlreadyRunning, ClusterError
-from chorus.toxiproxy import Toxiproxy
+from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
 
 # Bounds on start-up; generous because CI has 2 cores shared by every server.
 SERVER_TIMEOUT_S = 30.0
@@ -38,7 +38,7 @@ GATEWAY_TIMEOUT_S = 30.0
 CASSANDRA_TIMEOUT_S = 180.0
 
 
-def read_state(layout: Layout) -> dict[str, Any] | None:
+def read_state(layout: RunLayout) -> dict[str, Any] | None:
     """The state file of a running `chorus up` in this run directory, or None."""
     try:
         return dict(json.loads(layout.state.read_text(encoding="utf-8")))
@@ -46,7 +46,7 @@ def read_state(layout: Layout) -> dict[str, Any] | None:
         return None
 
 
-def running_pid(layout: Layout) -> int | None:
+def running_pid(layout: RunLayout) -> int | None:
     """The pid of the `chorus up` that holds the run directory's lock, or None."""
     if not layout.lock.exists():
         return None
@@ -61,7 +61,7 @@ def running_pid(layout: Layout) -> int | None:
     return None
 
 
-def already_running(layout: Layout, pid: int | str) -> AlreadyRunning:
+def already_running(layout: RunLayout, pid: int | str) -> AlreadyRunning:
     return AlreadyRunning(
         f"a cluster is already running from {layout.run_dir} (chorus up, pid {pid}); see it "
         f"with `chorus status`, stop it with Ctrl-C in its terminal or `kill {pid}`")
@@ -80,7 +80,7 @@ class LocalCluster:
         self.bins = bins
         self.with_cassandra = with_cassandra
         self.fresh = fresh
-        self.layout = Layout(config.run_dir)
+        self.layout = RunLayout(config.run_dir)
         self.children: dict[str, Child] = {}
         self.timings: dict[str, float] = {}
         self._progress = progress or (lambda _msg: None)
@@ -210,7 +210,7 @@ class LocalCluster:
 
     def _make_proxy(self, region_name: str) -> None:
         region = self.config.region(region_name)
-        name = plan.proxy_name(region)
+        name = leaf_proxy_name(region.name)
         self.toxiproxy.create(name, f"127.0.0.1:{region.link.proxy_port}",
                               f"{self.config.hub.host}:{self.config.hub.leaf_port}")
         self.toxiproxy.set_latency(name, region.link.latency_ms, region.link.jitter_ms)
@@ -227,7 +227,7 @@ class LocalCluster:
     def set_link(self, region_name: str, *, enabled: bool | None = None,
                  latency_ms: int | None = None, jitter_ms: int = 0) -> None:
         """Cut, restore or slow a region's leaf link (blocking; a few ms)."""
-        name = plan.proxy_name(self.config.region(region_name))
+        name = leaf_proxy_name(self.config.region(region_name).name)
         if enabled is not None:
             self.toxiproxy.set_enabled(name, enabled)
         if latency_ms is not None:

@@ -25,7 +25,9 @@ TOXIPROXY = "toxiproxy"
 
 
 @dataclass(frozen=True)
-class Layout:
+class RunLayout:
+    """Where each file of a run lives under ``run_dir`` (the module's docstring shows it)."""
+
     run_dir: Path
 
     @property
@@ -66,12 +68,7 @@ def cassandra_name(region: Region) -> str:
     return f"{region.name}/cassandra"
 
 
-def proxy_name(region: Region) -> str:
-    """The toxiproxy proxy that carries ``region``'s leaf link."""
-    return f"leaf-{region.name}"
-
-
-def toxiproxy_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpec:
+def toxiproxy_spec(config: Config, bins: Binaries, layout: RunLayout) -> ProcessSpec:
     return ProcessSpec(
         name=TOXIPROXY,
         argv=(str(bins.toxiproxy_server), "-host", "127.0.0.1",
@@ -80,7 +77,7 @@ def toxiproxy_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpe
     )
 
 
-def hub_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpec:
+def hub_spec(config: Config, bins: Binaries, layout: RunLayout) -> ProcessSpec:
     hub = config.hub
     # Every region reaches the hub only through its own toxiproxy proxy, and there is no
     # single address to advertise for all of them: advertise one that refuses connections
@@ -94,7 +91,7 @@ def hub_spec(config: Config, bins: Binaries, layout: Layout) -> ProcessSpec:
 
 
 def region_nats_spec(config: Config, region: Region, bins: Binaries,
-                     layout: Layout) -> ProcessSpec:
+                     layout: RunLayout) -> ProcessSpec:
     name = nats_name(region)
     # The leaf link dials the region's toxiproxy proxy, never the hub directly, so that
     # `chorus link` and the chaos drills control all traffic between regions.
@@ -109,7 +106,7 @@ def region_nats_spec(config: Config, region: Region, bins: Binaries,
                        log=layout.log(name), files={conf: natsconf.render(server)})
 
 
-def redis_spec(config: Config, region: Region, bins: Binaries, layout: Layout) -> ProcessSpec:
+def redis_spec(config: Config, region: Region, bins: Binaries, layout: RunLayout) -> ProcessSpec:
     name = redis_name(region)
     # No persistence: Redis holds only what can be rebuilt from JetStream. Its own --dir keeps
     # instances from sharing a working directory.
@@ -123,7 +120,7 @@ def redis_spec(config: Config, region: Region, bins: Binaries, layout: Layout) -
     )
 
 
-def gateway_spec(config: Config, region: Region, index: int, layout: Layout) -> ProcessSpec:
+def gateway_spec(config: Config, region: Region, index: int, layout: RunLayout) -> ProcessSpec:
     name = gateway_name(region, index)
     return ProcessSpec(
         name=name,

@@ -6,6 +6,7 @@ import pytest
 
 from chaos.drill import run_drill
 from chorus.cluster.local import LocalCluster
+from chorus.toxiproxy import leaf_proxy_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -20,5 +21,5 @@ async def test_a_drill_passes_and_reports_every_client(cluster: LocalCluster,
     assert {c.region for c in report.clients} == set(cluster.config.region_names)
     assert all(c.received == report.posted for c in report.clients)
     # The link is back as regions.yaml says.
-    state = cluster.toxiproxy.state("leaf-ap-south")
+    state = cluster.toxiproxy.state(leaf_proxy_name("ap-south"))
     assert state.enabled and state.latency_ms == cluster.config.region("ap-south").link.latency_ms
