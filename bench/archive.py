@@ -49,10 +49,11 @@ from chorus.cluster.plan import RunLayout
 from chorus.cluster.ports import relocate
 from chorus.config import Config, load_config
 from chorus.ids import IdGenerator
+from chorus.metrics import Metrics
 from chorus.model import Comment
+from chorus.names import ARCHIVE_DURABLE, COMMENTS_STREAM, comment_subject
 from region.archive_cassandra import CassandraArchive
 from region.auth import issue_token
-from region.log_jetstream import subject
 from region.persister import Persister, lag
 
 PUBLISH_IN_FLIGHT = 512
@@ -92,7 +93,7 @@ async def publish(config: Config, stream: str, count: int) -> float:
     js = nc.jetstream(timeout=30)
     ids = IdGenerator("us-east.99")
     lane = asyncio.Semaphore(PUBLISH_IN_FLIGHT)
-    subj = subject(region.name, stream)
+    subj = comment_subject(region.name, stream)
 
     async def one(i: int) -> None:
         comment = Comment(id=ids.next(), stream=stream, region=region.name, user=f"u{i % 500}",
@@ -125,7 +126,7 @@ async def region_drain(config: Config, stream: str, count: int) -> tuple[float, 
     try:
         began = time.perf_counter()
         published = await publish(config, stream, count)
-        drained = await wait_drained(nc, "archive", began)
+        drained = await wait_drained(nc, ARCHIVE_DURABLE, began)
     finally:
         await nc.close()
     return published, drained
@@ -136,8 +137,8 @@ async def one_persister(config: Config, stream: str) -> tuple[int, float]:
     nc = await nats.connect(region.nats_url)
     archive = CassandraArchive(config, region)
     durable = f"bench-{uuid.uuid4().hex[:8]}"
-    persister = Persister(nc, region.name, archive, durable=durable,
-                          filter_subject=subject(region.name, stream))
+    persister = Persister(nc, region.name, archive, Metrics(region.name, "bench"),
+                          durable=durable, filter_subject=comment_subject(region.name, stream))
     began = time.perf_counter()
     task = asyncio.create_task(persister.run(), name="bench-persister")
     try:
@@ -152,10 +153,10 @@ async def one_persister(config: Config, stream: str) -> tuple[int, float]:
             await task
         except asyncio.CancelledError:
             pass
-        await nc.jetstream().delete_consumer("COMMENTS", durable)
+        await nc.jetstream().delete_consumer(COMMENTS_STREAM, durable)
         await archive.close()
         await nc.close()
-    return persister.stats.written, took
+    return persister.stats.handled, took
 
 
 async def page_latencies(config: Config, region_name: str, stream: str, direction: str,
