@@ -28,7 +28,7 @@ from region.session import Position, Session, Transport
 
 
 @dataclass(frozen=True)
-class RegionStatus:
+class DirectoryEntry:
     """One region as ``GET /v1/regions`` shows it."""
 
     name: str
@@ -42,7 +42,7 @@ class RegionStatus:
 class RegionDirectory(Protocol):
     """Every region's public URLs and health, as this gateway last heard them."""
 
-    def regions(self) -> list[RegionStatus]: ...
+    def regions(self) -> list[DirectoryEntry]: ...
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Cell:
         return Session(stream=stream, user=user, transport=transport,
                        log=self.log, replayer=self.replayer, position=self.position,
                        limits=self.config.limits, gateway=self.gateway,
-                       send_hello=send_hello)
+                       send_hello=send_hello, on_written=self.metrics.comments_written)
 
 
 CELL = web.AppKey("cell", Cell)

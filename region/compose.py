@@ -20,20 +20,27 @@ from nats.aio.client import Client as Nats
 from chorus.config import Config, Region
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
+from global_.outbox import outbox_depth
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
 from region.admission import Admission
 from region.app import Background, dependencies_ok
 from region.archive import Archive
-from region.cell import Cell, RegionStatus
+from region.backlog import BacklogGauges
+from region.cell import Cell, DirectoryEntry
 from region.deployment import GatewaySettings
 from region.fanout import Fanout
 from region.ingest import Ingest
 from region.log_jetstream import JetStreamLog
 from region.persister import Persister
+from region.persister import lag as archive_lag
 from region.presence_redis import RedisPresence
 from region.replay import Replayer
 from region.replay_redis import RedisReplayCache
+
+# The design's target for a comment's delivery (docs/design.md): p99 under 50 ms in its own
+# region, and under the link latency + 50 ms across regions.
+DELIVERY_OBJECTIVE_MS = 50
 
 
 class RegistryDirectory:
@@ -45,12 +52,12 @@ class RegistryDirectory:
         self.state = state
         self.clock = clock
 
-    def regions(self) -> list[RegionStatus]:
+    def regions(self) -> list[DirectoryEntry]:
         now = self.clock()
         out = []
         for region in self.config.regions:
             health = self.state.health(region.name, now)
-            out.append(RegionStatus(
+            out.append(DirectoryEntry(
                 name=region.name,
                 urls=tuple(self.state.urls(region.name, now) or region.gateway_urls),
                 healthy=health.healthy, gateways_healthy=health.gateways_healthy,
@@ -77,6 +84,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     metrics = Metrics(region.name, str(index))
     metrics.declare_destinations(tuple(r.name for r in config.regions
                                        if r.name != region.name))
+    _observe(config, region, metrics)
     log = JetStreamLog(nc, region.name)
     await log.ensure()
     cache = RedisReplayCache(redis, limits.replay_window)
@@ -96,19 +104,44 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         url=lambda: public_url, healthy=is_healthy, metrics=metrics)
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
-                                               IdGenerator(gateway)),
+                                               IdGenerator(gateway), metrics=metrics),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers)
     metrics.track_connections(lambda: len(cell.sessions))
+    metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
     background = [Background("registry-heartbeats", registry.run),
                   Background("fanout", fanout.run),
                   Background("global-plane", plane.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))
+    background.append(Background("backlog-gauges", _backlog(nc, config, region, metrics).run))
     return cell, background
+
+
+def _observe(config: Config, region: Region, metrics: Metrics) -> None:
+    """What the metrics need from the config: the regions labels may name, and the
+    objectives the alert rules compare with (ops/prometheus/alerts.yml)."""
+    metrics.declare_regions(config.region_names)
+    metrics.set_objectives(
+        {r.name: (DELIVERY_OBJECTIVE_MS + r.link.latency_ms
+                  + (region.link.latency_ms if r.name != region.name else 0)) / 1000
+         for r in config.regions},
+        outbox_alert_depth=config.limits.outbox_alert_pending)
+
+
+def _health(state: RegistryState, peer: str) -> tuple[bool, int]:
+    health = state.health(peer, time.monotonic())
+    return health.healthy, health.gateways_healthy
+
+
+def _backlog(nc: Nats, config: Config, region: Region, metrics: Metrics) -> BacklogGauges:
+    return BacklogGauges(
+        metrics, dests=tuple(r.name for r in config.regions if r.name != region.name),
+        outbox_depth=lambda dest: outbox_depth(nc, region.name, dest),
+        archive_lag=(lambda: archive_lag(nc, region.name)) if config.cassandra.enabled else None)
 
 
 __all__ = ["RegistryDirectory", "build"]
