@@ -1,6 +1,7 @@
 """The `chorus` command.
 
-    chorus up [--with-cassandra] [--fresh]     run the local multi-region cluster
+    chorus up [--with-cassandra] [--fresh] [--demo] [--dashboard-port PORT | --no-dashboard]
+                                               run the local multi-region cluster
     chorus status [--json]                     health of every part of the running cluster
     chorus link REGION --latency MS | --cut | --restore
                                                change a region's link to the hub
@@ -29,9 +30,12 @@ from typing import Any
 from chorus.cluster import health, plan
 from chorus.cluster.binaries import find_binaries
 from chorus.cluster.local import LocalCluster, already_running, read_state, running_pid
+from chorus.cluster.ports import port_free
 from chorus.config import Config, load_config
 from chorus.errors import ChorusError, ClusterError
 from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
+
+DASHBOARD_PORT = 8100  # the ops dashboard of `chorus up` (chorus/cluster/ops.py)
 
 
 def _version() -> str:
@@ -62,10 +66,21 @@ def cmd_up(config: Config, args: argparse.Namespace) -> int:
         raise already_running(layout, pid)
     bins = find_binaries()
     with_cassandra = args.with_cassandra or config.cassandra.enabled
-    return asyncio.run(_up(config, bins, with_cassandra=with_cassandra, fresh=args.fresh))
+    dashboard_port: int | None = args.dashboard_port
+    if args.no_dashboard:
+        dashboard_port = None
+    elif dashboard_port is None:
+        # The usual port, unless another cluster (or anything) has it: then any, printed.
+        dashboard_port = DASHBOARD_PORT if port_free("127.0.0.1", DASHBOARD_PORT) else 0
+    elif not port_free("127.0.0.1", dashboard_port):
+        raise ClusterError(f"the dashboard's port {dashboard_port} is in use; choose another "
+                           "with --dashboard-port, or --no-dashboard")
+    return asyncio.run(_up(config, bins, with_cassandra=with_cassandra, fresh=args.fresh,
+                           demo=args.demo, dashboard_port=dashboard_port))
 
 
-async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool) -> int:
+async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool,
+              demo: bool = False, dashboard_port: int | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,6 +93,7 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool) -
                            progress=progress)
     start = asyncio.create_task(cluster.start())
     stopper = asyncio.create_task(stop.wait())
+    web = contextlib.AsyncExitStack()
     try:
         done, _ = await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if start not in done:
@@ -85,6 +101,7 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool) -
             return 130
         start.result()  # raises a start-up failure
         _print_table(config, cluster)
+        await _start_web(web, cluster, demo=demo, dashboard_port=dashboard_port)
         print(f"\nup in {cluster.timings['total']:.1f} s; logs in "
               f"{cluster.layout.run_dir / 'logs'}. Ctrl-C stops everything.", flush=True)
         reported: set[str] = set()
@@ -105,8 +122,33 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool) -
         start.cancel()
         # A start-up failure was raised above already; here only wait for the task to end.
         await asyncio.gather(start, return_exceptions=True)
+        await web.aclose()
         await cluster.stop()
         progress("stopped")
+
+
+async def _start_web(web: contextlib.AsyncExitStack, cluster: LocalCluster, *, demo: bool,
+                     dashboard_port: int | None) -> None:
+    """The ops dashboard and (``--demo``) synthetic traffic, for ``web``'s life; prints the
+    pages' addresses with dev tokens of this cluster (docs/web.md)."""
+    from chorus.cluster import demo as demo_traffic
+    from chorus.cluster import ops
+    from region.auth import issue_token
+
+    secret, day = cluster.config.auth.dev_secret, 24 * 3600
+    dashboard = None
+    if dashboard_port is not None:
+        _, dashboard = await web.enter_async_context(ops.serve(cluster, port=dashboard_port))
+    if demo:
+        await web.enter_async_context(demo_traffic.running(cluster.config))
+    viewer = issue_token(secret, "you", name="You", ttl_s=day)
+    traffic = " (--demo: synthetic viewers and commenters in every region)" if demo else ""
+    print(f"\npages{traffic}:")
+    for r in cluster.config.regions:
+        print(f"  viewer in {r.name:<9} {r.gateway_urls[0]}/watch/demo#token={viewer}")
+    if dashboard is not None:
+        host = issue_token(secret, "ops", name="Ops", roles=("host",), ttl_s=day)
+        print(f"  ops dashboard       {dashboard}/#token={host}")
 
 
 def _print_table(config: Config, cluster: LocalCluster) -> None:
@@ -330,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also run Cassandra, one datacenter per region")
     up.add_argument("--fresh", action="store_true",
                     help="delete the data of earlier runs (JetStream, Cassandra) first")
+    up.add_argument("--demo", action="store_true",
+                    help="synthetic viewers and commenters in every region (bounded, loopback)")
+    up.add_argument("--dashboard-port", type=int, metavar="PORT",
+                    help=f"the ops dashboard's port on 127.0.0.1 (default {DASHBOARD_PORT}, or "
+                         "any free port when that one is taken)")
+    up.add_argument("--no-dashboard", action="store_true", help="run no ops dashboard")
     up.set_defaults(fn=cmd_up)
 
     status = sub.add_parser("status", help="health of every part of the running cluster")

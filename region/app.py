@@ -21,6 +21,7 @@ from nats.aio.client import Client as Nats
 from chorus.drivers import driver_errors
 from chorus.metrics import CONTENT_TYPE
 from region import api, api_archive, live
+from region import web as pages
 from region.cell import CELL, Cell
 from region.errors import ApiError, ErrorCode
 from region.protocol import CloseCode
@@ -172,6 +173,13 @@ def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Even
     app.router.add_put("/v1/moderation/bans/{user}", api.set_ban)
     app.router.add_delete("/v1/moderation/bans/{user}", api.set_ban)
     app.router.add_delete("/v1/streams/{stream}/comments/{id}", api_archive.retract_comment)
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/watch/{stream}", pages.watch)
+    app.router.add_get("/web/{asset}", pages.static)
+    for path in ("/v1/streams/{stream}/comments", "/v1/streams/{stream}/comments/{id}",
+                 "/v1/moderation/bans/{user}"):
+        app.router.add_route("OPTIONS", path, pages.preflight)
+    app.on_response_prepare.append(pages.cors_headers)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_say_goodbye)
     return app
