@@ -8,6 +8,7 @@
 #   toxiproxy    v2.12.0   go install (Go module proxy)
 #   redis-server 7.0       Debian package
 #   Cassandra    5.0.7     jars from Maven Central, run on Java 17 (Debian openjdk-17)
+#   node, npm, chromium, chromium-driver   Debian packages (the web SDK, pages and their tests)
 set -euo pipefail
 
 NATS_VERSION=v2.12.15
@@ -95,6 +96,31 @@ EOF
   rm -rf "$cass/lib" && mv "$cass/lib.tmp" "$cass/lib"
 fi
 say "cassandra: $CASSANDRA_VERSION ($(ls "$cass/lib" | wc -l) jars in $cass/lib)"
+
+# --- the web: Node for the TypeScript SDK and the pages, Chromium for their tests ------------
+# Debian's packages; npm's downloads are cached in ~/.npm, node_modules and the build output
+# (web/dist) stay out of git. Each step runs again only when what it depends on changed.
+web_apt=()
+{ command -v node >/dev/null && command -v npm >/dev/null; } || web_apt+=(nodejs npm)
+command -v chromium >/dev/null || web_apt+=(chromium)
+command -v chromedriver >/dev/null || web_apt+=(chromium-driver)
+dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || web_apt+=(fonts-noto-color-emoji)
+[ ${#web_apt[@]} = 0 ] || apt_install "${web_apt[@]}"
+web=$root/web
+lock_sum=$(sha256sum "$web/package-lock.json" | cut -c1-16)
+if [ "$(cat "$web/node_modules/.chorus-lock" 2>/dev/null)" != "$lock_sum" ]; then
+  say "npm ci in web/ (typescript, esbuild; cached in ~/.npm)"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in web/ failed"
+  echo "$lock_sum" > "$web/node_modules/.chorus-lock"
+fi
+src_sum=$(cd "$web" && find package.json sdk/package.json sdk/tsconfig.json sdk/src pages \
+            -type f | sort | xargs cat | sha256sum | cut -c1-16)
+if [ ! -f "$web/dist/viewer.js" ] || [ "$(cat "$web/dist/.chorus-src" 2>/dev/null)" != "$src_sum" ]; then
+  say "building the browser SDK and the pages into web/dist"
+  (cd "$web" && npm run build --silent >/dev/null) || die "the web build failed (cd web && npm run build)"
+  echo "$src_sum" > "$web/dist/.chorus-src"
+fi
+say "web: node $(node --version), $(chromium --version 2>/dev/null | head -1)"
 
 # --- Python virtualenv ----------------------------------------------------------------------
 venv=$root/.venv
