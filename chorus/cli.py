@@ -135,7 +135,9 @@ async def _start_web(web: contextlib.AsyncExitStack, cluster: LocalCluster, *, d
     from chorus.cluster import ops
     from region.auth import issue_token
 
-    secret, day = cluster.config.auth.dev_secret, 24 * 3600
+    auth = cluster.config.auth
+    # A day, or the longest lifetime the cluster accepts if that is shorter.
+    secret, day = auth.dev_secret, min(24 * 3600, getattr(auth, "max_token_lifetime_s", 86400))
     dashboard = None
     if dashboard_port is not None:
         _, dashboard = await web.enter_async_context(ops.serve(cluster, port=dashboard_port))

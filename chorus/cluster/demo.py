@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MAX_VIEWERS = 60          # WebSocket viewers in all regions together
 MAX_RATE = 20.0           # comments a second in all regions together
 REPLY_SHARE = 0.2         # of comments that answer an earlier one
-TOKEN_TTL_S = 24 * 3600
+TOKEN_TTL_S = 600        # each token is made for one connection or post
 
 USERS = (("demo-ana", "Ana"), ("demo-bo", "Bo"), ("demo-chen", "Chen"), ("demo-dara", "Dara"),
          ("demo-eli", "Eli"), ("demo-fatou", "Fatou"), ("demo-goran", "Goran"),
@@ -112,11 +112,10 @@ class Demo:
         self.posted = 0
         self.refused = 0
         self.viewers_connected = 0
-        secret = config.auth.dev_secret
-        self.tokens = {user: issue_token(secret, user, name=name, ttl_s=TOKEN_TTL_S)
-                       for user, name in USERS}
-        self.viewer_token = issue_token(secret, "demo-viewer", name="Demo viewer",
-                                        ttl_s=TOKEN_TTL_S)
+
+    def _token(self, user: str, name: str) -> str:
+        """A fresh dev token for each connection and post, so a demo outlives any token."""
+        return issue_token(self.config.auth.dev_secret, user, name=name, ttl_s=TOKEN_TTL_S)
 
     async def run(self) -> None:
         """Viewers and commenters until cancelled; every task is this one's."""
@@ -135,7 +134,8 @@ class Demo:
         while True:
             try:
                 async with http.ws_connect(f"{url}/v1/streams/{stream}/live",
-                                           params={"access_token": self.viewer_token},
+                                           params={"access_token": self._token(
+                                               "demo-viewer", "Demo viewer")},
                                            heartbeat=30, timeout=aiohttp.ClientWSTimeout(
                                                ws_close=3)) as ws:
                     self.viewers_connected += 1
@@ -175,7 +175,8 @@ class Demo:
                     body: dict[str, str]) -> str | None:
         try:
             async with http.post(f"{url}/v1/streams/{line.stream}/comments", json=body,
-                                 headers={"Authorization": f"Bearer {self.tokens[line.user]}"}
+                                 headers={"Authorization":
+                                          f"Bearer {self._token(line.user, line.name)}"}
                                  ) as resp:
                 if resp.status in (200, 201):
                     self.posted += 1

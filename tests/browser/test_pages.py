@@ -87,7 +87,7 @@ async def test_a_page_in_eu_west_shows_a_comment_posted_in_ap_south(
     severe = [line for line in await page.console() if line.startswith("SEVERE")]
     assert not severe, severe
     if SHOTS:
-        await page.screenshot(Path(SHOTS) / "viewer.png")
+        await page.screenshot(Path(SHOTS) / "test-viewer.png")
 
 
 async def test_hostile_text_renders_as_text(page: Page, cluster: LocalCluster,
@@ -143,6 +143,8 @@ async def test_a_page_whose_region_is_killed_fails_over_without_duplicates(
         events = await page.js("return document.getElementById('events').textContent")
         assert "failing over" in events
         assert await page.js("return document.querySelectorAll('#comments .gap').length") == 0
+        if SHOTS:
+            await page.screenshot(Path(SHOTS) / "test-viewer-failover.png")
     finally:
         for name in reversed(dead):
             await cluster.restart(name)
@@ -173,7 +175,7 @@ async def test_the_dashboard_shows_a_cut_link(page: Page, cluster: LocalCluster,
             assert (await page.js("return document.getElementById('control-error').textContent")
                     == "")
             if SHOTS:
-                await page.screenshot(Path(SHOTS) / "dashboard.png")
+                await page.screenshot(Path(SHOTS) / "test-dashboard-cut.png")
             await page.js(f"{row}.querySelector(\"button[data-action='restore']\").click()")
             await page.until(f"return {row}.dataset.link === 'up'",
                              what="ap-south's link shown up again")
