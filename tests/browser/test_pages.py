@@ -90,6 +90,24 @@ async def test_a_page_in_eu_west_shows_a_comment_posted_in_ap_south(
         await page.screenshot(Path(SHOTS) / "test-viewer.png")
 
 
+@pytest.mark.parametrize("transport", ["sse", "poll"])
+async def test_the_fallback_transports_show_comments(
+        page: Page, cluster: LocalCluster, http: aiohttp.ClientSession, unique: str,
+        transport: str) -> None:
+    await page.open(f"{gateway(cluster, 'ap-south')}/watch/{unique}?transport={transport}"
+                    f"#token={token(cluster, 'viewer')}")
+    await page.until("const s = document.getElementById('status').dataset;"
+                     "return s.state === 'live' && s.transport === arguments[0]", transport,
+                     what=f"the page going live over {transport}")
+    first = await post(http, cluster, "us-east", unique, f"over {transport} 1")
+    second = await post(http, cluster, "ap-south", unique, f"over {transport} 2")
+    await shows(page, first["id"])
+    await shows(page, second["id"])
+    assert await page.js(RENDERED) == sorted([first["id"], second["id"]])
+    await page.until("return document.getElementById('status').dataset.latency",
+                     what=f"a latency figure over {transport}")
+
+
 async def test_hostile_text_renders_as_text(page: Page, cluster: LocalCluster,
                                             http: aiohttp.ClientSession, unique: str) -> None:
     await watch(page, cluster, "us-east", unique)
@@ -196,3 +214,44 @@ async def test_controls_need_a_moderator_or_host(cluster: LocalCluster,
             assert (await resp.json())["error"]["code"] == "forbidden"
         async with http.get(f"{url}/api/status") as resp:
             assert resp.status == 200
+
+
+async def test_gateways_serve_the_page_and_answer_browsers_of_allowed_origins(
+        cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    base = gateway(cluster, "eu-west")
+    async with http.get(f"{base}/watch/{unique}") as resp:
+        assert resp.status == 200 and resp.content_type == "text/html"
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+    async with http.get(f"{base}/watch/not%20a%20stream") as resp:
+        assert resp.status == 400
+    async with http.get(f"{base}/web/viewer.js") as resp:
+        assert resp.status == 200 and resp.content_type == "text/javascript"
+    for name in ("..%2Fpages%2Fviewer.html", "package.json", "viewer.ts"):
+        async with http.get(f"{base}/web/{name}") as resp:
+            assert resp.status == 404, name
+    async with http.get(f"{base}/no-such-page") as resp:
+        assert resp.status == 404  # unknown paths are still the API's 404
+
+    # Another region's page (another origin) may call this gateway: CORS for allowed origins.
+    page_origin = gateway(cluster, "us-east")
+    comments = f"{base}/v1/streams/{unique}/comments"
+    preflight = {"Origin": page_origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}
+    async with http.options(comments, headers=preflight) as resp:
+        assert resp.status == 204
+        assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+        assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+    async with http.options(comments, headers={**preflight, "Origin": "https://evil.example"}
+                            ) as resp:
+        assert resp.status == 403
+    viewer = token(cluster, "cors")
+    async with http.get(comments, params={"access_token": viewer},
+                        headers={"Origin": page_origin}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Access-Control-Allow-Origin"] == page_origin
+    async with http.get(comments, params={"access_token": viewer},
+                        headers={"Origin": "https://evil.example"}) as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    async with http.get(comments, params={"access_token": viewer}) as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers  # not a browser
