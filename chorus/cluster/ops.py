@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 REFRESH_S = 1.0
 BUSIEST = 10                 # streams shown
 STREAMS_READ_MAX = 1000      # per-stream counts read from one region's log per refresh
-DRILLS = ("link-cut", "link-slow")
+LINK_DRILLS = ("link-cut", "link-slow")
 DRILL_MAX_S = 120.0
 SLOW_MAX_MS = 5000
 
@@ -126,6 +126,16 @@ class Controlled(Protocol):
 DrillRunner = Callable[..., Awaitable[Any]]
 
 
+def drill_names() -> tuple[str, ...]:
+    """The drills the dashboard offers: chaos/catalogue.py's catalogue, where it is (the
+    link drills of chaos/drill.py are all there is without it)."""
+    try:
+        from chaos.catalogue import CATALOGUE
+    except ImportError:
+        return LINK_DRILLS
+    return tuple(CATALOGUE)
+
+
 async def _run_drill(config: Config, **kwargs: Any) -> Any:
     from chaos.drill import run_drill  # imported late: it pulls in the SDK
 
@@ -154,6 +164,7 @@ class OpsDashboard:
         self.drill: DrillRun | None = None
         self._drill_task: asyncio.Task[None] | None = None
         self._drill_runner = drill_runner
+        self.drills = drill_names()
         self._rates = StreamRates()
         self._redis: dict[str, aioredis.Redis] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -212,7 +223,7 @@ class OpsDashboard:
             "healthy": probe.healthy, "hub": probe.hub, "toxiproxy": probe.toxiproxy,
             "regions": regions, "streams": streams,
             "outbox_alert": cfg.limits.outbox_alert_pending,
-            "drills": list(DRILLS), "drill": asdict(self.drill) if self.drill else None,
+            "drills": list(self.drills), "drill": asdict(self.drill) if self.drill else None,
         }
         self.refreshed.set()
         return self.status
@@ -302,8 +313,8 @@ class OpsDashboard:
         user = self._authorize(request)
         doc = await self._body(request)
         drill = doc.get("drill")
-        if drill not in DRILLS:
-            raise ApiError(ErrorCode.INVALID, f"drill is one of {', '.join(DRILLS)}")
+        if drill not in self.drills:
+            raise ApiError(ErrorCode.INVALID, f"drill is one of {', '.join(self.drills)}")
         region = self._region(doc.get("region"))
         seconds = doc.get("seconds", 10)
         if not isinstance(seconds, int | float) or not 1 <= seconds <= DRILL_MAX_S:
@@ -422,9 +433,10 @@ async def _quiet(exc: Exception) -> None:
 
 @contextlib.asynccontextmanager
 async def serve(cluster: Controlled, *, port: int, host: str = "127.0.0.1",
-                refresh_s: float = REFRESH_S) -> AsyncIterator[tuple[OpsDashboard, str]]:
+                refresh_s: float = REFRESH_S, drill_runner: DrillRunner = _run_drill
+                ) -> AsyncIterator[tuple[OpsDashboard, str]]:
     """Runs the dashboard until the block ends; yields it and its URL (port 0: any)."""
-    dashboard = OpsDashboard(cluster, refresh_s=refresh_s)
+    dashboard = OpsDashboard(cluster, refresh_s=refresh_s, drill_runner=drill_runner)
     runner = web.AppRunner(dashboard.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest_asyncio
 from chorus.cluster import ops, plan
 from chorus.cluster.health import http_json, wait_until
 from chorus.cluster.local import LocalCluster
+from chorus.config import Config
 from region.auth import issue_token
 from tests.browser.conftest import Page
 
@@ -201,9 +203,22 @@ async def test_the_dashboard_shows_a_cut_link(page: Page, cluster: LocalCluster,
             cluster.set_link("ap-south", enabled=True)
 
 
+@dataclass
+class _FakeReport:
+    passed: bool = True
+
+    def text(self) -> str:
+        return "drill link-slow: PASSED"
+
+
+async def _fake_drill(config: Config, **kwargs: Any) -> _FakeReport:
+    assert kwargs == {"drill": "link-slow", "region": "eu-west", "seconds": 2.0}
+    return _FakeReport()
+
+
 async def test_controls_need_a_moderator_or_host(cluster: LocalCluster,
                                                 http: aiohttp.ClientSession) -> None:
-    async with ops.serve(cluster, port=0) as (_dashboard, url):
+    async with ops.serve(cluster, port=0, drill_runner=_fake_drill) as (dashboard, url):
         body = {"action": "cut"}
         async with http.post(f"{url}/api/links/ap-south", json=body) as resp:
             assert resp.status == 401
@@ -214,6 +229,21 @@ async def test_controls_need_a_moderator_or_host(cluster: LocalCluster,
             assert (await resp.json())["error"]["code"] == "forbidden"
         async with http.get(f"{url}/api/status") as resp:
             assert resp.status == 200
+        host = {"Authorization": f"Bearer {token(cluster, 'ops', roles=('moderator',))}"}
+        async with http.post(f"{url}/api/drills", headers=host,
+                             json={"drill": "no-such-drill", "region": "eu-west"}) as resp:
+            assert resp.status == 422
+        async with http.post(f"{url}/api/drills", headers=host,
+                             json={"drill": "link-slow", "region": "eu-west", "seconds": 2}
+                             ) as resp:
+            assert resp.status == 202, await resp.text()
+
+        async def reported() -> bool:
+            await dashboard.refresh()
+            drill = dashboard.status["drill"]
+            return drill is not None and drill["state"] == "passed"
+        await wait_until(reported, what="the drill's report", timeout_s=10)
+        assert dashboard.status["drill"]["report"] == "drill link-slow: PASSED"
 
 
 async def test_gateways_serve_the_page_and_answer_browsers_of_allowed_origins(
