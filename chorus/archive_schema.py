@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chorus.config import Config, Region
+from chorus.drivers import describe, driver_errors
 from chorus.errors import ChorusError
 
 SCHEMA_AGREEMENT_WAIT_S = 30   # DDL waits until every node has the new schema, up to this
@@ -112,13 +113,8 @@ def apply(config: Config, region: Region | None = None,
     """Brings the archive's schema to `LATEST` through ``region``'s node (default: the
     first region's). Blocking. Returns the versions applied now (empty: nothing to do).
     Raises `MigrationError`."""
-    from cassandra import ConsistencyLevel, DriverException
-    from cassandra.cluster import (
-        EXEC_PROFILE_DEFAULT,
-        Cluster,
-        ExecutionProfile,
-        NoHostAvailable,
-    )
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
     from cassandra.query import SimpleStatement
 
@@ -158,7 +154,7 @@ def apply(config: Config, region: Region | None = None,
                 (migration.version, migration.description, int(time.time() * 1000)))
             done.append(migration.version)
         return done
-    except (NoHostAvailable, DriverException, OSError) as exc:
-        raise MigrationError(f"archive schema: {step} failed: {exc}") from exc
+    except driver_errors("cassandra") as exc:
+        raise MigrationError(f"archive schema: {step} failed: {describe(exc)}") from exc
     finally:
         cluster.shutdown()
