@@ -202,7 +202,8 @@ async def deliveries(cluster: LocalCluster, http: aiohttp.ClientSession, *, view
         await asyncio.sleep(1)
         comments = int(rate * seconds)
         users = [issue_token(secret, f"f{rate}-{i}") for i in range(comments // 5 + 1)]
-        cut_before = await slow_consumers(http, base)
+        operator = cfg.region("us-east").operator_urls[0]  # base's operator listener
+        cut_before = await slow_consumers(http, operator)
         began = time.perf_counter()
         pending = []
         for i in range(comments):
@@ -215,7 +216,7 @@ async def deliveries(cluster: LocalCluster, http: aiohttp.ClientSession, *, view
             await asyncio.sleep(0.05)
         took = time.perf_counter() - began
         got = sum(w.count for w in ws)
-        cut = await slow_consumers(http, base) - cut_before
+        cut = await slow_consumers(http, operator) - cut_before
         for _, transport in opened:
             transport.close()
         results.append((rate, got / took, total - got, cut))
@@ -224,8 +225,9 @@ async def deliveries(cluster: LocalCluster, http: aiohttp.ClientSession, *, view
     return results
 
 
-async def slow_consumers(http: aiohttp.ClientSession, base: str) -> int:
-    async with http.get(f"{base}/metrics") as resp:
+async def slow_consumers(http: aiohttp.ClientSession, operator: str) -> int:
+    """A gateway's slow-consumer cuts, from its operator listener's /metrics."""
+    async with http.get(f"{operator}/metrics") as resp:
         text = await resp.text()
     line = next(x for x in text.splitlines() if x.startswith("chorus_slow_consumers_total"))
     return int(float(line.rsplit(" ", 1)[1]))

@@ -76,11 +76,13 @@ def cmd_up(config: Config, args: argparse.Namespace) -> int:
         raise ClusterError(f"the dashboard's port {dashboard_port} is in use; choose another "
                            "with --dashboard-port, or --no-dashboard")
     return asyncio.run(_up(config, bins, with_cassandra=with_cassandra, fresh=args.fresh,
-                           demo=args.demo, dashboard_port=dashboard_port))
+                           demo=args.demo, dashboard_port=dashboard_port,
+                           with_prometheus=args.with_prometheus))
 
 
 async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool,
-              demo: bool = False, dashboard_port: int | None = None) -> int:
+              demo: bool = False, dashboard_port: int | None = None,
+              with_prometheus: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -90,7 +92,7 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool,
         print(f"chorus: {msg}", flush=True)
 
     cluster = LocalCluster(config, bins, with_cassandra=with_cassandra, fresh=fresh,
-                           progress=progress)
+                           with_prometheus=with_prometheus, progress=progress)
     start = asyncio.create_task(cluster.start())
     stopper = asyncio.create_task(stop.wait())
     web = contextlib.AsyncExitStack()
@@ -167,6 +169,12 @@ def _print_table(config: Config, cluster: LocalCluster) -> None:
         nodes = ", ".join(f"{r.name}={r.cassandra.address}:{config.cassandra.native_port}"
                           for r in config.regions)
         print(f"{'cassandra':<10} {nodes}")
+    operators = " ".join(f"{r.name}=:{','.join(map(str, r.operator_ports))}"
+                         for r in config.regions)
+    print(f"{'metrics':<10} /metrics on each gateway's operator port: {operators}")
+    if cluster.with_prometheus:
+        print(f"{'prometheus':<10} http://127.0.0.1:{config.prometheus.port} (alert rules: "
+              "ops/prometheus/alerts.yml; dashboard: ops/grafana/chorus.json)")
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -380,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"the ops dashboard's port on 127.0.0.1 (default {DASHBOARD_PORT}, or "
                          "any free port when that one is taken)")
     up.add_argument("--no-dashboard", action="store_true", help="run no ops dashboard")
+    up.add_argument("--with-prometheus", action="store_true",
+                    help="also run Prometheus (Debian's package) scraping every gateway, with "
+                         "the alert rules of ops/prometheus/alerts.yml")
     up.set_defaults(fn=cmd_up)
 
     status = sub.add_parser("status", help="health of every part of the running cluster")

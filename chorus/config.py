@@ -23,7 +23,9 @@ import yaml
 
 from chorus.errors import ConfigError
 
-REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+REGION_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,30}[a-z0-9]\Z")  # \Z: "$" lets a final "\n" in
+# A region without operator_port: its gateways' operator listeners are at gateway_port + this.
+OPERATOR_PORT_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,14 @@ class AuthConfig:
     dev_secret: str = "chorus-dev-secret-change-me-0123456789"
     token_ttl_s: int = 3600
     allowed_origins: tuple[str, ...] = ("http://localhost", "http://127.0.0.1")
+    # Every token must name this issuer (``iss``) and this audience (``aud``): a token minted
+    # for another service with the same key is refused (RFC 8725 3.8, 3.9). A deployment sets
+    # them to its identity service's values.
+    issuer: str = "chorus"
+    audience: str = "chorus-gateway"
+    # A token whose exp is further than this after its iat (or whose iat is in the future) is
+    # refused: a leaked token is good for at most this long.
+    max_token_lifetime_s: int = 86400
 
 
 @dataclass(frozen=True)
@@ -109,12 +119,22 @@ class Region:
     cassandra: RegionCassandra
     host: str = "127.0.0.1"
     link: Link = field(default_factory=lambda: Link(latency_ms=0, proxy_port=1))
+    # The operator listener of gateway i (/metrics, health details) is on operator_port + i,
+    # never on the client port. 0 in the dataclass means "not given": the loader fills
+    # gateway_port + OPERATOR_PORT_OFFSET.
+    operator_port: int = 0
     # Filled by the loader from gateway_port and gateways: one port per gateway process.
     gateway_ports: tuple[int, ...] = ()
+    operator_ports: tuple[int, ...] = ()
 
     @property
     def gateway_urls(self) -> tuple[str, ...]:
         return tuple(f"http://{self.host}:{port}" for port in self.gateway_ports)
+
+    @property
+    def operator_urls(self) -> tuple[str, ...]:
+        """Each gateway's operator listener (/metrics, /healthz with details)."""
+        return tuple(f"http://{self.host}:{port}" for port in self.operator_ports)
 
     @property
     def nats_url(self) -> str:
@@ -137,6 +157,17 @@ class Limits:
     stream_burst: int = 1000
     send_queue_max: int = 256
     max_connections_per_gateway: int = 20000
+    # Live connections (WebSocket, SSE, long-poll) per user and per client address on one
+    # gateway; past them a new one is refused (429 / close 4429). An IPv6 address counts by
+    # its /64. max_connections_per_ip 0: no per-address cap (behind a proxy that hides clients'
+    # addresses).
+    max_connections_per_user: int = 10
+    max_connections_per_ip: int = 1000
+    # A connection must send a whole request head within this long of opening (or of its
+    # previous response); an idle keep-alive connection is closed after it too.
+    request_head_timeout_s: float = 15.0
+    # A request body must arrive within this long (408 otherwise).
+    request_body_timeout_s: float = 10.0
     tick_ms: int = 25
     replay_window: int = 2000
     presence_ttl_s: int = 10
@@ -146,6 +177,12 @@ class Limits:
     outbox_alert_pending: int = 10000
     bootstrap_max_age_s: int = 300
     health_interval_s: float = 1.0
+    # Moderation (global_/moderation.py): how often a gateway announces what it has applied;
+    # how long a moderator's request waits for every reachable region to apply a decision;
+    # how long a post waits for a gateway that is behind to catch up before it gets 503.
+    moderation_head_interval_ms: int = 250
+    moderation_apply_timeout_ms: int = 2000
+    moderation_catchup_wait_ms: int = 1000
 
 
 @dataclass(frozen=True)
@@ -160,6 +197,12 @@ class Tiers:
     snapshot_enter_viewers: int = 100000
     snapshot_exit_viewers: int = 80000
     snapshot_interval_s: float = 1.0
+    # Above push, the per-stream bucket protects the region's ingest, not the screens
+    # (sampling does that): per region, split over hot_stream_shards Redis keys
+    # (region/tiers.py `stream_bucket`; docs/design.md, "Hot streams", justifies the numbers).
+    hot_stream_rate_per_s: float = 100000.0
+    hot_stream_burst: int = 100000
+    hot_stream_shards: int = 16
 
 
 @dataclass(frozen=True)
@@ -175,6 +218,30 @@ class ArchiveConfig:
 
 
 @dataclass(frozen=True)
+class PrometheusConfig:
+    """The Prometheus that `chorus up --with-prometheus` runs, scraping every gateway's
+    operator listener (local cluster only; a deployment brings its own)."""
+
+    port: int = 9090
+    scrape_interval_s: int = 5
+
+
+@dataclass(frozen=True)
+class ReactionsConfig:
+    """Reactions (region/reactions.py): the ``kinds`` a client may send (anything else is
+    refused with 422), each user's token bucket per region (``user_rate_per_s`` refill,
+    ``user_burst`` at most; past it 429 with Retry-After), the counters per stream per second
+    (``shards``), and how long aggregates are kept for totals and the timeline
+    (``retention_days``)."""
+
+    kinds: tuple[str, ...] = ("like", "heart", "laugh", "wow", "sad", "clap")
+    user_rate_per_s: float = 10.0
+    user_burst: int = 20
+    shards: int = 8
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole topology. ``source`` is the file it came from, ``run_dir`` where a local
     cluster keeps its logs, data and state (default: ``.chorus`` beside the file)."""
@@ -187,6 +254,8 @@ class Config:
     limits: Limits = Limits()
     tiers: Tiers = Tiers()
     archive: ArchiveConfig = ArchiveConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    reactions: ReactionsConfig = ReactionsConfig()
     source: str = "<memory>"
     run_dir: Path = Path(".chorus")
 
@@ -249,7 +318,7 @@ class _Builder:
 
     def config(self, raw: dict[str, Any]) -> Config:
         known = {"hub", "toxiproxy", "cassandra", "auth", "regions", "links", "limits",
-                 "tiers", "archive"}
+                 "tiers", "archive", "prometheus", "reactions"}
         self._unknown(raw, known, "")
         if "regions" not in raw:
             self.fail("regions", "missing: list at least one region")
@@ -260,7 +329,8 @@ class _Builder:
         sections: dict[str, Any] = {}
         for key, cls in (("hub", HubConfig), ("toxiproxy", ToxiproxyConfig),
                          ("cassandra", CassandraConfig), ("auth", AuthConfig),
-                         ("limits", Limits), ("tiers", Tiers), ("archive", ArchiveConfig)):
+                         ("limits", Limits), ("tiers", Tiers), ("archive", ArchiveConfig),
+                         ("prometheus", PrometheusConfig), ("reactions", ReactionsConfig)):
             if key in raw:
                 sections[key] = self.build(cls, raw[key], key)
         return Config(regions=regions, **sections)
@@ -284,7 +354,15 @@ class _Builder:
                 self.fail(f"{key}.gateway_port", "gateway_port + gateways - 1 exceeds 65535")
             if name not in links:
                 self.fail(f"links.{name}", f"missing: region {name} needs a link to the hub")
-            regions.append(dataclasses.replace(region, gateway_ports=ports, link=links[name]))
+            operator = region.operator_port or region.gateway_port + OPERATOR_PORT_OFFSET
+            operator_ports = tuple(operator + i for i in range(region.gateways))
+            if operator_ports[-1] > 65535:
+                self.fail(f"{key}.operator_port", "operator_port + gateways - 1 exceeds 65535 "
+                                                  "(without operator_port: gateway_port + "
+                                                  f"{OPERATOR_PORT_OFFSET})")
+            regions.append(dataclasses.replace(region, gateway_ports=ports, link=links[name],
+                                               operator_port=operator,
+                                               operator_ports=operator_ports))
         return tuple(regions)
 
     def _links(self, raw: Any, regions: Any) -> dict[str, Link]:
@@ -312,8 +390,8 @@ class _Builder:
             self.fail(key, "must be a mapping")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        settable = {n for n in fields if n not in ("gateway_ports", "link", "name", "source",
-                                                   "run_dir")}
+        settable = {n for n in fields if n not in ("gateway_ports", "operator_ports", "link",
+                                                   "name", "source", "run_dir")}
         if cls is Region:
             settable.add("name")
         self._unknown({k: v for k, v in raw.items()}, settable, key)
@@ -375,6 +453,12 @@ def _check(config: Config) -> None:
         if other is not None:
             raise ConfigError(src, key, f"duplicate port {port} (also used by {other})")
         seen[(host, port)] = key
+    prometheus = ("127.0.0.1", config.prometheus.port)
+    if prometheus in seen:
+        raise ConfigError(src, "prometheus.port", f"duplicate port {config.prometheus.port} "
+                                                  f"(also used by {seen[prometheus]})")
+    if config.prometheus.scrape_interval_s == 0:
+        raise ConfigError(src, "prometheus.scrape_interval_s", "must be greater than 0")
     addresses: dict[str, str] = {}
     for region in config.regions:
         key = f"regions.{region.name}.cassandra.address"
@@ -391,10 +475,13 @@ def _check(config: Config) -> None:
     for name in ("comment_max_bytes", "frame_max_bytes", "send_queue_max", "tick_ms",
                  "replay_window", "presence_ttl_s", "presence_heartbeat_s",
                  "presence_query_timeout_ms", "max_connections_per_gateway", "user_burst",
-                 "stream_burst", "outbox_alert_pending"):
+                 "max_connections_per_user",
+                 "stream_burst", "outbox_alert_pending", "moderation_head_interval_ms",
+                 "moderation_apply_timeout_ms", "moderation_catchup_wait_ms"):
         if getattr(lim, name) == 0:
             raise ConfigError(src, f"limits.{name}", "must be greater than 0")
-    for name in ("user_rate_per_s", "stream_rate_per_s", "health_interval_s"):
+    for name in ("user_rate_per_s", "stream_rate_per_s", "health_interval_s",
+                 "request_head_timeout_s", "request_body_timeout_s"):
         if getattr(lim, name) == 0:
             raise ConfigError(src, f"limits.{name}", "must be greater than 0")
     if lim.comment_max_bytes >= lim.frame_max_bytes:
@@ -419,11 +506,70 @@ def _check(config: Config) -> None:
     if tiers.snapshot_enter_viewers <= tiers.sampled_enter_viewers:
         raise ConfigError(src, "tiers.snapshot_enter_viewers",
                           "must be above tiers.sampled_enter_viewers")
+    _check_hot_tiers(config)
     for name in ("bucket_minutes", "shards", "replication_factor"):
         if getattr(config.archive, name) == 0:
             raise ConfigError(src, f"archive.{name}", "must be greater than 0")
     if len(config.auth.dev_secret) < 32:
         raise ConfigError(src, "auth.dev_secret", "must be at least 32 characters for HS256")
+    _check_auth_and_caps(config)
+    _check_reactions(config)
+
+
+def _check_hot_tiers(config: Config) -> None:
+    """What the sampled and snapshot tiers need to work at all (region/tiers.py)."""
+    src, tiers = config.source, config.tiers
+    for name in ("sampled_per_viewer_per_s", "hot_stream_burst", "hot_stream_shards"):
+        if getattr(tiers, name) == 0:
+            raise ConfigError(src, f"tiers.{name}", "must be greater than 0")
+    if tiers.snapshot_interval_s < 0.1:
+        raise ConfigError(src, "tiers.snapshot_interval_s", "must be at least 0.1")
+    if tiers.hot_stream_rate_per_s < config.limits.stream_rate_per_s:
+        raise ConfigError(src, "tiers.hot_stream_rate_per_s",
+                          f"must not be below limits.stream_rate_per_s "
+                          f"({config.limits.stream_rate_per_s}): a hot stream takes at least "
+                          "what it took in the push tier")
+
+
+def _check_auth_and_caps(config: Config) -> None:
+    """Tokens' lifetime and the connection caps (docs/security.md)."""
+    src, auth, lim = config.source, config.auth, config.limits
+    if auth.max_token_lifetime_s == 0:
+        raise ConfigError(src, "auth.max_token_lifetime_s", "must be greater than 0")
+    if not 0 < auth.token_ttl_s <= auth.max_token_lifetime_s:
+        raise ConfigError(src, "auth.token_ttl_s", "must be between 1 and "
+                                                   f"auth.max_token_lifetime_s "
+                                                   f"({auth.max_token_lifetime_s})")
+    for cap in ("max_connections_per_user", "max_connections_per_ip"):
+        if getattr(lim, cap) > lim.max_connections_per_gateway:
+            raise ConfigError(src, f"limits.{cap}", "must not exceed "
+                                                    "limits.max_connections_per_gateway "
+                                                    f"({lim.max_connections_per_gateway})")
+
+
+REACTION_KIND = re.compile(r"^[a-z0-9_]{1,32}$")
+MAX_REACTION_KINDS = 32
+MAX_REACTION_SHARDS = 64
+
+
+def _check_reactions(config: Config) -> None:
+    src, rx = config.source, config.reactions
+    if not 0 < len(rx.kinds) <= MAX_REACTION_KINDS:
+        raise ConfigError(src, "reactions.kinds", f"list 1 to {MAX_REACTION_KINDS} kinds")
+    for i, kind in enumerate(rx.kinds):
+        if not REACTION_KIND.fullmatch(kind):
+            raise ConfigError(src, f"reactions.kinds[{i}]", "a kind is 1-32 of a-z 0-9 _ "
+                                                            f"(got {kind!r})")
+        if kind in rx.kinds[:i]:
+            raise ConfigError(src, f"reactions.kinds[{i}]", f"{kind!r} is listed twice")
+    if rx.user_rate_per_s == 0 or rx.user_burst == 0:
+        raise ConfigError(src, "reactions.user_rate_per_s" if rx.user_rate_per_s == 0
+                          else "reactions.user_burst", "must be greater than 0")
+    if not 0 < rx.shards <= MAX_REACTION_SHARDS:
+        raise ConfigError(src, "reactions.shards", f"must be 1 to {MAX_REACTION_SHARDS}")
+    if rx.retention_days == 0:
+        raise ConfigError(src, "reactions.retention_days", "must be greater than 0: totals "
+                                                           "are read from what is kept")
 
 
 def bound_ports(config: Config) -> Iterator[tuple[str, int, str]]:
@@ -437,6 +583,8 @@ def bound_ports(config: Config) -> Iterator[tuple[str, int, str]]:
         key = f"regions.{r.name}"
         for i, port in enumerate(r.gateway_ports):
             yield r.host, port, f"{key}.gateway_port" + (f" (+{i})" if i else "")
+        for i, port in enumerate(r.operator_ports):
+            yield r.host, port, f"{key}.operator_port" + (f" (+{i})" if i else "")
         yield r.host, r.nats.client_port, f"{key}.nats.client_port"
         yield r.host, r.nats.monitor_port, f"{key}.nats.monitor_port"
         yield r.host, r.redis.port, f"{key}.redis.port"
@@ -462,12 +610,13 @@ def dump_config(config: Config) -> str:
     links = {}
     for r in config.regions:
         body = plain(r)
-        for derived in ("name", "gateway_ports", "link"):
+        for derived in ("name", "gateway_ports", "operator_ports", "link"):
             body.pop(derived)
         regions[r.name] = body
         links[r.name] = plain(r.link)
     doc = {"hub": plain(config.hub), "toxiproxy": plain(config.toxiproxy),
            "cassandra": plain(config.cassandra), "auth": plain(config.auth),
            "regions": regions, "links": links, "limits": plain(config.limits),
-           "tiers": plain(config.tiers), "archive": plain(config.archive)}
+           "tiers": plain(config.tiers), "archive": plain(config.archive),
+           "prometheus": plain(config.prometheus), "reactions": plain(config.reactions)}
     return yaml.safe_dump(doc, sort_keys=False)

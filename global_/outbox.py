@@ -25,6 +25,7 @@ retention (region/log_jetstream.py, 7 days) and, in memory, by `MAX_ACK_PENDING`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -142,6 +143,9 @@ class Outbox:
             # count it as delivered.
             raise LogUnavailable(f"forwarding to {self.dest}: stored by domain {ack.domain}, "
                                  "not the destination's; the regions' stream subjects overlap")
+        # From its post to the destination's acknowledgment (a cut link's wait included).
+        self.metrics.forward_latency(self.dest, max(0, time.time_ns() // 1_000_000
+                                                    - comment.ts) / 1000)
 
 
 async def outbox_depth(nc: Nats, dest: str) -> int | None:

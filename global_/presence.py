@@ -173,6 +173,13 @@ class PresenceDirectory:
             # No region answers for what is not a stream id: skip the round trip, fail open.
             return Answer(region=region, viewers=None)
         self.metrics.presence_queries.inc()
+        began = time.perf_counter()
+        answer = await self._request(stream, region)
+        self.metrics.presence_query(region, time.perf_counter() - began,
+                                    answered=answer.viewers is not None)
+        return answer
+
+    async def _request(self, stream: str, region: str) -> Answer:
         query = PresenceQuery(stream)
         subject = presence_query(region)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from region import api_archive
@@ -47,13 +49,16 @@ def _limit(request: web.Request) -> int:
 
 async def history(request: web.Request) -> web.Response:
     """Newest first. ``before`` is a cursor (from a frame, or this endpoint's ``next``)."""
+    began = time.perf_counter()
     cell = _cell(request)
     stream = check_stream(request.match_info["stream"])
     claims = cell.authenticate(request)
     limit = _limit(request)
     if cell.archive is not None:
-        return await api_archive.history(request, cell, stream, user=claims.user,
+        page = await api_archive.history(request, cell, stream, user=claims.user,
                                          moderator=claims.is_moderator, limit=limit)
+        cell.metrics.history_page("archive", time.perf_counter() - began)
+        return page
     before = cursor_param(request.query.get("before"))
     if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
         raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "
@@ -66,6 +71,7 @@ async def history(request: web.Request) -> web.Response:
     items = [e.comment.to_json() for e in entries if e.comment.visible_to(claims.user)]
     nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
            if len(entries) == limit else None)
+    cell.metrics.history_page("log", time.perf_counter() - began)
     return web.json_response({"items": items, "next": nxt})
 
 

@@ -1,5 +1,6 @@
-"""A gateway's HTTP application: routes, the error middleware, health, metrics, the region
-directory, and the ownership of the gateway's background tasks.
+"""A gateway's HTTP application: routes, the error middleware, health, the region
+directory, and the ownership of the gateway's background tasks. ``/metrics`` and health
+details are on the operator listener (region/operator.py), not here.
 
 `make_app` takes the built `Cell` and the background loops the composition root
 (region/compose.py) chose; it knows neither how they were built nor the global plane.
@@ -19,7 +20,6 @@ from aiohttp import web
 from nats.aio.client import Client as Nats
 
 from chorus.drivers import driver_errors
-from chorus.metrics import CONTENT_TYPE
 from region import api, api_archive, live
 from region import web as pages
 from region.cell import CELL, Cell
@@ -42,7 +42,10 @@ BACKGROUND = web.AppKey("background", tuple[Background, ...])
 CRASHED = web.AppKey("crashed", list[str])
 
 
-def json_error(err: ApiError) -> web.Response:
+def json_error(err: ApiError, request: web.Request | None = None) -> web.Response:
+    """The documented JSON error; with ``request``, counted by code (``chorus_errors``)."""
+    if request is not None and CELL in request.app:
+        request.app[CELL].metrics.error(err.code.code)
     headers = {}
     if err.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(err.retry_after_s)))
@@ -57,18 +60,19 @@ async def error_middleware(request: web.Request,
     try:
         return await handler(request)
     except ApiError as err:
-        return json_error(err)
+        return json_error(err, request)
     except web.HTTPNotFound:
-        return json_error(ApiError(ErrorCode.NOT_FOUND, f"no such endpoint: {request.path}"))
+        return json_error(ApiError(ErrorCode.NOT_FOUND, f"no such endpoint: {request.path}"),
+                          request)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CELL].config.limits.frame_max_bytes
         return json_error(ApiError(ErrorCode.TOO_LARGE,
-                                   f"request body is larger than {limit} bytes"))
+                                   f"request body is larger than {limit} bytes"), request)
     except web.HTTPMethodNotAllowed as exc:
         return json_error(ApiError(
             ErrorCode.METHOD_NOT_ALLOWED,
             f"{request.method} is not allowed on {request.path} (allowed: "
-            f"{', '.join(sorted(exc.allowed_methods))})"))
+            f"{', '.join(sorted(exc.allowed_methods))})"), request)
 
 
 async def dependencies_ok(nc: Nats, redis: aioredis.Redis) -> tuple[bool, bool]:
@@ -89,14 +93,6 @@ async def healthz(request: web.Request) -> web.Response:
          "gateway": cell.index, "nats": nats_up, "redis": redis_up,
          "connections": len(cell.sessions)},
         status=200 if ok else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format: this process's metrics (chorus/metrics.py)."""
-    body = request.app[CELL].metrics.render()
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE
-    return response
 
 
 async def regions(request: web.Request) -> web.Response:
@@ -164,7 +160,6 @@ def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Even
     app[CRASHED] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/regions", regions)
-    app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/streams/{stream}/comments", api.post_comment)
     app.router.add_get("/v1/streams/{stream}/comments", api.history)
     app.router.add_get("/v1/streams/{stream}/live", live.websocket)

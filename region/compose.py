@@ -18,9 +18,10 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as Nats
 
 from chorus.config import Config, Region
+from chorus.durable import pending
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
-from global_.outbox import outbox_depth
+from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
 from region.admission import Admission
@@ -32,8 +33,7 @@ from region.deployment import GatewaySettings
 from region.fanout import Fanout
 from region.ingest import Ingest
 from region.log_jetstream import JetStreamLog
-from region.persister import Persister
-from region.persister import lag as archive_lag
+from region.persister import Persister, consumer_spec
 from region.presence_redis import RedisPresence
 from region.replay import Replayer
 from region.replay_redis import RedisReplayCache
@@ -126,8 +126,8 @@ def _observe(config: Config, region: Region, metrics: Metrics) -> None:
     objectives the alert rules compare with (ops/prometheus/alerts.yml)."""
     metrics.declare_regions(config.region_names)
     metrics.set_objectives(
-        {r.name: (DELIVERY_OBJECTIVE_MS + r.link.latency_ms
-                  + (region.link.latency_ms if r.name != region.name else 0)) / 1000
+        {r.name: (DELIVERY_OBJECTIVE_MS + (r.link.latency_ms + region.link.latency_ms
+                                           if r.name != region.name else 0)) / 1000
          for r in config.regions},
         outbox_alert_depth=config.limits.outbox_alert_pending)
 
@@ -140,8 +140,9 @@ def _health(state: RegistryState, peer: str) -> tuple[bool, int]:
 def _backlog(nc: Nats, config: Config, region: Region, metrics: Metrics) -> BacklogGauges:
     return BacklogGauges(
         metrics, dests=tuple(r.name for r in config.regions if r.name != region.name),
-        outbox_depth=lambda dest: outbox_depth(nc, region.name, dest),
-        archive_lag=(lambda: archive_lag(nc, region.name)) if config.cassandra.enabled else None)
+        outbox_depth=lambda dest: pending(nc, outbox_spec(region.name, dest).durable),
+        archive_lag=((lambda: pending(nc, consumer_spec(region.name).durable))
+                     if config.cassandra.enabled else None))
 
 
 __all__ = ["RegistryDirectory", "build"]

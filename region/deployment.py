@@ -14,6 +14,7 @@ result down; unknown ``CHORUS_*`` variables and bad values are refused, naming t
 | CHORUS_AUTH_SECRET | yes | HS256 key of client tokens, at least 32 characters |
 | CHORUS_PUBLIC_URL | yes | the region's URL for clients (the load balancer's) |
 | CHORUS_GATEWAY_PORT | no | port to listen on (default: regions.yaml's gateway_port) |
+| CHORUS_OPERATOR_PORT | no | operator listener: /metrics, health (default: operator_port) |
 | CHORUS_GATEWAY_NODE | no | unique among the region's gateways, for ids (default: random) |
 | CHORUS_TLS_CERT, CHORUS_TLS_KEY | no | PEM text: terminate TLS here (both or neither) |
 | CHORUS_CASSANDRA_CONTACT_POINTS | no | the region's Cassandra nodes, comma-separated |
@@ -36,7 +37,8 @@ from chorus.errors import ConfigError
 SOURCE = "environment"
 KNOWN = frozenset({
     "CHORUS_REGION", "CHORUS_NATS_URLS", "CHORUS_REDIS_URL", "CHORUS_AUTH_SECRET",
-    "CHORUS_PUBLIC_URL", "CHORUS_GATEWAY_PORT", "CHORUS_GATEWAY_NODE", "CHORUS_TLS_CERT",
+    "CHORUS_PUBLIC_URL", "CHORUS_GATEWAY_PORT", "CHORUS_OPERATOR_PORT", "CHORUS_GATEWAY_NODE",
+    "CHORUS_TLS_CERT",
     "CHORUS_TLS_KEY", "CHORUS_CASSANDRA_CONTACT_POINTS", "CHORUS_CASSANDRA_PORT",
     "CHORUS_CASSANDRA_DATACENTER", "CHORUS_SNAPSHOT_BUCKET", "CHORUS_SNAPSHOT_URL",
 })
@@ -47,7 +49,10 @@ IGNORED = frozenset({"CHORUS_CACHE"})
 @dataclass(frozen=True)
 class GatewaySettings:
     """``node`` makes comment ids unique (``<region>.<node>``); ``public_url`` is what this
-    gateway announces to the registry; ``peers`` are where its viewers go when it stops."""
+    gateway announces to the registry; ``peers`` are where its viewers go when it stops.
+    ``operator_port`` is the operator listener (/metrics, health details), plain HTTP on
+    ``listen_host``, for the operators' network only (None: none, as in tests that build a
+    gateway in process)."""
 
     region: str
     node: int
@@ -59,6 +64,7 @@ class GatewaySettings:
     peers: tuple[str, ...]
     tls_cert_pem: str | None = None
     tls_key_pem: str | None = None
+    operator_port: int | None = None
 
 
 def local_settings(config: Config, region: Region, index: int) -> GatewaySettings:
@@ -67,7 +73,8 @@ def local_settings(config: Config, region: Region, index: int) -> GatewaySetting
         region=region.name, node=index, listen_host=region.host,
         listen_port=region.gateway_ports[index], nats_urls=(region.nats_url,),
         redis_url=region.redis_url, public_url=url,
-        peers=tuple(u for u in region.gateway_urls if u != url))
+        peers=tuple(u for u in region.gateway_urls if u != url),
+        operator_port=region.operator_ports[index] if region.operator_ports else None)
 
 
 def _fail(var: str, reason: str) -> ConfigError:
@@ -118,6 +125,11 @@ def settings_from_env(env: Mapping[str, str], config: Config, *,
         raise _fail("CHORUS_AUTH_SECRET", "must be at least 32 characters for HS256")
     port = _port("CHORUS_GATEWAY_PORT", env["CHORUS_GATEWAY_PORT"]) if env.get(
         "CHORUS_GATEWAY_PORT") else region.gateway_port
+    operator_port = _port("CHORUS_OPERATOR_PORT", env["CHORUS_OPERATOR_PORT"]) if env.get(
+        "CHORUS_OPERATOR_PORT") else region.operator_port
+    if operator_port == port:
+        raise _fail("CHORUS_OPERATOR_PORT", f"must differ from the client port {port}: "
+                                            "metrics are not served to clients")
     raw_node = env.get("CHORUS_GATEWAY_NODE", "")
     if raw_node and not raw_node.isdigit():
         raise _fail("CHORUS_GATEWAY_NODE", f"must be a whole number, not {raw_node!r}")
@@ -149,4 +161,5 @@ def settings_from_env(env: Mapping[str, str], config: Config, *,
     return deployed, GatewaySettings(
         region=name, node=node, listen_host="0.0.0.0", listen_port=port,
         nats_urls=nats_urls, redis_url=redis_url, public_url=public_url,
-        peers=(public_url,), tls_cert_pem=cert, tls_key_pem=key)
+        peers=(public_url,), tls_cert_pem=cert, tls_key_pem=key,
+        operator_port=operator_port or None)

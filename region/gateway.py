@@ -29,6 +29,7 @@ from chorus.errors import ChorusError
 from region import compose
 from region.app import CRASHED, make_app
 from region.deployment import GatewaySettings, local_settings, settings_from_env
+from region.operator import make_operator_app
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,24 @@ async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
     application = make_app(cell, background=background, stop=stop)
     runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    with _tls(settings) as ssl_context:
-        site = web.TCPSite(runner, settings.listen_host, settings.listen_port,
-                           ssl_context=ssl_context)
-        await site.start()
+    # The operator listener (/metrics, health details) comes up first: once the client port
+    # answers, a scraper finds the gateway too. It stops last, after the goodbyes.
+    operator: web.AppRunner | None = None
     try:
+        if settings.operator_port is not None:
+            operator = web.AppRunner(make_operator_app(application), access_log=None,
+                                     shutdown_timeout=1.0)
+            await operator.setup()
+            await web.TCPSite(operator, settings.listen_host, settings.operator_port).start()
+        with _tls(settings) as ssl_context:
+            site = web.TCPSite(runner, settings.listen_host, settings.listen_port,
+                               ssl_context=ssl_context)
+            await site.start()
         await stop.wait()
     finally:
         await runner.cleanup()
+        if operator is not None:
+            await operator.cleanup()
     crashed: list[str] = application[CRASHED]
     if crashed:
         raise GatewayCrashed(f"gateway loop(s) ended: {', '.join(crashed)}")

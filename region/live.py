@@ -71,6 +71,7 @@ def _open(request: web.Request) -> tuple[Cell, Claims, str]:
 
 
 async def _serve(cell: Cell, session: Session, resume: Cursor | None) -> None:
+    cell.metrics.connection_opened(_TRANSPORT_KIND.get(type(session.transport), "other"))
     cell.sessions.add(session)
     try:
         await cell.fanout.join(session)
@@ -156,6 +157,7 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
     try:
         frame = parse_client_frame(text, cell.config.limits)
     except ApiError as err:
+        cell.metrics.error(err.code.code)
         session.push(Error.of(err, _ref_of(text)))
         return False
     match frame:
@@ -165,6 +167,7 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
             try:
                 appended = await cell.ingest.post(claims, stream, post)
             except ApiError as err:
+                cell.metrics.error(err.code.code)
                 session.push(Error.of(err, ref))
                 return err.code.status != 422 and err.code.status != 413
             session.push(Ack(comment=appended.comment, ref=ref, duplicate=appended.duplicate))
@@ -319,3 +322,8 @@ async def poll(request: web.Request) -> web.Response:
         raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
                        retry_after_s=1)
     return web.json_response(body)
+
+
+# The transport label of chorus_connections_opened (chorus/metrics.py TRANSPORTS).
+_TRANSPORT_KIND: dict[type, str] = {WebSocketTransport: "websocket", SseTransport: "sse",
+                                    PollTransport: "poll"}

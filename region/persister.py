@@ -19,6 +19,7 @@ archive is back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from nats.aio.client import Client as Nats
@@ -79,7 +80,9 @@ class Persister:
         # All or nothing: the archive's writes are idempotent, so a batch that failed part
         # way is simply written again whole.
         comments = [d.comment for d in deliveries]
+        began = time.perf_counter()
         await self.archive.write(comments)  # raises ArchiveUnavailable: the worker retries
+        self.metrics.archive_write(time.perf_counter() - began)
         self.metrics.archive_written.inc(len(comments))
         return ()
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chorus.config import Limits
+from chorus.model import Comment
 from region.cursor import Cursor
 from region.log import CommentLog, Entry, LogUnavailable
 from region.protocol import CloseCode, Hello, Recovered, ServerFrame
@@ -49,7 +51,8 @@ class Position:
 class Session:
     def __init__(self, *, stream: str, user: str | None, transport: Transport,
                  log: CommentLog, replayer: Replayer, position: Position, limits: Limits,
-                 gateway: str, send_hello: bool = True) -> None:
+                 gateway: str, send_hello: bool = True,
+                 on_written: Callable[[Sequence[Comment]], None] | None = None) -> None:
         self.stream = stream
         self.user = user
         self.transport = transport
@@ -61,7 +64,7 @@ class Session:
         self.send_hello = send_hello
         self.writer = Writer(transport, viewer=user, cursor_of=self.encode_cursor,
                              max_queue=limits.send_queue_max, tick_s=limits.tick_ms / 1000,
-                             name=stream)
+                             name=stream, on_written=on_written)
         self.cursor = 0          # last accepted (queued) sequence
         self._phase = State.STARTING
         self._pending: list[Entry] = []
@@ -222,7 +225,7 @@ class Session:
                     break
                 for entry in result.entries:
                     if entry.seq > self.cursor:
-                        self._accept(entry)
+                        self._accept(entry, live=False)
                 if not result.more or self.closed:
                     break
                 await self.writer.wait_room(batch)
@@ -248,6 +251,6 @@ class Session:
         for entry in pending:
             self.offer(entry)
 
-    def _accept(self, entry: Entry) -> None:
+    def _accept(self, entry: Entry, *, live: bool = True) -> None:
         self.cursor = entry.seq
-        self.writer.enqueue(entry)
+        self.writer.enqueue(entry, live=live)

@@ -62,12 +62,15 @@ class Writer:
     (a shadow-banned author's) is left out of its frame but still moves the frame's cursor.
     ``cursor_of`` turns a log sequence into the cursor a client resumes from. ``max_queue``
     bounds the comments waiting (> 0); ``tick_s`` is the pause after a busy write (seconds);
-    ``max_batch`` bounds the comments taken in one write.
+    ``max_batch`` bounds the comments taken in one write. ``on_written``, when given, hears
+    the comments of each write that were queued live (not replayed), once the transport took
+    them: the delivery latency is measured there.
     """
 
     def __init__(self, transport: Transport, *, viewer: str | None,
                  cursor_of: Callable[[int], str], max_queue: int, tick_s: float,
-                 max_batch: int = MAX_BATCH, name: str = "") -> None:
+                 max_batch: int = MAX_BATCH, name: str = "",
+                 on_written: Callable[[Sequence[Comment]], None] | None = None) -> None:
         self.transport = transport
         self.viewer = viewer
         self.cursor_of = cursor_of
@@ -83,6 +86,9 @@ class Writer:
         self._room = asyncio.Event()    # set after each write: the queue may have shrunk
         self._closed = asyncio.Event()
         self._closer: asyncio.Task[None] | None = None  # the cut's goodbye; awaited by run()
+        self.on_written = on_written
+        self._replayed: set[int] = set()  # queued sequences that are not live (on_written only)
+        self._live: list[Comment] = []    # live comments of the write in progress
 
     # -- state -------------------------------------------------------------------------------
 
@@ -108,11 +114,14 @@ class Writer:
 
     # -- input -------------------------------------------------------------------------------
 
-    def enqueue(self, entry: Entry) -> None:
+    def enqueue(self, entry: Entry, *, live: bool = True) -> None:
         """Queues a comment. Never blocks: past ``max_queue`` waiting comments the connection
-        is cut instead. Ignored once the writer is closed."""
+        is cut instead. Ignored once the writer is closed. ``live`` False: read back from the
+        log (a resume, a repaired gap), so its age is not a delivery latency."""
         if self._closed.is_set():
             return
+        if not live and self.on_written is not None:
+            self._replayed.add(entry.seq)
         self._queue.append(entry)
         self._queued_entries += 1
         if self._queued_entries > self.max_queue:
@@ -136,6 +145,7 @@ class Writer:
         everything up to ``sent`` and wants what follows from there."""
         self._queue = deque(x for x in self._queue if not isinstance(x, Entry))
         self._queued_entries = 0
+        self._replayed.clear()
         self.sent = sent
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -178,6 +188,7 @@ class Writer:
             return
         self._queue.clear()
         self._queued_entries = 0
+        self._replayed.clear()
         self._closer = asyncio.create_task(self._say_goodbye(), name=f"cut {self.name}")
 
     async def _say_goodbye(self) -> None:
@@ -207,6 +218,9 @@ class Writer:
                     return
                 if last is not None:
                     self.sent = last
+                if self._live and self.on_written is not None:
+                    written, self._live = self._live, []
+                    self.on_written(written)
                 self._room.set()
             if busy:
                 # Pacing, not synchronisation: a busy stream's next comments wait for the next
@@ -236,8 +250,13 @@ class Writer:
                 self._queued_entries -= 1
                 taken += 1
                 run_last = last = item.seq
+                replayed = bool(self._replayed) and item.seq in self._replayed
+                if replayed:
+                    self._replayed.discard(item.seq)
                 if item.comment.visible_to(self.viewer):
                     items.append(item.comment)
+                    if not replayed and self.on_written is not None:
+                        self._live.append(item.comment)
             else:
                 flush()
                 frames.append(item)

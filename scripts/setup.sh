@@ -7,6 +7,7 @@
 #   nats-server  v2.12.15  go install (Go module proxy)
 #   toxiproxy    v2.12.0   go install (Go module proxy)
 #   redis-server 7.0       Debian package
+#   prometheus   2.42      Debian package (prometheus, promtool)
 #   Cassandra    5.0.7     jars from Maven Central, run on Java 17 (Debian openjdk-17)
 #   node, npm, chromium, chromium-driver   Debian packages (the web SDK, pages and their tests)
 set -euo pipefail
@@ -46,6 +47,13 @@ if ! command -v redis-server >/dev/null; then
   apt_install redis-server
 fi
 say "redis-server: $(redis-server --version | awk '{print $3}')"
+
+# --- Prometheus (Debian): promtool checks ops/prometheus/ in the tests; `chorus up
+# --with-prometheus` runs the server. The package's own service is not used.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  apt_install prometheus
+fi
+say "prometheus: $(prometheus --version 2>&1 | awk 'NR==1{print $3}')"
 
 # --- Go, for the pinned NATS and toxiproxy builds -------------------------------------------
 go_install() {  # go_install <module/path/cmd>@<version> <binary name in $bin>

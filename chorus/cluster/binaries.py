@@ -26,6 +26,7 @@ class Binaries:
     toxiproxy_server: Path
     java: Path | None
     cassandra_lib: Path | None
+    prometheus: Path | None = None   # Debian's package; only `chorus up --with-prometheus`
 
     def require_cassandra(self) -> tuple[Path, Path]:
         if self.java is None or self.cassandra_lib is None:
@@ -60,4 +61,5 @@ def find_binaries(cache: Path | None = None) -> Binaries:
         toxiproxy_server=need("toxiproxy-server", f"go install of toxiproxy {TOXIPROXY_VERSION}"),
         java=Path(java) if java else None,
         cassandra_lib=lib if (lib / f"cassandra-all-{CASSANDRA_VERSION}.jar").exists() else None,
+        prometheus=Path(prometheus) if (prometheus := shutil.which("prometheus")) else None,
     )

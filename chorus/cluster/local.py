@@ -71,6 +71,7 @@ class LocalCluster:
     """Start with ``async with LocalCluster(...) as cluster:`` or `start`/`stop`."""
 
     def __init__(self, config: Config, bins: Binaries, *, with_cassandra: bool = False,
+                 with_prometheus: bool = False,
                  fresh: bool = False, progress: Callable[[str], None] | None = None) -> None:
         # The processes read the effective config: with Cassandra running, its archive is on.
         if with_cassandra and not config.cassandra.enabled:
@@ -79,6 +80,7 @@ class LocalCluster:
         self.config = config
         self.bins = bins
         self.with_cassandra = with_cassandra
+        self.with_prometheus = with_prometheus
         self.fresh = fresh
         self.layout = RunLayout(config.run_dir)
         self.children: dict[str, Child] = {}
@@ -153,6 +155,8 @@ class LocalCluster:
                         f"{child.spec.name} at {url}",
                         _bind(_gateway_ok, session, url), [child], GATEWAY_TIMEOUT_S))
             await asyncio.gather(*gateways)
+            if self.with_prometheus:
+                await self.start_prometheus()
         self.timings["total"] = time.monotonic() - began
         self._write_state()
 
@@ -190,6 +194,26 @@ class LocalCluster:
         began = time.monotonic()
         await asyncio.to_thread(archive_schema.apply, self.config)
         self.timings["archive schema"] = time.monotonic() - began
+
+    async def start_prometheus(self) -> Child:
+        """Starts the local Prometheus (chorus/cluster/prometheus.py) and waits until it is
+        ready; `start` calls it last when ``with_prometheus``."""
+        from chorus.cluster import prometheus
+
+        self._progress("starting Prometheus (scraping every gateway's operator port)")
+        child = self._spawn(prometheus.prometheus_spec(self.config, self.bins.prometheus,
+                                                       self.layout))
+        ready = f"{prometheus.url(self.config)}/-/ready"
+        async with aiohttp.ClientSession() as session:
+            async def answers() -> bool:
+                try:
+                    async with session.get(ready,
+                                           timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        return r.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    return False
+            await self._wait("Prometheus", answers, [child], SERVER_TIMEOUT_S)
+        return child
 
     def _spawn(self, spec: ProcessSpec) -> Child:
         child = Child.start(spec)
@@ -306,6 +330,7 @@ class LocalCluster:
             "config": str(self.layout.effective_config),
             "source": self.config.source,
             "with_cassandra": self.with_cassandra,
+            "with_prometheus": self.with_prometheus,
             "processes": {name: {"pid": c.pid, "log": str(c.spec.log)}
                           for name, c in self.children.items()},
         }

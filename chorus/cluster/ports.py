@@ -71,8 +71,11 @@ def relocate(config: Config) -> Config:
     regions = []
     for r in config.regions:
         ports = pick_run(len(r.gateway_ports))
+        operator = pick_run(len(r.operator_ports))
         regions.append(dataclasses.replace(
             r, gateway_port=ports[0], gateway_ports=ports,
+            operator_port=operator[0] if operator else r.operator_port,
+            operator_ports=operator,
             nats=dataclasses.replace(r.nats, client_port=pick(), monitor_port=pick()),
             redis=dataclasses.replace(r.redis, port=pick()),
             link=dataclasses.replace(r.link, proxy_port=pick()),
@@ -84,6 +87,7 @@ def relocate(config: Config) -> Config:
         hub=dataclasses.replace(config.hub, client_port=pick(), leaf_port=pick(),
                                 monitor_port=pick()),
         toxiproxy=dataclasses.replace(config.toxiproxy, api_port=pick()),
+        prometheus=dataclasses.replace(config.prometheus, port=pick()),
         cassandra=dataclasses.replace(config.cassandra, native_port=pick(cassandra_hosts),
                                       storage_port=pick(cassandra_hosts)),
     )

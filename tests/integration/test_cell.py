@@ -345,7 +345,8 @@ async def _leaf_up(cluster: LocalCluster) -> bool:
 async def test_a_slow_consumer_is_cut_without_delaying_the_others(
         cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
     a, b = gateways(cluster)
-    cut_before = await _slow_consumers(http, a)
+    operator = cluster.config.region("us-east").operator_urls[0]  # gateway a's
+    cut_before = await _slow_consumers(http, operator)
     fast = await WsViewer(http, a, unique, token(cluster, "fast"), "fast").connect()
     slow = await _stalled_websocket(a, unique, token(cluster, "slow"))
     try:
@@ -367,15 +368,16 @@ async def test_a_slow_consumer_is_cut_without_delaying_the_others(
         await asyncio.wait_for(_read_until_close(reader), 30)
 
         async def counted() -> bool:
-            return await _slow_consumers(http, a) == cut_before + 1
+            return await _slow_consumers(http, operator) == cut_before + 1
         await wait_until(counted, what="the cut counted as a slow consumer", timeout_s=10)
     finally:
         await fast.close()
         slow[1].close()
 
 
-async def _slow_consumers(http: aiohttp.ClientSession, base: str) -> int:
-    async with http.get(f"{base}/metrics") as resp:
+async def _slow_consumers(http: aiohttp.ClientSession, operator: str) -> int:
+    """Gateway's cuts, from its operator listener's /metrics."""
+    async with http.get(f"{operator}/metrics") as resp:
         text = await resp.text()
     line = next(x for x in text.splitlines() if x.startswith("chorus_slow_consumers_total"))
     return int(float(line.rsplit(" ", 1)[1]))

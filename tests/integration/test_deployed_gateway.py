@@ -40,6 +40,7 @@ async def test_a_gateway_configured_from_the_environment_serves_tls_and_announce
         "CHORUS_REGION": "eu-west", "CHORUS_NATS_URLS": region.nats_url,
         "CHORUS_REDIS_URL": region.redis_url, "CHORUS_AUTH_SECRET": config.auth.dev_secret,
         "CHORUS_PUBLIC_URL": public, "CHORUS_GATEWAY_PORT": str(port),
+        "CHORUS_OPERATOR_PORT": str(free_port()),
         "CHORUS_TLS_CERT": cert, "CHORUS_TLS_KEY": key,
     })
     # The deployed gateway reads the cluster's own regions.yaml, as an image would its copy.

@@ -144,9 +144,10 @@ async def _outbox_passed(cluster: LocalCluster, region: str, dest: str, seq: int
 
 async def _metrics(http: aiohttp.ClientSession, cluster: LocalCluster,
                    region: str) -> dict[str, float]:
-    """The region's gateways' counters, summed over gateways and destinations."""
+    """The region's gateways' counters, summed over gateways and destinations (from each
+    gateway's operator listener)."""
     totals: dict[str, float] = {}
-    for base in cluster.config.region(region).gateway_urls:
+    for base in cluster.config.region(region).operator_urls:
         async with http.get(f"{base}/metrics") as resp:
             text = await resp.text()
         for line in text.splitlines():

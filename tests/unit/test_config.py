@@ -108,3 +108,31 @@ def test_not_yaml_or_not_a_mapping() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_each_gateway_has_an_operator_port_apart_from_its_client_port() -> None:
+    shipped = parse_config(GOOD)
+    us = shipped.region("us-east")
+    assert us.operator_ports == (9101, 9102)
+    assert us.operator_urls == ("http://127.0.0.1:9101", "http://127.0.0.1:9102")
+    assert not set(us.operator_ports) & set(us.gateway_ports)
+    # Without the key, gateway_port + 1000: an older file keeps loading.
+    derived = parse_config(edit("regions.us-east.operator_port", ...)).region("us-east")
+    assert derived.operator_ports == (9101, 9102)
+    assert parse_config(dump_config(shipped)) == shipped
+
+
+@pytest.mark.parametrize(("path", "value", "key", "reason"), [
+    ("regions.eu-west.operator_port", 8101, "regions.eu-west.operator_port",
+     "duplicate port 8101"),
+    ("regions.eu-west.operator_port", 65535, "regions.eu-west.operator_port", "exceeds 65535"),
+    ("regions.eu-west.operator_port", 0, "regions.eu-west.operator_port", "between 1 and"),
+    ("prometheus.port", 4222, "prometheus.port", "duplicate port 4222"),
+    ("prometheus.scrape_interval_s", 0, "prometheus.scrape_interval_s", "greater than 0"),
+    ("prometheus.retention", "1d", "prometheus.retention", "unknown key"),
+])
+def test_bad_operator_and_prometheus_ports_are_refused(path: str, value: object, key: str,
+                                                       reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(edit(path, value), source="regions.yaml")
+    assert info.value.key == key and reason in info.value.reason, str(info.value)

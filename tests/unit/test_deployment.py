@@ -69,3 +69,16 @@ def test_local_settings_follow_regions_yaml() -> None:
     assert settings.listen_port == region.gateway_ports[1]
     assert settings.public_url == region.gateway_urls[1]
     assert settings.peers == (region.gateway_urls[0],)
+
+
+def test_the_operator_listener_has_its_own_port() -> None:
+    region = CONFIG.region("eu-west")
+    _, default = settings_from_env(GOOD, CONFIG)
+    assert default.operator_port == region.operator_port
+    _, chosen = settings_from_env({**GOOD, "CHORUS_OPERATOR_PORT": "9464"}, CONFIG)
+    assert chosen.operator_port == 9464
+    assert local_settings(CONFIG, region, 1).operator_port == region.operator_ports[1]
+    with pytest.raises(ConfigError) as info:
+        settings_from_env({**GOOD, "CHORUS_GATEWAY_PORT": "8080",
+                           "CHORUS_OPERATOR_PORT": "8080"}, CONFIG)
+    assert info.value.key == "CHORUS_OPERATOR_PORT" and "differ" in info.value.reason

@@ -254,3 +254,23 @@ async def test_rewind_forgets_queued_comments_but_not_control_frames() -> None:
     async with running(w):
         await t.wait_for(lambda: len(t.frames) == 1, "the frame")
     assert t.frames == [Pong(ref="kept")]
+
+
+async def test_only_live_comments_are_reported_written_and_only_once_written() -> None:
+    t = FakeTransport()
+    heard: list[str] = []
+    w = Writer(t, viewer="bob", cursor_of=cursor_of, max_queue=100, tick_s=0.01,
+               name="test", on_written=lambda cs: heard.extend(c.id for c in cs))
+    replayed, live = entries(1, 2), entries(3, 4)
+    hidden = entries(5, 5, shadow_user="mallory")
+    t.stop_reading()
+    async with running(w):
+        for e in replayed:
+            w.enqueue(e, live=False)
+        for e in (*live, *hidden):
+            w.enqueue(e)
+        assert heard == []  # queued, not yet on the socket
+        t.resume_reading()
+        await written_up_to(t, w, 5)
+    # Replayed comments measure the client's absence, a hidden one was never written.
+    assert heard == [e.comment.id for e in live]
