@@ -20,6 +20,16 @@ subject / name                         what travels there, who listens
 ``chorus.registry.<region>``           gateway heartbeats; everyone listens on ``.*``
 durable ``fwd-<dest>``                 the outbox towards region ``<dest>`` (global_/outbox.py)
 durable ``archive``                    the archive persister (region/persister.py)
+durable ``classifier-<region>``        the moderation classifier of ``<region>``'s log
+                                       (region/classifier_worker.py)
+``mod.<region>``                       ``<region>``'s own moderation decisions (its stream
+                                       MODERATION, numbered 1, 2, 3... by that stream)
+stream ``MODERATION_ALL``              every region's decisions, sourced from each region's
+                                       MODERATION (global_/moderation.py); read by Direct Get
+``$JS.<region>.API.DIRECT.GET.``       Direct Get on another region's own decisions over the
+``MODERATION``                         hub (catching up after a cut)
+``chorus.moderation.head.<region>``    a gateway's last applied decision per origin region;
+                                       everyone listens on ``.*``
 =====================================  ==========================================================
 """
 
@@ -70,3 +80,37 @@ def registry_subject(region: str) -> str:
 def outbox_durable(dest: str) -> str:
     """The durable consumer on this region's log that holds what ``dest`` has not stored."""
     return f"fwd-{dest}"
+
+
+# -- moderation (global_/moderation.py, region/classifier_worker.py) --------------------------
+
+MODERATION_STREAM = "MODERATION"
+MODERATION_ALL_STREAM = "MODERATION_ALL"
+MODERATION_DIRECT_GET = f"$JS.API.DIRECT.GET.{MODERATION_STREAM}"
+MODERATION_ALL_DIRECT_GET = f"$JS.API.DIRECT.GET.{MODERATION_ALL_STREAM}"
+MODERATION_HEAD_PREFIX = "chorus.moderation.head"
+MODERATION_HEADS = f"{MODERATION_HEAD_PREFIX}.*"
+
+
+def moderation_subject(region: str) -> str:
+    """Where ``region`` stores its own moderation decisions (its stream MODERATION)."""
+    return f"mod.{region}"
+
+
+def moderation_api(region: str) -> str:
+    """The JetStream API of ``region``'s domain, as another region reaches it over the hub."""
+    return f"$JS.{region}.API"
+
+
+def moderation_direct_get(region: str) -> str:
+    """Direct Get on ``region``'s own decisions, from any region."""
+    return f"{moderation_api(region)}.DIRECT.GET.{MODERATION_STREAM}"
+
+
+def moderation_head(region: str) -> str:
+    return f"{MODERATION_HEAD_PREFIX}.{region}"
+
+
+def classifier_durable(region: str) -> str:
+    """The durable consumer on ``region``'s log that the moderation classifier reads."""
+    return f"classifier-{region}"

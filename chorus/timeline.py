@@ -51,6 +51,16 @@ class Timeline:
             self._ids.discard(dropped.id)
         return True
 
+    def remove(self, comment_id: str) -> bool:
+        """Takes a retracted comment out; True when it was there."""
+        if comment_id not in self._ids:
+            return False
+        self._ids.discard(comment_id)
+        at = bisect.bisect_left(self.comments, comment_id, key=lambda c: c.id)
+        if at < len(self.comments) and self.comments[at].id == comment_id:
+            self.comments.pop(at)
+        return True
+
     def extend(self, comments: list[Comment]) -> int:
         return sum(self.add(c) for c in comments)
 

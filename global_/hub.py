@@ -10,6 +10,8 @@ message                subject (chorus/names.py)        JSON on the wire
 `RecentReply`          its reply                        ``{"region", "comments": [comment]}``
 `Heartbeat`            ``registry_subject(region)``     ``{"region", "gateway", "healthy",
                                                         "ts_ms"}``
+`ModerationHead`       ``moderation_head(region)``      ``{"region", "gateway",
+                                                        "applied": {origin: seq}}``
 =====================  ==============================  ========================================
 
 The wire carries no kind: the subject says what a message is, and the JSON is exactly what
@@ -40,7 +42,7 @@ from chorus.model import STREAM_ID, Comment
 log = logging.getLogger(__name__)
 
 Kind = Literal["presence_query", "presence_answer", "presence_change", "recent_request",
-               "recent_reply", "heartbeat"]
+               "recent_reply", "heartbeat", "moderation_head"]
 
 
 class HubMessageError(ChorusError):
@@ -246,8 +248,43 @@ class Heartbeat:
                    healthy=_bool(k, doc, "healthy"), ts_ms=_count(k, doc, "ts_ms"))
 
 
+@dataclass(frozen=True)
+class ModerationHead:
+    """What one gateway has applied of every region's moderation decisions: ``applied`` maps
+    an origin region to the last sequence of its decisions applied (global_/moderation.py).
+    A gateway that hears an origin's own gateways at a higher sequence than it holds is
+    behind, and catches up before it admits posts."""
+
+    region: str
+    gateway: str
+    applied: dict[str, int]
+    kind: Literal["moderation_head"] = "moderation_head"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "gateway": self.gateway,
+                       "applied": self.applied})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ModerationHead:
+        k: Kind = "moderation_head"
+        doc = _object(k, data)
+        raw = _field(k, doc, "applied")
+        if not isinstance(raw, dict) or len(raw) > MAX_REGIONS:
+            raise HubMessageError(k, f"'applied' is not an object of at most {MAX_REGIONS} "
+                                     "regions")
+        applied = {}
+        for origin in raw:
+            if not isinstance(origin, str) or not origin:
+                raise HubMessageError(k, "'applied' has a key that is not a region")
+            applied[origin] = _count(k, raw, origin)
+        return cls(region=_str(k, doc, "region"), gateway=_str(k, doc, "gateway"),
+                   applied=applied)
+
+
+MAX_REGIONS = 64  # bounds what one ModerationHead may make a receiver hold
+
 HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | RecentRequest | RecentReply
-              | Heartbeat)
+              | Heartbeat | ModerationHead)
 
 _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "presence_query": PresenceQuery.decode,
@@ -256,6 +293,7 @@ _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "recent_request": RecentRequest.decode,
     "recent_reply": RecentReply.decode,
     "heartbeat": Heartbeat.decode,
+    "moderation_head": ModerationHead.decode,
 }
 
 

@@ -1,7 +1,12 @@
-"""Admitting a post: bans, shadow bans and rate limits, in one Redis round trip.
+"""Admitting a post: bans, shadow bans, slow mode and rate limits, in one Redis round trip.
 
 Redis keys (the region's own Redis): ``chorus:banned`` and ``chorus:shadowbanned`` (sets of
-user ids), ``chorus:rl:u:<user>`` and ``chorus:rl:s:<stream>`` (token buckets).
+user ids), ``chorus:rl:u:<user>`` and ``chorus:rl:s:<stream>`` (token buckets),
+``chorus:slow:<stream>:<user>`` (slow mode: present while the user must wait).
+
+Bans, shadow bans and timeouts decided through the API live in the moderation state that
+every region shares (region/moderation.py), checked before this; the two sets are what
+earlier versions wrote, still honoured so that an upgrade lifts no ban.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ class Admission:
         self.limits = limits
         self._admit = redis.register_script(ADMIT_LUA)
 
-    async def admit(self, user: str, stream: str) -> bool:
+    async def admit(self, user: str, stream: str, *, slow_ms: int = 0) -> bool:
         """True when the user is shadow-banned (store, but show only to them). Raises
-        ApiError 403 (banned), 429 (rate limited, with retry time) or 503 (Redis down)."""
+        ApiError 403 (banned), 429 (rate limited or, with ``slow_ms`` > 0, the user's previous
+        comment in the stream is less than ``slow_ms`` old: slow mode; with retry time) or 503
+        (Redis down)."""
         lim = self.limits
         try:
             verdict, retry_ms, shadow = await self._admit(
-                keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", f"chorus:rl:s:{stream}"],
+                keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", f"chorus:rl:s:{stream}",
+                      f"chorus:slow:{stream}:{user}"],
                 args=[user, lim.user_rate_per_s, lim.user_burst, lim.stream_rate_per_s,
-                      lim.stream_burst])
+                      lim.stream_burst, slow_ms])
         except driver_errors("redis") as exc:
             raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering; "
                                                   "nothing was stored, retry", retry_after_s=1
@@ -46,6 +54,9 @@ class Admission:
             raise ApiError(ErrorCode.RATE_LIMITED, f"too many comments on this stream (limit "
                            f"{lim.stream_rate_per_s}/s, burst {lim.stream_burst})",
                            retry_after_s=retry_ms / 1000)
+        if verdict == 4:
+            raise ApiError(ErrorCode.RATE_LIMITED, f"slow mode: one comment every "
+                           f"{slow_ms // 1000} s in this stream", retry_after_s=retry_ms / 1000)
         return bool(shadow)
 
     async def set_ban(self, user: str, kind: str, on: bool) -> None:

@@ -68,23 +68,12 @@ async def history(request: web.Request) -> web.Response:
     except LogUnavailable as exc:
         raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
                        retry_after_s=1) from exc
-    items = [e.comment.to_json() for e in entries if e.comment.visible_to(claims.user)]
+    moderation = cell.moderation
+    items = [e.comment.to_json() for e in entries if e.comment.visible_to(claims.user)
+             and not (moderation is not None and moderation.hidden(
+                 e.comment, claims.user, moderator=claims.is_moderator))]
     nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
            if len(entries) == limit else None)
     cell.metrics.history_page("log", time.perf_counter() - began)
     return web.json_response({"items": items, "next": nxt})
 
-
-async def set_ban(request: web.Request) -> web.Response:
-    """PUT (ban) or DELETE (lift) /v1/moderation/bans/{user}?kind=ban|shadow; moderators."""
-    cell = _cell(request)
-    claims = cell.authenticate(request)
-    if not claims.is_moderator:
-        raise ApiError(ErrorCode.FORBIDDEN, "only moderators and hosts can ban")
-    kind = request.query.get("kind", "ban")
-    if kind not in ("ban", "shadow"):
-        raise ApiError(ErrorCode.INVALID, "kind is 'ban' or 'shadow'")
-    user = request.match_info["user"]
-    on = request.method == "PUT"
-    await cell.admission.set_ban(user, kind, on)
-    return web.json_response({"user": user, "kind": kind, "active": on})

@@ -1,4 +1,5 @@
-"""History and retraction served from the archive (when ``cassandra.enabled``).
+"""History served from the archive (when ``cassandra.enabled``). Retraction is moderation's
+(region/moderation_api.py), which marks the archive too.
 
 ``GET /v1/streams/{stream}/comments`` takes at most one of ``before`` (newest first) and
 ``after`` (oldest first: post-stream replay). Each accepts:
@@ -27,11 +28,10 @@ from region.archive import (
     time_position,
     visible,
 )
-from region.cell import CELL, Cell
+from region.cell import Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
 from region.log import LogUnavailable
-from region.validation import check_stream
 
 _TIME = 15  # digits of a time in ms: up to 2**48 - 1 fits
 
@@ -105,8 +105,14 @@ async def history(request: web.Request, cell: Cell, stream: str, *, user: str,
     position = await _position(cell, stream, direction, after or before) if (
         after or before) else None
 
+    moderation = cell.moderation
+
     def show(stored: Stored) -> bool:
-        return visible(stored, user, moderator=moderator)
+        # The archive's own mark, and the moderation state's: a comment retracted seconds
+        # ago may not be marked (or even archived) yet.
+        return visible(stored, user, moderator=moderator) and not (
+            moderation is not None and moderation.hidden(stored.comment, user,
+                                                         moderator=moderator))
 
     try:
         page = await archive.page(stream, direction, position, limit, show)
@@ -115,29 +121,3 @@ async def history(request: web.Request, cell: Cell, stream: str, *, user: str,
     return web.json_response({"items": [s.to_json() for s in page.items],
                               "next": page.next.encode() if page.next else None})
 
-
-async def retract_comment(request: web.Request) -> web.Response:
-    """DELETE /v1/streams/{stream}/comments/{id}: its author, a moderator or a host marks
-    it deleted in the archive (idempotent). Viewers connected now are not told: their
-    copy stays on screen; history hides it from then on."""
-    cell = request.app[CELL]
-    stream = check_stream(request.match_info["stream"])
-    claims = cell.authenticate(request)
-    archive = archive_of(cell)
-    comment_id = request.match_info["id"]
-    if not is_id(comment_id):
-        raise ApiError(ErrorCode.MALFORMED, f"not a comment id: {comment_id[:80]!r}")
-    try:
-        stored = await archive.get(stream, comment_id)
-        if stored is None or stored.comment.user == "":
-            raise ApiError(ErrorCode.NOT_FOUND,
-                           f"no comment {comment_id} in stream {stream}'s archive (a comment "
-                           "is archived within seconds of its post)")
-        if stored.comment.user != claims.user and not claims.is_moderator:
-            raise ApiError(ErrorCode.FORBIDDEN, "only the author, a moderator or a host can "
-                                                "delete a comment")
-        if not stored.deleted:
-            await archive.mark_deleted(stored)
-    except ArchiveUnavailable as exc:
-        raise _unavailable(exc) from exc
-    return web.json_response({"id": comment_id, "stream": stream, "deleted": True})

@@ -20,7 +20,7 @@ from aiohttp import web
 from nats.aio.client import Client as Nats
 
 from chorus.drivers import driver_errors
-from region import api, api_archive, live
+from region import api, live, moderation_api
 from region import web as pages
 from region.cell import CELL, Cell
 from region.errors import ApiError, ErrorCode
@@ -148,6 +148,26 @@ async def _say_goodbye(app: web.Application) -> None:
                            for s in tuple(cell.sessions)))
 
 
+def _moderation_routes(app: web.Application) -> None:
+    """The moderation API (region/moderation_api.py; docs/protocol.md, "Moderation")."""
+    mod = moderation_api
+    app.router.add_put("/v1/moderation/bans/{user}", mod.set_ban)
+    app.router.add_delete("/v1/moderation/bans/{user}", mod.set_ban)
+    app.router.add_put("/v1/moderation/timeouts/{user}", mod.set_timeout)
+    app.router.add_delete("/v1/moderation/timeouts/{user}", mod.set_timeout)
+    app.router.add_get("/v1/moderation/users/{user}", mod.user_standing)
+    app.router.add_get("/v1/moderation/terms", mod.list_terms)
+    app.router.add_post("/v1/moderation/terms", mod.change_terms)
+    app.router.add_get("/v1/moderation/audit", mod.audit)
+    app.router.add_put("/v1/streams/{stream}/slow_mode", mod.set_slow_mode)
+    app.router.add_get("/v1/streams/{stream}/moderation", mod.stream_moderation)
+    app.router.add_put("/v1/streams/{stream}/moderation", mod.set_policy)
+    app.router.add_put("/v1/streams/{stream}/pin", mod.set_pin)
+    app.router.add_delete("/v1/streams/{stream}/pin", mod.set_pin)
+    app.router.add_delete("/v1/streams/{stream}/comments/{id}", mod.retract_comment)
+    app.router.add_post("/v1/streams/{stream}/comments/{id}/approve", mod.approve_comment)
+
+
 def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Event
              ) -> web.Application:
     """The gateway's application. ``stop`` is set when a background loop ends."""
@@ -165,9 +185,7 @@ def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Even
     app.router.add_get("/v1/streams/{stream}/live", live.websocket)
     app.router.add_get("/v1/streams/{stream}/events", live.sse)
     app.router.add_get("/v1/streams/{stream}/poll", live.poll)
-    app.router.add_put("/v1/moderation/bans/{user}", api.set_ban)
-    app.router.add_delete("/v1/moderation/bans/{user}", api.set_ban)
-    app.router.add_delete("/v1/streams/{stream}/comments/{id}", api_archive.retract_comment)
+    _moderation_routes(app)
     app.router.add_get("/", pages.index)
     app.router.add_get("/watch/{stream}", pages.watch)
     app.router.add_get("/web/{asset}", pages.static)

@@ -23,6 +23,7 @@ from region.errors import ApiError, ErrorCode
 from region.fanout import Fanout
 from region.ingest import Ingest
 from region.log import CommentLog
+from region.moderation_service import Moderation
 from region.replay import Replayer
 from region.session import Position, Session, Transport
 
@@ -66,6 +67,9 @@ class Cell:
     peers: tuple[str, ...] = ()
     # The archive (Cassandra), when cassandra.enabled: history, retraction, the persister.
     archive: Archive | None = None
+    # This gateway's copy of the one moderation state, and its way to decide (None: a cell
+    # built without moderation, as some unit tests do).
+    moderation: Moderation | None = None
 
     @property
     def gateway(self) -> str:
@@ -100,7 +104,8 @@ class Cell:
         return Session(stream=stream, user=user, transport=transport,
                        log=self.log, replayer=self.replayer, position=self.position,
                        limits=self.config.limits, gateway=self.gateway,
-                       send_hello=send_hello, on_written=self.metrics.comments_written)
+                       send_hello=send_hello, on_written=self.metrics.comments_written,
+                       moderation=self.moderation.state if self.moderation else None)
 
 
 CELL = web.AppKey("cell", Cell)

@@ -21,6 +21,7 @@ from chorus.config import Config, Region
 from chorus.durable import pending
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
+from global_.moderation import ModerationReplica
 from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
@@ -33,6 +34,8 @@ from region.deployment import GatewaySettings
 from region.fanout import Fanout
 from region.ingest import Ingest
 from region.log_jetstream import JetStreamLog
+from region.moderation import ModerationState
+from region.moderation_service import Moderation
 from region.persister import Persister, consumer_spec
 from region.presence_redis import RedisPresence
 from region.replay import Replayer
@@ -96,6 +99,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                     presence=presence, cache=cache, hooks=plane, metrics=metrics)
     archive = _archive(config, region)
     public_url = settings.public_url or region.gateway_urls[index]
+    moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
 
     async def is_healthy() -> bool:
         return all(await dependencies_ok(nc, redis))
@@ -104,21 +108,39 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         url=lambda: public_url, healthy=is_healthy, metrics=metrics)
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
-                                               IdGenerator(gateway), metrics=metrics),
+                                               IdGenerator(gateway), metrics=metrics,
+                                               moderation=moderation),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
-                public_url=settings.public_url, peers=settings.peers)
+                public_url=settings.public_url, peers=settings.peers,
+                moderation=moderation)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
     background = [Background("registry-heartbeats", registry.run),
                   Background("fanout", fanout.run),
-                  Background("global-plane", plane.run)]
+                  Background("global-plane", plane.run),
+                  Background("moderation-replica", replica.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))
     background.append(Background("backlog-gauges", _backlog(nc, config, region, metrics).run))
     return cell, background
+
+
+async def _moderation(nc: Nats, config: Config, region: Region, gateway: str, fanout: Fanout,
+                      metrics: Metrics) -> tuple[Moderation, ModerationReplica]:
+    """The gateway's copy of the one moderation state, fed and extended by the global
+    plane's replica; viewers hear of retractions and pins through the fanout's sessions."""
+    state = ModerationState()
+    moderation = Moderation(state, metrics=metrics,
+                            viewers=lambda stream: fanout.sessions.get(stream, ()))
+    replica = ModerationReplica(nc, config=config, region=region, gateway=gateway,
+                                state=state, metrics=metrics,
+                                on_applied=moderation.on_applied)
+    await replica.ensure()
+    moderation.attach(replica)
+    return moderation, replica
 
 
 def _observe(config: Config, region: Region, metrics: Metrics) -> None:

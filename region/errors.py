@@ -26,6 +26,8 @@ class ErrorCode(enum.Enum):
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, False)
     TOO_LARGE = ("too_large", 413, False)
     INVALID = ("invalid", 422, False)
+    # The comment contains a term the stream's moderators blocked (region/moderation_prefilter).
+    BLOCKED = ("blocked", 422, False)
     RATE_LIMITED = ("rate_limited", 429, True)
     INTERNAL = ("internal", 500, True)
     UNAVAILABLE = ("unavailable", 503, True)

@@ -9,6 +9,7 @@ needs no other store, and survives a Redis restart.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
@@ -17,21 +18,42 @@ from region.admission import Admission
 from region.auth import Claims
 from region.errors import ApiError, ErrorCode
 from region.log import Appended, CommentLog, LogUnavailable
+from region.moderation_service import Moderation
 from region.validation import PostInput
+
+
+class ReplyCheck(Protocol):
+    async def check_parent(self, stream: str, parent_id: str) -> None:
+        """Raises ApiError 422 unless ``parent_id`` is a comment of ``stream``."""
+        ...
 
 
 class Ingest:
     def __init__(self, region: str, log: CommentLog, admission: Admission,
-                 ids: IdGenerator, *, metrics: Metrics | None = None) -> None:
+                 ids: IdGenerator, *, metrics: Metrics | None = None,
+                 moderation: Moderation | None = None,
+                 replies: ReplyCheck | None = None) -> None:
         self.region = region
         self.log = log
         self.admission = admission
         self.ids = ids
+        # Bans, timeouts, blocked terms and slow mode, from this gateway's copy of the one
+        # moderation state (region/moderation_service.py): no round trip to anyone.
+        self.moderation = moderation
+        self.replies = replies
         self.metrics = metrics  # post to stored (chorus_post_stored_seconds)
 
     async def post(self, claims: Claims, stream: str, post: PostInput) -> Appended:
         began = time.perf_counter()
-        shadow = await self.admission.admit(claims.user, stream)
+        slow_ms, moderated_shadow = 0, False
+        if self.moderation is not None:
+            check = self.moderation.check_post(claims, stream, post.text)
+            await self.moderation.ready()
+            slow_ms, moderated_shadow = check.slow_ms, check.shadow
+        if post.reply_to is not None and self.replies is not None:
+            await self.replies.check_parent(stream, post.reply_to)
+        shadow = await self.admission.admit(claims.user, stream, slow_ms=slow_ms)
+        shadow = shadow or moderated_shadow
         comment = Comment(id=self.ids.next(), stream=stream, region=self.region,
                           user=claims.user, name=claims.name, text=post.text,
                           ts=time.time_ns() // 1_000_000, reply_to=post.reply_to,

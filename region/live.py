@@ -26,11 +26,13 @@ from region.protocol import (
     Error,
     Hello,
     Ping,
+    Pinned,
     Pong,
     PostComment,
     React,
     Recovered,
     Resume,
+    Retract,
     ServerFrame,
     encode,
     parse_client_frame,
@@ -260,6 +262,28 @@ async def sse(request: web.Request) -> web.StreamResponse:
 
 # -- long-poll ---------------------------------------------------------------------------------
 
+def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
+                     ) -> dict[str, object]:
+    """What a long-poll response adds for moderation: ``retracted``, the stream's latest
+    retracted comments (a poller learns of them at its next poll, whenever it polls), and
+    ``pin``, the pinned comment. Both absent when empty, as before moderation."""
+    if cell.moderation is None:
+        return {}
+    state = cell.moderation.state
+    retracted = dict.fromkeys(state.recent_retractions(stream))
+    for frame in frames:
+        if isinstance(frame, Retract):
+            retracted.update(dict.fromkeys(frame.ids))
+    out: dict[str, object] = {}
+    if retracted:
+        out["retracted"] = list(retracted)
+    pin = state.pin(stream)
+    if pin is not None:
+        out["pin"] = pin.to_json()
+    return out
+
+
+
 
 class PollTransport:
     """Collects the first comments (or recovery notice) and then ends the poll."""
@@ -270,8 +294,8 @@ class PollTransport:
 
     async def send(self, frames: Sequence[ServerFrame]) -> None:
         self.frames.extend(frames)
-        if any(isinstance(f, Comments | Recovered) and (not isinstance(f, Comments) or f.items)
-               for f in frames):
+        if any(isinstance(f, Recovered | Retract | Pinned)
+               or (isinstance(f, Comments) and f.items) for f in frames):
             self.done.set()
 
     async def close(self, code: CloseCode, bye: Bye | None) -> None:
@@ -318,6 +342,7 @@ async def poll(request: web.Request) -> web.Response:
     body: dict[str, object] = {"items": items, "cursor": cursor}
     if recovered is not None:
         body["recovered"] = recovered
+    body.update(_poll_moderation(cell, stream, transport.frames))
     if session.close_reason == "unavailable":
         raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
                        retry_after_s=1)

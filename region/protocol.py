@@ -2,7 +2,7 @@
 
 Client -> server: ``resume``, ``comment``, ``react``, ``ping``.
 Server -> client: ``hello``, ``comments``, ``recovered``, ``viewers``, ``ack``, ``pong``,
-``error``, ``bye``.
+``error``, ``bye``, ``retract``, ``pin``.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ class Hello:
     epoch: str
     cursor: str
     gateway: str
+    pin: Comment | None = None      # the stream's pinned comment, for a late joiner
     type: Literal["hello"] = "hello"
 
 
@@ -188,7 +189,28 @@ class Bye:
     type: Literal["bye"] = "bye"
 
 
-ServerFrame = Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye
+@dataclass(frozen=True)
+class Retract:
+    """Comments of the stream that a moderator, their author or the classifier took down:
+    a client removes them from what it shows. Sent live to every viewer, and on a resume for
+    the stream's latest ones (the viewer may have missed the live frame)."""
+
+    stream: str
+    ids: tuple[str, ...]
+    type: Literal["retract"] = "retract"
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """The stream's pinned comment changed; ``comment`` None: unpinned."""
+
+    stream: str
+    comment: Comment | None
+    type: Literal["pin"] = "pin"
+
+
+ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract
+               | Pinned)
 
 
 def to_json(frame: ServerFrame) -> dict[str, Any]:
@@ -201,6 +223,16 @@ def to_json(frame: ServerFrame) -> dict[str, Any]:
         case Bye(reason=reason, cursor=cursor, regions=regions, retry_in_ms=retry):
             return {"type": "bye", "reason": reason, "cursor": cursor,
                     "regions": list(regions), "retry_in_ms": retry}
+        case Hello(pin=pin):
+            doc = {k: v for k, v in vars(frame).items() if k != "pin"}
+            if pin is not None:
+                doc["pin"] = pin.to_json()  # absent when nothing is pinned, as before pins
+            return doc
+        case Retract(stream=stream, ids=ids):
+            return {"type": "retract", "stream": stream, "ids": list(ids)}
+        case Pinned(stream=stream, comment=comment):
+            return {"type": "pin", "stream": stream,
+                    "comment": comment.to_json() if comment else None}
         case _:
             return {k: v for k, v in vars(frame).items()}
 

@@ -13,10 +13,13 @@ it against a real Redis.
 
 from __future__ import annotations
 
-# KEYS: banned set, shadow-banned set, user bucket, stream bucket
-# ARGV: user, user rate, user burst, stream rate, stream burst
+# KEYS: banned set, shadow-banned set, user bucket, stream bucket[, slow-mode key]
+# ARGV: user, user rate, user burst, stream rate, stream burst[, slow-mode interval ms]
 # Returns {verdict, retry_after_ms, shadow}: verdict 0 ok, 1 banned, 2 user limited,
-# 3 stream limited. Time comes from Redis itself so that every gateway shares one clock.
+# 3 stream limited, 4 slow mode (the user's last comment in the stream is too recent).
+# Time comes from Redis itself so that every gateway shares one clock. Slow mode is a key per
+# user and stream that lives for the interval: present means "too soon", and its PTTL is
+# the wait.
 ADMIT_LUA = """
 local user = ARGV[1]
 if redis.call('SISMEMBER', KEYS[1], user) == 1 then return {1, 0, 0} end
@@ -31,6 +34,11 @@ local function level(key, rate, burst)
 end
 local ur, ub = tonumber(ARGV[2]), tonumber(ARGV[3])
 local sr, sb = tonumber(ARGV[4]), tonumber(ARGV[5])
+local slow = tonumber(ARGV[6] or '0')
+if slow > 0 then
+  local left = redis.call('PTTL', KEYS[5])
+  if left > 0 then return {4, left, shadow} end
+end
 local u = level(KEYS[3], ur, ub)
 local s = level(KEYS[4], sr, sb)
 if u < 1 then return {2, math.ceil((1 - u) / ur * 1000), shadow} end
@@ -39,5 +47,6 @@ redis.call('HSET', KEYS[3], 'tokens', u - 1, 'ts', now)
 redis.call('HSET', KEYS[4], 'tokens', s - 1, 'ts', now)
 redis.call('PEXPIRE', KEYS[3], math.ceil(ub / ur * 1000) + 1000)
 redis.call('PEXPIRE', KEYS[4], math.ceil(sb / sr * 1000) + 1000)
+if slow > 0 then redis.call('SET', KEYS[5], '1', 'PX', slow) end
 return {0, 0, shadow}
 """

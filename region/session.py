@@ -19,12 +19,13 @@ import contextlib
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chorus.config import Limits
 from chorus.model import Comment
 from region.cursor import Cursor
 from region.log import CommentLog, Entry, LogUnavailable
-from region.protocol import CloseCode, Hello, Recovered, ServerFrame
+from region.protocol import CloseCode, Hello, Recovered, Retract, ServerFrame
 from region.replay import Replayer
 from region.writer import Gone, Transport, Writer
 
@@ -48,12 +49,26 @@ class Position:
     epoch: str
 
 
+class Moderated(Protocol):
+    """What a session needs of the moderation state (region/moderation.py): which comments
+    a viewer must not get, the stream's pin for ``hello``, and its latest retractions for a
+    viewer who resumes (it may have missed their live ``retract`` frames)."""
+
+    def hidden(self, comment: Comment, viewer: str | None = None) -> bool: ...
+
+    def pin(self, stream: str) -> Comment | None: ...
+
+    def recent_retractions(self, stream: str) -> tuple[str, ...]: ...
+
+
 class Session:
     def __init__(self, *, stream: str, user: str | None, transport: Transport,
                  log: CommentLog, replayer: Replayer, position: Position, limits: Limits,
                  gateway: str, send_hello: bool = True,
-                 on_written: Callable[[Sequence[Comment]], None] | None = None) -> None:
+                 on_written: Callable[[Sequence[Comment]], None] | None = None,
+                 moderation: Moderated | None = None) -> None:
         self.stream = stream
+        self.moderation = moderation
         self.user = user
         self.transport = transport
         self.log = log
@@ -64,7 +79,9 @@ class Session:
         self.send_hello = send_hello
         self.writer = Writer(transport, viewer=user, cursor_of=self.encode_cursor,
                              max_queue=limits.send_queue_max, tick_s=limits.tick_ms / 1000,
-                             name=stream, on_written=on_written)
+                             name=stream, on_written=on_written,
+                             hide=(None if moderation is None
+                                   else lambda c: moderation.hidden(c, user)))
         self.cursor = 0          # last accepted (queued) sequence
         self._phase = State.STARTING
         self._pending: list[Entry] = []
@@ -102,6 +119,7 @@ class Session:
                 self._rewind(resume.seq)
                 if self.send_hello:
                     self.writer.push(self._hello())
+                self._retractions_for_resume()
                 self._resuming = True
                 self._spawn_catch_up(first=True)
                 return
@@ -112,6 +130,7 @@ class Session:
         if self.send_hello:
             self.writer.push(self._hello())
         if resume is not None:
+            self._retractions_for_resume()
             self.writer.push(Recovered(
                 recovered=False, cursor=self.encode_cursor(self.cursor),
                 reason="the cursor is from another region or an older log; "
@@ -121,7 +140,17 @@ class Session:
     def _hello(self) -> Hello:
         return Hello(region=self.position.region, stream=self.stream,
                      epoch=self.position.epoch, cursor=self.encode_cursor(self.cursor),
-                     gateway=self.gateway)
+                     gateway=self.gateway,
+                     pin=self.moderation.pin(self.stream) if self.moderation else None)
+
+    def _retractions_for_resume(self) -> None:
+        """A resuming viewer may have missed live ``retract`` frames while away. (A long-poll,
+        which gets no ``hello``, gets them in every response instead: region/live.py.)"""
+        if self.moderation is None or not self.send_hello:
+            return
+        ids = self.moderation.recent_retractions(self.stream)
+        if ids:
+            self.writer.push(Retract(stream=self.stream, ids=ids))
 
     async def run(self) -> None:
         """Writes until the session is closed; the caller owns this coroutine."""
@@ -181,6 +210,7 @@ class Session:
                 reason="the cursor is from another region or an older log"))
             return
         self._rewind(cursor.seq)
+        self._retractions_for_resume()
         self._resuming = True
         self._spawn_catch_up(first=True)
 

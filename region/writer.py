@@ -70,7 +70,8 @@ class Writer:
     def __init__(self, transport: Transport, *, viewer: str | None,
                  cursor_of: Callable[[int], str], max_queue: int, tick_s: float,
                  max_batch: int = MAX_BATCH, name: str = "",
-                 on_written: Callable[[Sequence[Comment]], None] | None = None) -> None:
+                 on_written: Callable[[Sequence[Comment]], None] | None = None,
+                 hide: Callable[[Comment], bool] | None = None) -> None:
         self.transport = transport
         self.viewer = viewer
         self.cursor_of = cursor_of
@@ -87,6 +88,9 @@ class Writer:
         self._closed = asyncio.Event()
         self._closer: asyncio.Task[None] | None = None  # the cut's goodbye; awaited by run()
         self.on_written = on_written
+        # Moderation: a comment retracted (or held) by the time it is written is left out
+        # like a shadow-banned one; asked at write time, so a queued comment is caught too.
+        self.hide = hide
         self._replayed: set[int] = set()  # queued sequences that are not live (on_written only)
         self._live: list[Comment] = []    # live comments of the write in progress
 
@@ -253,7 +257,8 @@ class Writer:
                 replayed = bool(self._replayed) and item.seq in self._replayed
                 if replayed:
                     self._replayed.discard(item.seq)
-                if item.comment.visible_to(self.viewer):
+                if item.comment.visible_to(self.viewer) and not (
+                        self.hide is not None and self.hide(item.comment)):
                     items.append(item.comment)
                     if not replayed and self.on_written is not None:
                         self._live.append(item.comment)

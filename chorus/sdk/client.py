@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
@@ -30,8 +31,10 @@ from chorus.sdk.frames import (
     Error,
     Hello,
     MalformedFrame,
+    Pin,
     Pong,
     Recovered,
+    Retract,
     ServerFrame,
     Viewers,
 )
@@ -41,6 +44,7 @@ from chorus.timeline import Timeline
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 3.0
+RETRACTED_KEPT = 10_000  # retracted ids remembered, so that a later copy is not shown again
 RETRY_FIRST_S = 0.1     # the first wait of the reconnect and post retries (then doubling)
 # Statuses where another attempt (later, or at another gateway) may succeed.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -84,6 +88,10 @@ class Client:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        # Moderation: the stream's pinned comment (None: none), and the comments taken down,
+        # remembered so that a copy arriving later (history, another region) stays out.
+        self.pin: Comment | None = None
+        self.retracted: OrderedDict[str, None] = OrderedDict()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -177,7 +185,8 @@ class Client:
 
     async def _on_frame(self, region: RegionInfo, url: str, frame: ServerFrame) -> None:
         match frame:
-            case Hello(cursor=cursor):
+            case Hello(cursor=cursor, pin=pin):
+                self.pin = pin
                 arrived_fresh = self.region != region.name or self.cursor is None
                 self.region = region.name
                 if arrived_fresh:
@@ -196,6 +205,11 @@ class Client:
                     await self._fill_from_history(url)
             case Bye():
                 pass  # the connection ends next; the loop resumes with our own cursor
+            case Retract(ids=ids):
+                for comment_id in ids:
+                    self._retract(comment_id)
+            case Pin(comment=comment):
+                self.pin = comment
             case Viewers() | Ack() | Pong() | Error():
                 pass  # answers to frames this client does not send, and a count it ignores
             case _:
@@ -208,7 +222,17 @@ class Client:
         if n & (n - 1) == 0:  # the 1st, 2nd, 4th, ...: a broken server cannot flood the log
             log.warning("%s: skipped a frame (%d so far): %s", self.stream, n, exc)
 
+    def _retract(self, comment_id: str) -> None:
+        self.timeline.remove(comment_id)
+        self.retracted[comment_id] = None
+        if len(self.retracted) > RETRACTED_KEPT:
+            self.retracted.popitem(last=False)
+        if self.pin is not None and self.pin.id == comment_id:
+            self.pin = None
+
     def _deliver(self, comment: Comment) -> None:
+        if comment.id in self.retracted:
+            return
         if self.timeline.add(comment) and self.on_comment is not None:
             self.on_comment(comment)
 

@@ -37,6 +37,7 @@ class Hello:
     epoch: str
     cursor: str
     gateway: str
+    pin: Comment | None = None    # the stream's pinned comment when the connection opened
     type: Literal["hello"] = "hello"
 
 
@@ -107,7 +108,26 @@ class Bye:
     type: Literal["bye"] = "bye"
 
 
-ServerFrame = Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye
+@dataclass(frozen=True)
+class Retract:
+    """Comments of the stream taken down (by their author, a moderator or the classifier):
+    remove them from what is shown. Also sent after a resume for the stream's latest ones."""
+
+    stream: str
+    ids: tuple[str, ...]
+    type: Literal["retract"] = "retract"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The stream's pinned comment changed; ``comment`` None: unpinned."""
+
+    stream: str
+    comment: Comment | None
+    type: Literal["pin"] = "pin"
+
+
+ServerFrame = Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract | Pin
 
 
 def decode(text: str) -> ServerFrame | None:
@@ -129,7 +149,7 @@ def from_json(doc: Any) -> ServerFrame | None:
         case "hello":
             return Hello(region=fields.text("region"), stream=fields.text("stream"),
                          epoch=fields.text("epoch"), cursor=fields.text("cursor"),
-                         gateway=fields.text("gateway"))
+                         gateway=fields.text("gateway"), pin=fields.optional_comment("pin"))
         case "comments":
             return Comments(items=fields.comments("items"), cursor=fields.text("cursor"))
         case "recovered":
@@ -149,6 +169,10 @@ def from_json(doc: Any) -> ServerFrame | None:
             return Bye(reason=fields.text("reason"), cursor=fields.text("cursor"),
                        regions=fields.texts("regions"),
                        retry_in_ms=fields.number("retry_in_ms", 0))
+        case "retract":
+            return Retract(stream=fields.text("stream"), ids=fields.texts("ids"))
+        case "pin":
+            return Pin(stream=fields.text("stream"), comment=fields.optional_comment("comment"))
         case _:
             return None
 
@@ -209,6 +233,11 @@ class _Fields:
             return Comment.from_json(value)
         except ValueError as exc:
             raise MalformedFrame(self.kind, f"'{key}': {exc}") from None
+
+    def optional_comment(self, key: str) -> Comment | None:
+        if self._get(key, None) is None:
+            return None
+        return self.comment(key)
 
     def comments(self, key: str) -> tuple[Comment, ...]:
         value = self._get(key, _REQUIRED)
