@@ -120,6 +120,9 @@ class PresenceDirectory:
         self.rejections = rejections
         self._refreshes = OwnedTasks(MAX_REFRESHES)
         self._refreshing: set[tuple[str, str]] = set()
+        # Questions on their way, shared by every caller that needs the same answer; at most
+        # one per (stream, region), each ending within the query timeout.
+        self._asking: dict[tuple[str, str], asyncio.Future[Answer]] = {}
 
     async def run(self) -> None:
         sub = await self.nc.subscribe(PRESENCE_CHANGE)
@@ -154,7 +157,16 @@ class PresenceDirectory:
                                          name=f"presence refresh {region}"):
                     self._refreshing.add(key)
             return answer
-        answer = await self._ask(stream, region)
+        # One question at a time per (stream, region): the outbox keeps many batches in
+        # flight, and each would otherwise ask the same uncached question again.
+        key = (stream, region)
+        asking = self._asking.get(key)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        asking = asyncio.ensure_future(self._ask(stream, region))
+        self._asking[key] = asking
+        asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        answer = await asyncio.shield(asking)  # a cancelled caller leaves it to the others
         self.cache.put(stream, answer)
         return answer
 
@@ -226,7 +238,9 @@ class PresenceResponder:
         try:
             viewers = await self.presence.count(query.stream)
         except PresenceUnavailable:
-            return  # no answer: the asker counts us as having viewers
+            # No answer (Redis is away, or rebuilding after a loss: PresenceUnknown): the
+            # asker counts us as having viewers, as it must while our counts may be too low.
+            return
         answer = PresenceAnswer(region=self.region, stream=query.stream, viewers=viewers)
         with contextlib.suppress(*driver_errors("nats")):
             # No reply subject, or the connection went: the asker times out and fails open.

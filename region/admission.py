@@ -17,6 +17,8 @@ from chorus.config import Limits
 from chorus.drivers import driver_errors
 from region.errors import ApiError, ErrorCode
 from region.ratelimit import ADMIT_LUA
+from region.redis_batch import BatchedScript
+from region.tiers import StreamBucket
 
 BANNED = "chorus:banned"
 SHADOW = "chorus:shadowbanned"
@@ -26,20 +28,26 @@ class Admission:
     def __init__(self, redis: aioredis.Redis, limits: Limits) -> None:
         self.redis = redis
         self.limits = limits
-        self._admit = redis.register_script(ADMIT_LUA)
+        # Concurrent posts share one round trip (region/redis_batch.py).
+        self._admit = BatchedScript(redis, ADMIT_LUA)
 
-    async def admit(self, user: str, stream: str, *, slow_ms: int = 0) -> bool:
+    async def admit(self, user: str, stream: str, *, slow_ms: int = 0,
+                    bucket: StreamBucket | None = None) -> bool:
         """True when the user is shadow-banned (store, but show only to them). Raises
         ApiError 403 (banned), 429 (rate limited or, with ``slow_ms`` > 0, the user's previous
         comment in the stream is less than ``slow_ms`` old: slow mode; with retry time) or 503
-        (Redis down)."""
+        (Redis down). ``bucket``: the stream's token bucket of a hot stream's tier
+        (region/tiers.py `stream_bucket`); None: the stream's own, ``limits.stream_*``."""
         lim = self.limits
+        if bucket is None:
+            bucket = StreamBucket(f"chorus:rl:s:{stream}", lim.stream_rate_per_s,
+                                  lim.stream_burst)
         try:
             verdict, retry_ms, shadow = await self._admit(
-                keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", f"chorus:rl:s:{stream}",
+                keys=[BANNED, SHADOW, f"chorus:rl:u:{user}", bucket.key,
                       f"chorus:slow:{stream}:{user}"],
-                args=[user, lim.user_rate_per_s, lim.user_burst, lim.stream_rate_per_s,
-                      lim.stream_burst, slow_ms])
+                args=[user, lim.user_rate_per_s, lim.user_burst, bucket.rate_per_s,
+                      bucket.burst, slow_ms])
         except driver_errors("redis") as exc:
             raise ApiError(ErrorCode.UNAVAILABLE, "the region's Redis is not answering; "
                                                   "nothing was stored, retry", retry_after_s=1
@@ -52,7 +60,7 @@ class Admission:
                            retry_after_s=retry_ms / 1000)
         if verdict == 3:
             raise ApiError(ErrorCode.RATE_LIMITED, f"too many comments on this stream (limit "
-                           f"{lim.stream_rate_per_s}/s, burst {lim.stream_burst})",
+                           f"{bucket.rate_per_s}/s, burst {bucket.burst})",
                            retry_after_s=retry_ms / 1000)
         if verdict == 4:
             raise ApiError(ErrorCode.RATE_LIMITED, f"slow mode: one comment every "

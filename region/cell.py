@@ -7,6 +7,7 @@ Nothing here knows the global plane: the cell sees other regions only through
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,14 +19,19 @@ from chorus.config import Config, Region
 from chorus.metrics import Metrics
 from region.admission import Admission
 from region.archive import Archive
-from region.auth import Claims, bearer, origin_allowed, verify_token
-from region.errors import ApiError, ErrorCode
+from region.auth import Claims, VerifiedTokens, bearer, verify_token
+from region.connections import Connections
+from region.dependencies import DependencyWatch
+from region.edge import check_origin
 from region.fanout import Fanout
 from region.ingest import Ingest
 from region.log import CommentLog
 from region.moderation_service import Moderation
+from region.reactions_gateway import GatewayReactions
 from region.replay import Replayer
 from region.session import Position, Session, Transport
+from region.snapshot import SnapshotStore
+from region.tiers import TierBoard
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,24 @@ class Cell:
     peers: tuple[str, ...] = ()
     # The archive (Cassandra), when cassandra.enabled: history, retraction, the persister.
     archive: Archive | None = None
+    # Reactions (region/reactions_gateway.py): taps, totals, timelines. None: not served.
+    reactions: GatewayReactions | None = None
+    # Whether NATS and Redis answer, watched in the background (region/dependencies.py) so
+    # that a health check does no I/O. None: the check asks them itself.
+    dependencies: DependencyWatch | None = None
     # This gateway's copy of the one moderation state, and its way to decide (None: a cell
     # built without moderation, as some unit tests do).
     moderation: Moderation | None = None
+    # Hot streams: every warm stream's tier as the regions agreed it (region/tiers.py), and
+    # the region's snapshot documents (region/snapshot.py). None: every stream is pushed.
+    tiers: TierBoard | None = None
+    snapshots: SnapshotStore | None = None
+    # Live connections by user and address, against limits.max_connections_* (built from the
+    # config: it is this gateway's own bookkeeping, not a dependency).
+    connections: Connections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = Connections(self.config.limits)
 
     @property
     def gateway(self) -> str:
@@ -86,18 +107,16 @@ class Cell:
     def authenticate(self, request: web.Request) -> Claims:
         token = bearer(request.headers.get("Authorization"),
                        request.query.get("access_token"))
-        return verify_token(self.config.auth.dev_secret, token)
+        return self.tokens.verify(token)
+
+    @functools.cached_property
+    def tokens(self) -> VerifiedTokens:
+        """Tokens this gateway verified (region/auth.py): one check per token, not per post."""
+        return VerifiedTokens(lambda token: verify_token(self.config.auth, token))
 
     def check_origin(self, request: web.Request) -> None:
-        origin = request.headers.get("Origin")
-        if not origin_allowed(origin, self.config.auth.allowed_origins):
-            raise ApiError(ErrorCode.FORBIDDEN, f"origin {origin} is not allowed; add it to "
-                                                "auth.allowed_origins")
-
-    def check_capacity(self) -> None:
-        if len(self.sessions) >= self.config.limits.max_connections_per_gateway:
-            raise ApiError(ErrorCode.UNAVAILABLE, "this gateway is full; try another of the "
-                                                  "region's gateways", retry_after_s=1)
+        """403 for a foreign browser Origin (region/edge.py checks every API request)."""
+        check_origin(request, self.config.auth.allowed_origins)
 
     def new_session(self, stream: str, user: str, transport: Transport, *,
                     send_hello: bool = True) -> Session:

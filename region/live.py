@@ -1,7 +1,9 @@
 """Live endpoints: WebSocket, SSE and long-poll, each a thin adapter around `Session`.
 
-Common to the three: the token (header or ``?access_token=``), the browser Origin check, the
-gateway's connection limit, and the resume cursor (``?cursor=``; SSE also ``Last-Event-ID``).
+Common to the three: the token (header or ``?access_token=``), the connection caps (the
+gateway's, the user's and the client address's: region/connections.py), and the resume cursor
+(``?cursor=``; SSE also ``Last-Event-ID``). The browser Origin check is region/edge.py's, as
+for every API request.
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import re
 import socket
+import time
 from collections.abc import Sequence
 
 from aiohttp import WSMsgType, web
 
 from region.auth import Claims
 from region.cell import CELL, Cell
+from region.connections import Ticket
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
+from region.masking import MaskedWebSocketResponse
 from region.protocol import (
     Ack,
     Bye,
@@ -30,13 +37,18 @@ from region.protocol import (
     Pong,
     PostComment,
     React,
+    Reactions,
     Recovered,
     Resume,
     Retract,
     ServerFrame,
+    Tier,
+    Viewers,
     encode,
     parse_client_frame,
+    to_json,
 )
+from region.reactions import Tap
 from region.session import Gone, Session
 from region.validation import check_stream
 
@@ -45,6 +57,13 @@ SEND_BUFFER_BYTES = 64 * 1024  # kernel send buffer per connection: bounds memor
 #                                a peer that stops reading show up as a full queue quickly
 SSE_KEEPALIVE_S = 15.0
 POLL_MAX_TIMEOUT_S = 60.0
+_SECONDS = re.compile(r"\A[0-9]{1,3}(\.[0-9]{1,3})?\Z")
+# Why aiohttp ended a WebSocket, by its close code: the session's close reason.
+_CLOSED_BY_PROTOCOL = {int(CloseCode.PROTOCOL_ERROR): "protocol_error",
+                       int(CloseCode.MESSAGE_TOO_BIG): "message_too_big",
+                       1007: "invalid_utf8"}
+
+log = logging.getLogger(__name__)
 
 
 def cursor_param(value: str | None) -> Cursor | None:
@@ -67,9 +86,12 @@ def _open(request: web.Request) -> tuple[Cell, Claims, str]:
     cell = request.app[CELL]
     stream = check_stream(request.match_info["stream"])
     claims = cell.authenticate(request)
-    cell.check_origin(request)
-    cell.check_capacity()
     return cell, claims, stream
+
+
+def _admit(cell: Cell, request: web.Request, claims: Claims) -> Ticket:
+    """A slot among the gateway's live connections (ApiError 503 or 429 when none)."""
+    return cell.connections.admit(claims.user, request.remote)
 
 
 async def _serve(cell: Cell, session: Session, resume: Cursor | None) -> None:
@@ -78,12 +100,45 @@ async def _serve(cell: Cell, session: Session, resume: Cursor | None) -> None:
     try:
         await cell.fanout.join(session)
         await session.start(resume)
+        _greet(cell, session)
         await session.run()
+    except Exception:
+        # A connection must never go silent: whatever broke serving it, the client is told
+        # (1011 and a bye with its cursor) and resumes, here or elsewhere.
+        log.exception("serving a viewer of %s failed", session.stream)
+        await session.close("internal_error", CloseCode.INTERNAL_ERROR)
     finally:
         cell.sessions.discard(session)
         if session.close_reason == "slow_consumer":
             cell.metrics.slow_consumers.inc()
+            _CUTS.cut(session, cell.config.limits.send_queue_max)
         await cell.fanout.leave(session)
+
+
+class _CutLog:
+    """One log line per slow-consumer cut, at most one every `EVERY_S` (a storm of cuts
+    becomes one line with a count): the counter alone left an operator no stream or cursor
+    to look at."""
+
+    EVERY_S = 10.0
+
+    def __init__(self) -> None:
+        self.last = -self.EVERY_S
+        self.held = 0
+
+    def cut(self, session: Session, limit: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.EVERY_S:
+            self.held += 1
+            return
+        more = f" ({self.held} more since the last line)" if self.held else ""
+        log.warning("cut a slow consumer of %s (user %s): more than %d comments waited; "
+                    "its bye carries cursor %s to resume from%s", session.stream,
+                    session.user, limit, session.encode_cursor(session.sent), more)
+        self.last, self.held = now, 0
+
+
+_CUTS = _CutLog()
 
 
 # -- WebSocket ---------------------------------------------------------------------------------
@@ -117,26 +172,51 @@ class WebSocketTransport:
 async def websocket(request: web.Request) -> web.StreamResponse:
     cell, claims, stream = _open(request)
     resume = cursor_param(request.query.get("cursor"))
-    ws = web.WebSocketResponse(max_msg_size=cell.config.limits.frame_max_bytes, heartbeat=30.0)
-    await ws.prepare(request)
-    _limit_send_buffer(request)
-    session = cell.new_session(stream, claims.user, WebSocketTransport(ws, request))
-    serving = asyncio.create_task(_serve(cell, session, resume), name=f"ws {stream}")
+    # compress=False declines permessage-deflate, which every browser offers: compressing
+    # each frame once per connection cost more CPU than the whole rest of a delivery, and a
+    # compressor per connection ~70 KiB of memory; frames are small JSON (docs/benchmarks.md).
+    ws = MaskedWebSocketResponse(max_msg_size=cell.config.limits.frame_max_bytes,
+                                 heartbeat=30.0, compress=False)
     try:
-        await _read_frames(cell, claims, stream, ws, session)
-    finally:
-        if not session.closed:
-            await session.close("client_closed")
-        await serving
+        ticket = _admit(cell, request, claims)
+    except ApiError as err:
+        if err.code is not ErrorCode.TOO_MANY_CONNECTIONS:
+            raise
+        return await _refuse(ws, request, err)
+    with ticket:
+        await ws.prepare(request)
+        _limit_send_buffer(request)
+        session = cell.new_session(stream, claims.user, WebSocketTransport(ws, request))
+        serving = asyncio.create_task(_serve(cell, session, resume), name=f"ws {stream}")
+        reason = "client_closed"
+        try:
+            reason = await _read_frames(cell, claims, stream, ws, session)
+        finally:
+            if not session.closed:
+                await session.close(reason)
+            await serving
+    return ws
+
+
+async def _refuse(ws: web.WebSocketResponse, request: web.Request,
+                  err: ApiError) -> web.WebSocketResponse:
+    """Refuses a WebSocket past a connection cap after the upgrade, with an ``error`` frame
+    and close 4429: a browser sees neither the status nor the body of a refused upgrade."""
+    await ws.prepare(request)
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await ws.send_str(encode(Error.of(err)))
+        await ws.close(code=int(CloseCode.TOO_MANY_CONNECTIONS),
+                       message=err.code.code.encode())
     return ws
 
 
 async def _read_frames(cell: Cell, claims: Claims, stream: str, ws: web.WebSocketResponse,
-                       session: Session) -> None:
+                       session: Session) -> str:
+    """Reads the client's frames until the connection ends; returns why it ended."""
     bad = 0
     async for msg in ws:
         if session.closed:
-            return
+            return "client_closed"
         if msg.type is WSMsgType.TEXT:
             ok = await _handle_frame(cell, claims, stream, session, msg.data)
         elif msg.type is WSMsgType.BINARY:
@@ -148,10 +228,10 @@ async def _read_frames(cell: Cell, claims: Claims, stream: str, ws: web.WebSocke
         bad = 0 if ok else bad + 1
         if bad >= BAD_FRAMES_IN_A_ROW:
             await session.close(f"{bad} bad frames in a row", CloseCode.BAD_FRAMES)
-            return
-    if ws.close_code == WSMsgType.ERROR or ws.exception() is not None:
-        # aiohttp closes with 1009 by itself when a frame is larger than max_msg_size.
-        return
+            return "bad_frames"
+    # aiohttp closes by itself with 1009 when a frame is larger than max_msg_size, with 1002
+    # on a frame that is not WebSocket (an unmasked one, region/masking.py).
+    return _CLOSED_BY_PROTOCOL.get(ws.close_code or 0, "client_closed")
 
 
 async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Session,
@@ -175,10 +255,39 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
             session.push(Ack(comment=appended.comment, ref=ref, duplicate=appended.duplicate))
         case Ping(ref=ref):
             session.push(Pong(ref=ref))
-        case React():
-            session.push(Error(code=ErrorCode.INVALID.code,
-                               message="reactions are not available on this server yet"))
+        case React(kind=kind, ref=ref):
+            return _react(cell, claims, stream, session, kind, ref)
     return True
+
+
+def _react(cell: Cell, claims: Claims, stream: str, session: Session, kind: str,
+           ref: str | None) -> bool:
+    """Queues a tap for the next count; the client hears of it only when it is refused
+    (a counted one shows in the next ``reactions`` frame). Never waits."""
+    if cell.reactions is None:
+        session.push(Error(code=ErrorCode.INVALID.code, ref=ref,
+                           message="reactions are not available on this server"))
+        return True
+
+    def refused(err: ApiError) -> None:
+        cell.metrics.error(err.code.code)
+        session.push(Error.of(err, ref))
+
+    try:
+        verdict = cell.reactions.ingest.take(Tap(user=claims.user, stream=stream, kind=kind))
+    except ApiError as err:
+        refused(err)
+        return err.code.status != 422
+    cell.reactions.ingest.on_refused(verdict, refused)
+    return True
+
+
+def _greet(cell: Cell, session: Session) -> None:
+    """A viewer that comes, comes back or fails over gets the stream's viewer counts and
+    reaction totals at once, right after its hello, as this gateway knows them."""
+    cell.fanout.greet(session)
+    if cell.reactions is not None:
+        cell.reactions.feed.greet(session.stream, session.push)
 
 
 def _ref_of(text: str) -> str | None:
@@ -212,7 +321,7 @@ class SseTransport:
             # sends back as Last-Event-ID when it reconnects: from `hello` on, so that a
             # viewer cut off before its first comment still resumes instead of skipping.
             event_id = (f"id: {frame.cursor}\n"
-                        if isinstance(frame, Hello | Comments | Recovered) else "")
+                        if isinstance(frame, Hello | Comments | Recovered | Tier) else "")
             out.append(f"{event_id}event: {frame.type}\ndata: {encode(frame)}\n\n")
         await self._write("".join(out))
 
@@ -234,6 +343,12 @@ async def sse(request: web.Request) -> web.StreamResponse:
     cell, claims, stream = _open(request)
     resume = cursor_param(request.headers.get("Last-Event-ID")
                           or request.query.get("last_event_id") or request.query.get("cursor"))
+    with _admit(cell, request, claims):
+        return await _sse(request, cell, claims, stream, resume)
+
+
+async def _sse(request: web.Request, cell: Cell, claims: Claims, stream: str,
+               resume: Cursor | None) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
@@ -262,6 +377,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
 
 # -- long-poll ---------------------------------------------------------------------------------
 
+
 def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
                      ) -> dict[str, object]:
     """What a long-poll response adds for moderation: ``retracted``, the stream's latest
@@ -281,8 +397,6 @@ def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
     if pin is not None:
         out["pin"] = pin.to_json()
     return out
-
-
 
 
 class PollTransport:
@@ -310,22 +424,23 @@ class PollTransport:
 async def poll(request: web.Request) -> web.Response:
     cell, claims, stream = _open(request)
     resume = cursor_param(request.query.get("cursor"))
-    try:
-        timeout_s = float(request.query.get("timeout", "25"))
-    except ValueError:
+    raw_timeout = request.query.get("timeout", "25")
+    if not _SECONDS.match(raw_timeout):
         raise ApiError(ErrorCode.MALFORMED, "timeout is a number of seconds") from None
+    timeout_s = float(raw_timeout)
     if not 0 <= timeout_s <= POLL_MAX_TIMEOUT_S:
         raise ApiError(ErrorCode.INVALID, f"timeout is 0 to {POLL_MAX_TIMEOUT_S:.0f} seconds")
     transport = PollTransport()
-    session = cell.new_session(stream, claims.user, transport, send_hello=False)
-    cell.fanout.lease(stream, hash(claims.user))
-    serving = asyncio.create_task(_serve(cell, session, resume), name=f"poll {stream}")
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(transport.done.wait(), timeout_s)
-    finally:
-        await session.close("poll_done")
-        await serving
+    with _admit(cell, request, claims):
+        session = cell.new_session(stream, claims.user, transport, send_hello=False)
+        cell.fanout.lease(stream, claims.user)
+        serving = asyncio.create_task(_serve(cell, session, resume), name=f"poll {stream}")
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(transport.done.wait(), timeout_s)
+        finally:
+            await session.close("poll_done")
+            await serving
     items: list[dict[str, object]] = []
     recovered: bool | None = None
     cursor = session.encode_cursor(session.sent)
@@ -343,10 +458,39 @@ async def poll(request: web.Request) -> web.Response:
     if recovered is not None:
         body["recovered"] = recovered
     body.update(_poll_moderation(cell, stream, transport.frames))
+    body.update(_poll_counts(transport.frames))
+    body.update(_poll_tier(session, transport.frames))
     if session.close_reason == "unavailable":
         raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
                        retry_after_s=1)
     return web.json_response(body)
+
+
+def _poll_counts(frames: Sequence[ServerFrame]) -> dict[str, object]:
+    """The newest ``viewers`` and ``reactions`` the poll saw, as those frames' JSON without
+    their type (a poll carries them without waiting for them)."""
+    out: dict[str, object] = {}
+    for frame in frames:
+        if isinstance(frame, Viewers | Reactions):
+            doc = to_json(frame)
+            del doc["type"]
+            out[frame.type] = doc
+    return out
+
+
+def _poll_tier(session: Session, frames: Sequence[ServerFrame]) -> dict[str, object]:
+    """A stream above push (region/tiers_feed.py): ``tier`` as its frame has it (without its
+    type and cursor: the poll's cursor is the one to keep), and what the last batch stood for
+    (``sample``). Nothing for a stream in the push tier, as before tiers."""
+    if session.view is None:
+        return {}
+    tier = to_json(session.view.announce(session.encode_cursor(session.sent)))
+    del tier["type"], tier["cursor"]
+    out: dict[str, object] = {"tier": tier}
+    for frame in frames:
+        if isinstance(frame, Comments) and frame.sample is not None:
+            out["sample"] = {"shown": frame.sample.shown, "posted": frame.sample.posted}
+    return out
 
 
 # The transport label of chorus_connections_opened (chorus/metrics.py TRANSPORTS).

@@ -8,12 +8,14 @@ carried more than one comment the stream is busy, and the writer waits one tick 
 next write, so a busy stream costs one write per connection per tick while a quiet stream's
 comments go out at once.
 
-The queue is bounded (`max_queue` comments; twice that in queued items of any kind). A
-connection that cannot keep up is cut: the writer closes it with a ``bye`` carrying the
-cursor of the last comment actually written, so the client resumes without a gap, and it
-never slows the other connections of the gateway. The peer that overflowed its queue has
-most likely stopped reading, so the goodbye is given `CUT_GRACE_S` and the connection is
-aborted if it does not get through.
+The queue is bounded (`max_queue` comments; twice that in control frames). A connection
+that cannot keep up is cut: the writer closes it with a ``bye`` carrying the cursor of the
+last comment actually written, so the client resumes without a gap, and it never slows the
+other connections of the gateway. The peer that overflowed its queue has most likely stopped
+reading, so the goodbye is given `CUT_GRACE_S` and the connection is aborted if it does not
+get through. Unless the gateway itself is behind (the writer has waited for the CPU for
+`BEHIND_TICKS` ticks, not for its peer): then a reading viewer is not to blame, and its queue
+may grow to `BEHIND_FACTOR` times ``max_queue`` before the cut.
 
 Modelled on centrifuge's ``writer.go``. The writer knows nothing of cursors' format or of the
 log: the session decides what is accepted and in which order; the writer only sends it.
@@ -25,16 +27,35 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from chorus.model import Comment
 from region.log import Entry
-from region.protocol import Bye, CloseCode, Comments, ServerFrame
+from region.protocol import Ack, Bye, CloseCode, Comments, Error, Pong, Sample, ServerFrame
 
 MAX_BATCH = 500   # comments taken in one write; a longer queue goes out over several writes
 CUT_GRACE_S = 2.0  # how long a slow consumer's goodbye may take before the connection drops
 SLOW_CONSUMER = "slow_consumer"  # the close reason of a cut (and of its `bye`)
+# The close reason of a cut caused by answers (pong, ack, error) the client asked for faster
+# than it read them: a client to fix, not one to resume (close code 4400, not 4408).
+UNREAD_ANSWERS = "unread_answers"
 GONE = "gone"                    # the close reason when the peer went away under a write
+# A full queue cuts its connection at once, unless the gateway is behind: its writer was woken
+# more than this many ticks ago and is still waiting for the CPU. Then the queue may grow to
+# BEHIND_FACTOR times max_queue (bounded all the same) before the cut.
+BEHIND_TICKS = 2
+BEHIND_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A place in the log the client is brought to without a comment: everything up to
+    ``seq`` was delivered or left out on purpose (a sampled stream's comments outside the
+    sample). It moves the cursor of the ``comments`` frame it falls in, which may then carry
+    no comment at all."""
+
+    seq: int
 
 
 class Transport(Protocol):
@@ -81,12 +102,17 @@ class Writer:
         self.name = name
         self.sent = 0          # sequence of the last comment written (or known to the client)
         self.close_reason = ""
-        self._queue: deque[Entry | ServerFrame] = deque()
+        self._queue: deque[Entry | Mark | ServerFrame] = deque()
+        # While the stream is sampled: what each ``comments`` frame stands for ("showing n of
+        # m in the last second"), asked once per frame (region/tiers_feed.py sets it).
+        self.describe: Callable[[], Sample | None] | None = None
         self._queued_entries = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()    # set after each write: the queue may have shrunk
         self._closed = asyncio.Event()
         self._closer: asyncio.Task[None] | None = None  # the cut's goodbye; awaited by run()
+        self._sending = False                 # a write is in progress (maybe stuck on the peer)
+        self._woken_at: float | None = None   # loop time of the wake-up not yet taken
         self.on_written = on_written
         # Moderation: a comment retracted (or held) by the time it is written is left out
         # like a shadow-banned one; asked at write time, so a queued comment is caught too.
@@ -128,10 +154,27 @@ class Writer:
             self._replayed.add(entry.seq)
         self._queue.append(entry)
         self._queued_entries += 1
-        if self._queued_entries > self.max_queue:
+        if self._queued_entries > self.max_queue and not self._gateway_is_behind():
             self._cut()
             return
-        self._wake.set()
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        if not self._wake.is_set():
+            self._woken_at = asyncio.get_running_loop().time()
+            self._wake.set()
+
+    def _gateway_is_behind(self) -> bool:
+        """Past ``max_queue``, whether the gateway rather than the peer is to blame: the
+        writer was woken more than `BEHIND_TICKS` ticks ago and has not run since (it waits
+        for the CPU, not for its peer; a write stuck on the peer is never this). Then the
+        queue may hold up to `BEHIND_FACTOR` times ``max_queue`` before the cut: cutting a
+        viewer that reads would only make it come back, costing the gateway more."""
+        if self._sending or self._queued_entries > BEHIND_FACTOR * self.max_queue:
+            return False
+        woken = self._woken_at
+        return woken is not None and (asyncio.get_running_loop().time() - woken
+                                      > BEHIND_TICKS * self.tick_s)
 
     def push(self, frame: ServerFrame) -> None:
         """Queues a control frame (hello, ack, error, ...), written in order with the
@@ -139,18 +182,38 @@ class Writer:
         if self._closed.is_set():
             return
         self._queue.append(frame)
-        if len(self._queue) > 2 * self.max_queue:
-            self._cut()
+        if self._queued_others() > 2 * self.max_queue:
+            if isinstance(frame, Pong | Ack | Error):
+                self._cut(UNREAD_ANSWERS, CloseCode.BAD_FRAMES)
+            else:
+                self._cut()
             return
-        self._wake.set()
+        self._wake_up()
+
+    def _queued_others(self) -> int:
+        """Queued items that are not comments (control frames, marks): bounded on their own,
+        so that comments a busy gateway let wait (`_gateway_is_behind`) do not cut a viewer
+        when a control frame comes."""
+        return len(self._queue) - self._queued_entries
 
     def rewind(self, sent: int) -> None:
         """Forgets the comments waiting (control frames stay): the client says it has
         everything up to ``sent`` and wants what follows from there."""
-        self._queue = deque(x for x in self._queue if not isinstance(x, Entry))
+        self._queue = deque(x for x in self._queue if not isinstance(x, Entry | Mark))
         self._queued_entries = 0
         self._replayed.clear()
         self.sent = sent
+
+    def mark(self, seq: int) -> None:
+        """Queues a `Mark`: the client's cursor moves to ``seq`` with the next ``comments``
+        frame. Bounded like control frames."""
+        if self._closed.is_set():
+            return
+        self._queue.append(Mark(seq))
+        if self._queued_others() > 2 * self.max_queue:
+            self._cut()
+            return
+        self._wake_up()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,22 +247,23 @@ class Writer:
         self._room.set()
         return True
 
-    def _cut(self) -> None:
+    def _cut(self, reason: str = SLOW_CONSUMER,
+             code: CloseCode = CloseCode.SLOW_CONSUMER) -> None:
         # The write loop is most likely stuck on a peer that does not read. Saying goodbye may
         # wait on that peer too, so it runs in a task of its own (awaited by run()), bounded,
         # and the connection is dropped if the goodbye does not get through.
-        if not self._mark_closed(SLOW_CONSUMER):
+        if not self._mark_closed(reason):
             return
         self._queue.clear()
         self._queued_entries = 0
         self._replayed.clear()
-        self._closer = asyncio.create_task(self._say_goodbye(), name=f"cut {self.name}")
+        self._closer = asyncio.create_task(self._say_goodbye(reason, code),
+                                           name=f"cut {self.name}")
 
-    async def _say_goodbye(self) -> None:
-        bye = Bye(reason=SLOW_CONSUMER, cursor=self.cursor_of(self.sent))
+    async def _say_goodbye(self, reason: str, code: CloseCode) -> None:
+        bye = Bye(reason=reason, cursor=self.cursor_of(self.sent))
         try:
-            await asyncio.wait_for(self.transport.close(CloseCode.SLOW_CONSUMER, bye),
-                                   CUT_GRACE_S)
+            await asyncio.wait_for(self.transport.close(code, bye), CUT_GRACE_S)
         except (TimeoutError, Gone, OSError):
             self.transport.abort()
 
@@ -209,17 +273,21 @@ class Writer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._woken_at = None
             if self._closed.is_set():
                 return
             busy = False
             while self._queue and not self._closed.is_set():
                 busy = busy or self._queued_entries > 1
                 frames, last = self._take_batch()
+                self._sending = True
                 try:
                     await self.transport.send(frames)
                 except (Gone, OSError):
                     self._mark_closed(GONE)  # keeps the reason of a close already begun
                     return
+                finally:
+                    self._sending = False
                 if last is not None:
                     self.sent = last
                 if self._live and self.on_written is not None:
@@ -244,7 +312,8 @@ class Writer:
         def flush() -> None:
             nonlocal run_last
             if run_last is not None:
-                frames.append(Comments(items=tuple(items), cursor=self.cursor_of(run_last)))
+                frames.append(Comments(items=tuple(items), cursor=self.cursor_of(run_last),
+                                       sample=self.describe() if self.describe else None))
                 items.clear()
                 run_last = None
 
@@ -262,6 +331,8 @@ class Writer:
                     items.append(item.comment)
                     if not replayed and self.on_written is not None:
                         self._live.append(item.comment)
+            elif isinstance(item, Mark):
+                run_last = last = item.seq
             else:
                 flush()
                 frames.append(item)

@@ -1,0 +1,320 @@
+"""Ingest benchmark: durable posts per second of one region and their latency, over HTTP and
+over the WebSocket ``comment`` frame, with the server CPU each post costs.
+
+    .venv/bin/python bench/ingest.py                 # starts its own cluster on free ports
+    .venv/bin/python bench/ingest.py --quick         # shorter phases, for a smoke run
+    .venv/bin/python bench/ingest.py --profile DIR   # + py-spy of us-east's gateways
+
+The whole local cluster runs (three regions, the hub, toxiproxy), with the user and stream
+rate limits raised so that the limits are checked but never refuse. Load goes to us-east's
+two gateways, half each, over 200 streams:
+
+- **closed loop**: ``--concurrency`` posters (64), each posting again as soon as it is
+  answered: the most the region stores per second, and the latency at that load;
+- **open loop**: ``--rate`` posts/s (1,000) on a fixed schedule, latency measured from each
+  post's scheduled time (a post that waits for a free connection counts its wait).
+
+A post counts when it is answered 201: stored in us-east's JetStream. "server CPU per post"
+is the CPU of us-east's processes (gateways, NATS, Redis) over the phase divided by the posts
+it stored; "cluster" adds every other process (other regions, hub, toxiproxy). The load
+client is the cheapest one we have (bench/rawclient.py) and shares the two cores; its CPU is
+shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rawclient import (
+    UNLIMITED,
+    UNLIMITED_TIERS,
+    CpuMeter,
+    HttpConnection,
+    Profiler,
+    WsClient,
+    bench_config,
+    cluster,
+    live_path,
+    load_average,
+    machine,
+    post_request,
+    region_pids,
+    split_url,
+    summary_ms,
+)
+
+from chorus.cluster.local import LocalCluster
+from region.auth import issue_token
+
+REGION = "us-east"
+STREAMS = 200
+USERS = 2000
+
+
+class Phase:
+    """What one load phase measured."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.seconds = 0.0
+        self.cpu: dict[str, float] = {}
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+    def result(self, region_procs: set[str]) -> dict[str, Any]:
+        stored = len(self.latencies)
+        server = sum(v for k, v in self.cpu.items() if k in region_procs)
+        every = sum(v for k, v in self.cpu.items() if k != "load client")
+        return {"phase": self.name, "stored": stored, "posts_per_s": stored / self.seconds,
+                **summary_ms(self.latencies),
+                "cpu_ms_per_post": server / max(1, stored) * 1000,
+                "cluster_cpu_ms_per_post": every / max(1, stored) * 1000,
+                "server_cores": server / self.seconds,
+                "client_cores": self.cpu.get("load client", 0.0) / self.seconds,
+                "errors": self.errors,
+                "cpu_by_process": {k: round(v / self.seconds, 3) for k, v in self.cpu.items()
+                                   if v / self.seconds > 0.01}}
+
+
+class Load:
+    def __init__(self, c: LocalCluster) -> None:
+        self.cluster = c
+        cfg = c.config
+        self.urls = cfg.region(REGION).gateway_urls
+        secret = cfg.auth.dev_secret
+        self.tokens = [issue_token(secret, f"poster{i}") for i in range(USERS)]
+        self.serial = itertools.count()
+        self.pids = region_pids(c, REGION)
+        self.all_pids = {name: child.pid for name, child in c.children.items()}
+
+    def body(self) -> tuple[int, str, str]:
+        n = next(self.serial)
+        return n, f"s{n % STREAMS}", self.tokens[n % USERS]
+
+    async def measure(self, phase: Phase, run: Callable[[], Awaitable[None]],
+                      profile: Path | None = None) -> dict[str, Any]:
+        meter = CpuMeter(self.all_pids)
+        gateways = {k: v for k, v in self.pids.items() if "gateway" in k}
+        async with Profiler(profile, phase.name, gateways):
+            meter.start()
+            began = time.perf_counter()
+            await run()
+            phase.seconds = time.perf_counter() - began
+            phase.cpu = meter.stop()
+        return phase.result(set(self.pids))
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def http_connections(self, n: int) -> list[tuple[HttpConnection, str]]:
+        out = []
+        for i in range(n):
+            host, port = split_url(self.urls[i % len(self.urls)])
+            out.append((await HttpConnection.open(host, port), host))
+        return out
+
+    async def _http_post(self, conn: HttpConnection, host: str, phase: Phase,
+                         began: float) -> None:
+        n, stream, token = self.body()
+        try:
+            status, body = await conn.request(post_request(host, stream, token,
+                                                           {"text": f"comment {n}"}))
+        except ConnectionError:
+            phase.error("connection lost")
+            return
+        if status == 201:
+            phase.latencies.append(time.perf_counter() - began)
+        else:
+            phase.error(f"{status} {body[:80]!r}")
+
+    async def http_closed(self, conns: list[tuple[HttpConnection, str]], seconds: float,
+                          phase: Phase) -> None:
+        until = time.perf_counter() + seconds
+
+        async def poster(conn: HttpConnection, host: str) -> None:
+            while time.perf_counter() < until and not conn.lost:
+                await self._http_post(conn, host, phase, time.perf_counter())
+        await asyncio.gather(*(poster(c, h) for c, h in conns))
+
+    async def http_open(self, conns: list[tuple[HttpConnection, str]], rate: float,
+                        seconds: float, phase: Phase) -> None:
+        free: asyncio.Queue[tuple[HttpConnection, str]] = asyncio.Queue()
+        for c in conns:
+            free.put_nowait(c)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(scheduled: float) -> None:
+            conn, host = await free.get()
+            try:
+                await self._http_post(conn, host, phase, scheduled)
+            finally:
+                free.put_nowait((conn, host))
+        await self._schedule(rate, seconds, one, pending)
+
+    async def _schedule(self, rate: float, seconds: float,
+                        one: Callable[[float], Coroutine[Any, Any, None]],
+                        pending: set[asyncio.Task[None]]) -> None:
+        began = time.perf_counter()
+        total = int(rate * seconds)
+        sent = 0
+        while sent < total:
+            now = time.perf_counter()
+            due = min(total, int((now - began) * rate) + 1)
+            while sent < due:
+                task = asyncio.create_task(one(began + sent / rate))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+            await asyncio.sleep(max(0.0, began + sent / rate - time.perf_counter()))
+        await asyncio.gather(*pending)
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    async def ws_connections(self, n: int) -> list[WsPoster]:
+        out = []
+        for i in range(n):
+            poster = WsPoster(f"w{i}")
+            token = self.tokens[i % USERS]
+            poster.ws = await WsClient.open(self.urls[i % len(self.urls)],
+                                            live_path(poster.stream, token), poster.on_text)
+            out.append(poster)
+        await asyncio.gather(*(p.hello.wait() for p in out))
+        return out
+
+    async def ws_closed(self, posters: list[WsPoster], seconds: float, phase: Phase) -> None:
+        until = time.perf_counter() + seconds
+
+        async def run(p: WsPoster) -> None:
+            while time.perf_counter() < until and not p.ws.lost.done():
+                await p.post(next(self.serial), phase, time.perf_counter())
+        await asyncio.gather(*(run(p) for p in posters))
+
+    async def ws_open(self, posters: list[WsPoster], rate: float, seconds: float,
+                      phase: Phase) -> None:
+        turn = itertools.cycle(posters)
+
+        async def one(scheduled: float) -> None:
+            await next(turn).post(next(self.serial), phase, scheduled)
+        await self._schedule(rate, seconds, one, set())
+
+
+class WsPoster:
+    """A WebSocket that watches its own stream and posts into it with `comment` frames."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.ws: WsClient
+        self.hello = asyncio.Event()
+        self.waiting: dict[str, asyncio.Future[str]] = {}
+
+    def on_text(self, payload: bytes, arrived: float) -> None:
+        if payload.startswith(b'{"type":"comments"'):
+            return  # its own comments, delivered back to it as a viewer
+        frame = json.loads(payload)
+        match frame.get("type"):
+            case "ack" | "error":
+                waiter = self.waiting.pop(str(frame.get("ref")), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result("ok" if frame["type"] == "ack"
+                                      else frame.get("code", "?"))
+            case "hello":
+                self.hello.set()
+
+    async def post(self, n: int, phase: Phase, began: float) -> None:
+        ref = str(n)
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiting[ref] = waiter
+        self.ws.send_text(json.dumps({"type": "comment", "text": f"comment {n}",
+                                      "ref": ref}).encode())
+        try:
+            verdict = await asyncio.wait_for(waiter, 30)
+        except TimeoutError:
+            phase.error("no ack in 30 s")
+            return
+        if verdict == "ok":
+            phase.latencies.append(time.perf_counter() - began)
+        else:
+            phase.error(verdict)
+
+
+def show(r: dict[str, Any]) -> None:
+    print(f"  {r['phase']:<22} {r['posts_per_s']:>7,.0f} posts/s  p50 {r['p50_ms']:6.1f} ms"
+          f"  p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms   server CPU/post "
+          f"{r['cpu_ms_per_post']:.2f} ms (cluster {r['cluster_cpu_ms_per_post']:.2f} ms)  "
+          f"cores: us-east {r['server_cores']:.2f}, client {r['client_cores']:.2f}"
+          + (f"  errors {r['errors']}" if r["errors"] else ""))
+    print("      " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(
+        r["cpu_by_process"].items(), key=lambda kv: -kv[1])))
+
+
+async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
+    config = bench_config(tiers=UNLIMITED_TIERS, **UNLIMITED)
+    seconds = 4.0 if args.quick else args.seconds
+    phases = set(args.phases.split(","))
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    results: list[dict[str, Any]] = []
+    async with cluster(config) as c:
+        load = Load(c)
+        print(f"load average before: {load_average()}")
+        print(f"\nus-east, 2 gateways, {STREAMS} streams, {seconds:.0f} s per phase:")
+        conns = await load.http_connections(args.concurrency)
+        warm = Phase("warm-up")
+        await load.http_closed(conns, 2.0, warm)
+        if "http" in phases:
+            p = Phase(f"HTTP closed x{args.concurrency}")
+            r = await load.measure(p, lambda: load.http_closed(conns, seconds, p),
+                                   args.profile)
+            show(r)
+            results.append(r)
+            p = Phase(f"HTTP open {args.rate}/s")
+            r = await load.measure(p, lambda: load.http_open(conns, args.rate, seconds, p))
+            show(r)
+            results.append(r)
+        for conn, _ in conns:
+            conn.close()
+        if "ws" in phases:
+            posters = await load.ws_connections(args.concurrency)
+            p = Phase(f"WS closed x{args.concurrency}")
+            r = await load.measure(p, lambda: load.ws_closed(posters, seconds, p),
+                                   args.profile)
+            show(r)
+            results.append(r)
+            p = Phase(f"WS open {args.rate}/s")
+            r = await load.measure(p, lambda: load.ws_open(posters, args.rate, seconds, p))
+            show(r)
+            results.append(r)
+            for poster in posters:
+                poster.ws.close()
+        print(f"load average after: {load_average()}")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=int, default=1000, help="posts/s of the open loop")
+    parser.add_argument("--phases", default="http,ws", help="http, ws or both")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateways "
+                                                     "during the closed loops, into this dir")
+    parser.add_argument("--json", help="also write the results here")
+    arguments = parser.parse_args()
+    if arguments.profile:
+        arguments.profile.mkdir(parents=True, exist_ok=True)
+    measured = asyncio.run(main(arguments))
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(measured, indent=1))
