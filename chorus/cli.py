@@ -1,6 +1,7 @@
 """The `chorus` command.
 
-    chorus up [--with-cassandra] [--fresh] [--demo] [--dashboard-port PORT | --no-dashboard]
+    chorus up [--with-cassandra] [--with-prometheus] [--fresh] [--demo]
+              [--dashboard-port PORT | --no-dashboard]
                                                run the local multi-region cluster
     chorus status [--json]                     health of every part of the running cluster
     chorus link REGION --latency MS | --cut | --restore
@@ -9,8 +10,10 @@
     chorus migrate [--region R]                apply the archive's schema to Cassandra
     chorus watch STREAM [--region R]           print a stream's comments live (failover included)
     chorus post STREAM TEXT [--region R]       post a comment
-    chorus drill link-cut|link-slow --region R [--seconds S]
-                                               a chaos drill with a report
+    chorus drill NAME|all [--region R] [--short] [--hooks FILE]
+                                               a chaos drill with a verdict and reports
+    chorus load [--profile P] [--viewers N] [--posters M] [--rate R] [--duration S]
+                                               a bounded load run with percentiles and plots
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -27,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from chorus.cluster import health, plan
+from chorus.cluster import control, health, plan
 from chorus.cluster.binaries import find_binaries
 from chorus.cluster.local import LocalCluster, already_running, read_state, running_pid
 from chorus.cluster.ports import port_free
@@ -102,6 +106,8 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool,
             progress("interrupted during start-up; stopping what was started")
             return 130
         start.result()  # raises a start-up failure
+        # `chorus drill`, run from another process, kills and restarts servers through it.
+        await web.enter_async_context(control.serving(cluster, cluster.layout.control))
         _print_table(config, cluster)
         await _start_web(web, cluster, demo=demo, dashboard_port=dashboard_port)
         print(f"\nup in {cluster.timings['total']:.1f} s; logs in "
@@ -109,7 +115,9 @@ async def _up(config: Config, bins: Any, *, with_cassandra: bool, fresh: bool,
         reported: set[str] = set()
         while not stop.is_set():
             for name, child in cluster.children.items():
-                if not child.alive and name not in reported:
+                if child.alive:
+                    reported.discard(name)  # started again (a drill): report its next exit
+                elif name not in reported:
                     reported.add(name)
                     progress(f"{name} exited with code {child.proc.returncode}; see "
                              f"{child.spec.log}")
@@ -269,7 +277,7 @@ def cmd_token(config: Config, args: argparse.Namespace) -> int:
     from region.auth import issue_token
 
     try:
-        token = issue_token(config.auth.dev_secret, args.user, name=args.name,
+        token = issue_token(config.auth, args.user, name=args.name,
                             roles=tuple(args.role or ["viewer"]),
                             ttl_s=args.ttl or config.auth.token_ttl_s)
     except ValueError as exc:
@@ -294,7 +302,7 @@ def _client_args(config: Config, args: argparse.Namespace) -> tuple[list[str], s
         return seeds, args.token
     from region.auth import issue_token
 
-    return seeds, issue_token(running.auth.dev_secret, args.user, roles=("viewer",))
+    return seeds, issue_token(running.auth, args.user, roles=("viewer",))
 
 
 def cmd_watch(config: Config, args: argparse.Namespace) -> int:
@@ -353,17 +361,119 @@ def cmd_post(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_drill(config: Config, args: argparse.Namespace) -> int:
-    from chaos.drill import run_drill
+    from chaos import drill as drills
+    from chaos.experiment import experiment
+    from chaos.faults import ControlFaults, DrillError, Faults, HookFaults
 
+    region = args.region or config.regions[-1].name
+    if args.experiment:
+        print(json.dumps(experiment(args.drill, region=region, config=args.config,
+                                    hooks=args.hooks, short=args.short), indent=2))
+        return 0
     try:
-        running, _ = _running_config(config)
+        running, state = _running_config(config)
     except ClusterError:
-        running = config  # a deployment's regions.yaml (docs/operations.md)
-    report = asyncio.run(run_drill(running, drill=args.drill, region=args.region,
-                                   seconds=args.seconds, rate=args.rate,
-                                   latency_ms=args.latency))
-    print(json.dumps(report.as_json(), indent=2) if args.json else report.text())
-    return 0 if report.passed else 1
+        running, state = config, None  # a deployment's regions.yaml (docs/operations.md)
+    faults: Faults
+    if args.hooks:
+        faults, target = HookFaults.load(Path(args.hooks)), f"deployment ({config.source})"
+        has_cassandra = running.cassandra.enabled
+    elif state is not None:
+        faults = ControlFaults(running, plan.RunLayout(config.run_dir).control)
+        target, has_cassandra = "local cluster", bool(state["with_cassandra"])
+    else:
+        raise DrillError("no local cluster runs from this directory (`chorus up`), and no "
+                         "--hooks file says how to fault a deployment (docs/operations.md)")
+    options = drills.SHORT if args.short else drills.FULL
+    if args.rate or args.viewers:
+        options = dataclasses.replace(options, rate=args.rate or options.rate,
+                                      viewers_per_region=args.viewers
+                                      or options.viewers_per_region)
+    out_dir = Path(args.out) if args.out else (
+        config.run_dir / "drills" if state is not None else Path("drill-reports"))
+    progress = (lambda _msg: None) if args.json else (
+        lambda msg: print(f"drill: {msg}", file=sys.stderr, flush=True))
+
+    async def run() -> list[Any]:
+        if args.drill == "all":
+            return await drills.run_all(running, faults, region=region, options=options,
+                                        target=target, has_cassandra=has_cassandra,
+                                        progress=progress, out_dir=out_dir)
+        return [await drills.run_drill(running, faults, drill=args.drill, region=region,
+                                       seconds=args.seconds, options=options, target=target,
+                                       has_cassandra=has_cassandra, progress=progress,
+                                       out_dir=out_dir)]
+
+    reports = asyncio.run(run())
+    if args.json:
+        doc = [r.as_json() for r in reports]
+        print(json.dumps(doc[0] if len(doc) == 1 else doc, indent=2))
+    else:
+        print("\n\n".join(r.text() for r in reports))
+        if len(reports) > 1:
+            print("\n" + "\n".join(f"{r.drill:<16} {'passed' if r.passed else 'FAILED'}"
+                                    for r in reports))
+    return 0 if all(r.passed for r in reports) else 1
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+def cmd_load(config: Config, args: argparse.Namespace) -> int:
+    """A bounded load run against the running local cluster, a cluster of its own
+    (``--own-cluster``), or the deployment that ``--config`` describes."""
+    from chorus.load.plan import LoadSpec, parse_mix
+    from chorus.load.run import Run, text, write_report
+
+    spec = LoadSpec(profile=args.profile, viewers=args.viewers, posters=args.posters,
+                    rate=args.rate, duration_s=args.duration, streams=args.streams,
+                    mix=parse_mix(args.mix), drain_s=args.drain)
+    spec.check()
+    tty = sys.stdout.isatty()
+
+    def progress(line: str) -> None:
+        print(f"\r{line[:160]:<160}" if tty else line, end="" if tty else "\n", flush=True)
+
+    async def load() -> tuple[Run, dict[str, Any]]:
+        if args.own_cluster:
+            import dataclasses
+            import tempfile
+
+            from chorus.cluster.ports import relocate
+
+            own = dataclasses.replace(relocate(config), run_dir=Path(
+                tempfile.mkdtemp(prefix="chorus-load-")))
+            print(f"chorus: starting a cluster of its own from {config.source} (free ports)",
+                  flush=True)
+            async with LocalCluster(own, find_binaries()) as cluster:
+                run = Run(own, spec, pids=lambda: {n: c.pid for n, c in
+                                                    cluster.children.items()},
+                          progress=progress, seed=args.seed)
+                return run, await run.run()
+        try:
+            running, _ = _running_config(config)
+            layout = plan.RunLayout(config.run_dir)
+
+            def pids() -> dict[str, int]:
+                state = read_state(layout) or {}
+                return {n: int(p["pid"]) for n, p in state.get("processes", {}).items()}
+            run = Run(running, spec, allow_remote=args.allow_remote, pids=pids,
+                      progress=progress, seed=args.seed)
+        except ClusterError:
+            # No local cluster: the deployment described by --config.
+            run = Run(config, spec, allow_remote=args.allow_remote, progress=progress,
+                      seed=args.seed)
+        return run, await run.run()
+
+    run, report = asyncio.run(load())
+    if tty:
+        print()
+    out = Path(args.out) if args.out else (config.run_dir / "load"
+                                           / time.strftime("%Y%m%d-%H%M%S"))
+    files = write_report(report, run, out)
+    print(json.dumps(report, indent=2, default=str) if args.json else text(report))
+    print(f"\nreport and plots: {', '.join(str(f) for f in files)}")
+    return 1 if report["loss"]["missing"] or report["loss"]["duplicates"] else 0
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -424,17 +534,55 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: the first)")
     migrate.set_defaults(fn=cmd_migrate)
 
-    drill = sub.add_parser("drill", help="fault a region's link under traffic and check that "
-                                         "nothing is lost or duplicated")
-    drill.add_argument("drill", choices=["link-cut", "link-slow"])
-    drill.add_argument("--region", required=True, help="the region whose link is faulted")
-    drill.add_argument("--seconds", type=float, default=10.0, help="how long (default 10)")
-    drill.add_argument("--rate", type=float, default=10.0,
-                       help="comments per second, from all regions (default 10)")
-    drill.add_argument("--latency", type=int, default=500, metavar="MS",
-                       help="link-slow: one-way ms added (default 500)")
+    from chaos.experiment import names as drill_names
+
+    drill = sub.add_parser("drill", help="a chaos drill under traffic, with a verdict and "
+                                         "reports (docs/operations.md)")
+    drill.add_argument("drill", choices=[*drill_names(), "all"])
+    drill.add_argument("--region", help="the region faulted (default: the last one)")
+    drill.add_argument("--seconds", type=float,
+                       help="how long the fault lasts (default: the drill's own)")
+    drill.add_argument("--short", action="store_true",
+                       help="the short form CI runs (fewer viewers, shorter faults)")
+    drill.add_argument("--rate", type=float,
+                       help="comments per second over all regions (default 30; short 12)")
+    drill.add_argument("--viewers", type=int, help="SDK viewers per region (default 4)")
+    drill.add_argument("--hooks", metavar="FILE",
+                       help="a deployment: the shell commands that inject each fault")
+    drill.add_argument("--out", metavar="DIR",
+                       help="where the JSON and PNG reports go (default: <run_dir>/drills, "
+                            "or ./drill-reports for a deployment)")
     drill.add_argument("--json", action="store_true", help="print the report as JSON")
+    drill.add_argument("--experiment", action="store_true",
+                       help="print the drill as a Chaos Toolkit experiment instead")
     drill.set_defaults(fn=cmd_drill)
+
+    load = sub.add_parser("load", help="a bounded load run: viewers and posters per region, "
+                                       "latency percentiles, loss, server CPU and plots")
+    load.add_argument("--profile", choices=["steady", "ramp", "spike", "churn"],
+                      default="steady", help="steady, ramp, spike (a viral stream in the "
+                      "middle third) or churn (viewers joining and leaving); default steady")
+    load.add_argument("--viewers", type=int, default=20, help="viewers per region (default 20)")
+    load.add_argument("--posters", type=int, default=2, help="posters per region (default 2)")
+    load.add_argument("--rate", type=float, default=5.0,
+                      help="posts per second per region (default 5)")
+    load.add_argument("--duration", type=float, default=30.0, metavar="S",
+                      help="seconds of load (default 30; at most 900)")
+    load.add_argument("--streams", type=int, default=4, help="streams (default 4)")
+    load.add_argument("--mix", default="ws=60,sse=30,poll=10",
+                      help="viewers' transports and their shares (default ws=60,sse=30,poll=10)")
+    load.add_argument("--drain", type=float, default=10.0, metavar="S",
+                      help="after the last post, how long comments may still arrive (default 10)")
+    load.add_argument("--out", help="where the report and PNG plots go (default "
+                                    ".chorus/load/<time>)")
+    load.add_argument("--own-cluster", action="store_true",
+                      help="start a cluster of its own on free ports for the run")
+    load.add_argument("--allow-remote", action="store_true",
+                      help="the regions.yaml names a deployment of your own (non-loopback "
+                           "addresses); without it only loopback is loaded")
+    load.add_argument("--seed", type=int, help="seed of the churn lifetimes")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+    load.set_defaults(fn=cmd_load)
 
     for name, fn, text in (("watch", cmd_watch, "print a stream's comments as they come"),
                            ("post", cmd_post, "post a comment")):

@@ -12,7 +12,8 @@ import re
 import time
 from collections.abc import Callable
 
-_ID = re.compile(r"^([0-9a-f]{12})([0-9a-f]{4})-([a-z][a-z0-9-]*\.[0-9]+)$")
+# \A...\Z rather than ^...$: "$" also matches before a final newline.
+_ID = re.compile(r"\A([0-9a-f]{12})([0-9a-f]{4})-([a-z][a-z0-9-]*\.[0-9]+)\Z")
 _MAX_SEQ = 0xFFFF
 
 

@@ -12,7 +12,12 @@ from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
 from region.live import cursor_param
 from region.log import LogUnavailable
-from region.validation import check_post, check_stream, parse_json_body
+from region.validation import (
+    check_post,
+    check_stream,
+    parse_json_body,
+    whole_number,
+)
 
 HISTORY_MAX_LIMIT = 200
 
@@ -36,15 +41,7 @@ async def post_comment(request: web.Request) -> web.Response:
 
 
 def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "50")
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ApiError(ErrorCode.MALFORMED, f"limit must be a whole number, not {raw[:20]!r}"
-                       ) from None
-    if not 1 <= limit <= HISTORY_MAX_LIMIT:
-        raise ApiError(ErrorCode.INVALID, f"limit is 1 to {HISTORY_MAX_LIMIT}")
-    return limit
+    return whole_number(request.query.get("limit", "50"), "limit", 1, HISTORY_MAX_LIMIT)
 
 
 async def history(request: web.Request) -> web.Response:
@@ -59,6 +56,7 @@ async def history(request: web.Request) -> web.Response:
                                          moderator=claims.is_moderator, limit=limit)
         cell.metrics.history_page("archive", time.perf_counter() - began)
         return page
+    _log_history_params(request)
     before = cursor_param(request.query.get("before"))
     if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
         raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "
@@ -77,3 +75,11 @@ async def history(request: web.Request) -> web.Response:
     cell.metrics.history_page("log", time.perf_counter() - began)
     return web.json_response({"items": items, "next": nxt})
 
+
+def _log_history_params(request: web.Request) -> None:
+    """Without the archive, history pages the log backwards only: ``after`` is refused, not
+    ignored (a client would take newest-first pages for a replay)."""
+    if "after" in request.query:
+        raise ApiError(ErrorCode.INVALID, "'after' pages the archive, and this cluster runs "
+                                          "without it (cassandra.enabled is false); page "
+                                          "backwards with 'before'")

@@ -51,7 +51,7 @@ def archive_of(cell: Cell) -> Archive:
 async def _position(cell: Cell, stream: str, direction: Direction, raw: str) -> str:
     """The archive position a ``before``/``after`` value names. 400 when it is none of
     the accepted forms, 422 when it is one but does not apply here."""
-    if raw.isdigit() and len(raw) <= _TIME:
+    if raw.isascii() and raw.isdigit() and len(raw) <= _TIME:  # int() takes "²" too
         try:
             return time_position(int(raw))
         except ValueError as exc:
@@ -120,4 +120,3 @@ async def history(request: web.Request, cell: Cell, stream: str, *, user: str,
         raise _unavailable(exc) from exc
     return web.json_response({"items": [s.to_json() for s in page.items],
                               "next": page.next.encode() if page.next else None})
-

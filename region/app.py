@@ -20,13 +20,18 @@ from aiohttp import web
 from nats.aio.client import Client as Nats
 
 from chorus.drivers import driver_errors
-from region import api, live, moderation_api
+from region import api, live, moderation_api, reactions_api, snapshot_api
 from region import web as pages
 from region.cell import CELL, Cell
+from region.edge import request_guard
 from region.errors import ApiError, ErrorCode
 from region.protocol import CloseCode
+from region.serverlog import ServerLog
 
 log = logging.getLogger(__name__)
+# Unhandled errors keep their tracebacks, but a bug that any request can trigger must not
+# let anyone fill the log: at most a few per minute, with a count of the rest.
+_unhandled = ServerLog(log)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,20 @@ async def error_middleware(request: web.Request,
             ErrorCode.METHOD_NOT_ALLOWED,
             f"{request.method} is not allowed on {request.path} (allowed: "
             f"{', '.join(sorted(exc.allowed_methods))})"), request)
+    except web.HTTPException as exc:
+        # aiohttp's own refusals (a WebSocket request without its upgrade headers is a 400)
+        # in the documented form too.
+        code = ErrorCode.of_status(exc.status) if exc.status >= 400 else None
+        if code is None:
+            raise
+        return json_error(ApiError(code, exc.text or exc.reason), request)
+    except Exception as exc:
+        if request.writer.output_size > 0:
+            raise  # a response (a WebSocket, an SSE stream) is under way: aiohttp ends it
+        _unhandled.exception("unhandled error on %s %s", request.method, request.path[:200],
+                             exc_info=exc)
+        return json_error(ApiError(ErrorCode.INTERNAL, "the gateway failed on this request; "
+                                                       "retrying may help"), request)
 
 
 async def dependencies_ok(nc: Nats, redis: aioredis.Redis) -> tuple[bool, bool]:
@@ -84,9 +103,17 @@ async def dependencies_ok(nc: Nats, redis: aioredis.Redis) -> tuple[bool, bool]:
     return nc.is_connected, redis_up
 
 
+async def dependency_state(cell: Cell) -> tuple[bool, bool]:
+    """(NATS, Redis) as the cell's background watch last saw them: no I/O on the request
+    path, so a busy event loop cannot fail the check (region/dependencies.py)."""
+    if cell.dependencies is not None:
+        return await cell.dependencies.state()
+    return await dependencies_ok(cell.nc, cell.redis)
+
+
 async def healthz(request: web.Request) -> web.Response:
     cell = request.app[CELL]
-    nats_up, redis_up = await dependencies_ok(cell.nc, cell.redis)
+    nats_up, redis_up = await dependency_state(cell)
     ok = nats_up and redis_up
     return web.json_response(
         {"status": "ok" if ok else "degraded", "region": cell.region.name,
@@ -168,11 +195,19 @@ def _moderation_routes(app: web.Application) -> None:
     app.router.add_post("/v1/streams/{stream}/comments/{id}/approve", mod.approve_comment)
 
 
+def _reaction_routes(app: web.Application) -> None:
+    """Reactions and a stream's state (region/reactions_api.py; docs/protocol.md)."""
+    app.router.add_post("/v1/streams/{stream}/reactions", reactions_api.post_reaction)
+    app.router.add_get("/v1/streams/{stream}/reactions", reactions_api.reaction_timeline)
+    app.router.add_get("/v1/streams/{stream}", reactions_api.stream_state)
+    app.router.add_route("OPTIONS", "/v1/streams/{stream}/reactions", pages.preflight)
+
+
 def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Event
              ) -> web.Application:
     """The gateway's application. ``stop`` is set when a background loop ends."""
     limits = cell.config.limits
-    app = web.Application(middlewares=[error_middleware],
+    app = web.Application(middlewares=[error_middleware, request_guard(cell.config)],
                           client_max_size=limits.frame_max_bytes)
     app[CELL] = cell
     app[STOP] = stop
@@ -185,7 +220,9 @@ def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Even
     app.router.add_get("/v1/streams/{stream}/live", live.websocket)
     app.router.add_get("/v1/streams/{stream}/events", live.sse)
     app.router.add_get("/v1/streams/{stream}/poll", live.poll)
+    app.router.add_get("/v1/streams/{stream}/snapshot", snapshot_api.snapshot)
     _moderation_routes(app)
+    _reaction_routes(app)
     app.router.add_get("/", pages.index)
     app.router.add_get("/watch/{stream}", pages.watch)
     app.router.add_get("/web/{asset}", pages.static)

@@ -54,7 +54,7 @@ MAX_SCAN_ROWS = 1000       # rows examined for one page (hidden ones included); 
 MAX_BUCKETS_PER_PAGE = 64  # buckets visited for one page, likewise
 BUCKETS_PER_QUERY = 16     # bucket index rows read at a time
 
-_PREFIX = re.compile(r"^[0-9a-f]{12}$")
+_PREFIX = re.compile(r"\A[0-9a-f]{12}\Z")  # \Z: "$" lets a final "\n" in
 _MAX_TIME_MS = 16**12 - 1   # what the 12 hex digits of an id can hold
 _CURSOR_VERSION = 1
 _DIGEST_BYTES = 6

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_CURSOR = re.compile(r"^([a-z][a-z0-9-]{0,30}[a-z0-9]):([0-9a-z]{1,16}):([0-9]{1,19})$")
+# \A...\Z rather than ^...$: "$" also matches before a final newline.
+_CURSOR = re.compile(r"\A([a-z][a-z0-9-]{0,30}[a-z0-9]):([0-9a-z]{1,16}):([0-9]{1,19})\Z")
 
 
 @dataclass(frozen=True, order=True)

@@ -24,11 +24,16 @@ class ErrorCode(enum.Enum):
     FORBIDDEN = ("forbidden", 403, False)
     NOT_FOUND = ("not_found", 404, False)
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, False)
+    REQUEST_TIMEOUT = ("request_timeout", 408, True)
     TOO_LARGE = ("too_large", 413, False)
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415, False)
     INVALID = ("invalid", 422, False)
     # The comment contains a term the stream's moderators blocked (region/moderation_prefilter).
     BLOCKED = ("blocked", 422, False)
     RATE_LIMITED = ("rate_limited", 429, True)
+    # A live connection past the user's or the client address's cap on this gateway; a retry
+    # helps once one of the others is closed.
+    TOO_MANY_CONNECTIONS = ("too_many_connections", 429, True)
     INTERNAL = ("internal", 500, True)
     UNAVAILABLE = ("unavailable", 503, True)
 
@@ -43,6 +48,14 @@ class ErrorCode(enum.Enum):
     @property
     def retryable(self) -> bool:
         return self.value[2]
+
+    @classmethod
+    def of_status(cls, status: int) -> ErrorCode | None:
+        """The first code with HTTP ``status`` (None: no code has it)."""
+        for code in cls:
+            if code.status == status:
+                return code
+        return None
 
 
 class ApiError(ChorusError):

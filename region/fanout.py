@@ -6,6 +6,12 @@ it to each of its sessions (which order, deduplicate and repair gaps themselves)
 also keeps the region's presence (its per-stream viewer counts, reported to Redis), tells
 viewers the count, and feeds the Redis replay cache: one gateway of the region per message,
 through a queue group.
+
+Viewer counts (the ``viewers`` frame): once every `COUNTS_INTERVAL_S` the gateway reports its
+counts if they changed, and for each stream it has viewers of reads the region's count
+(presence) and the other regions' (`RegionCounts`: the global plane's presence directory,
+cached), once per stream, and pushes the frame to the stream's viewers when it changed. A
+viewer that comes gets the last one at once (`greet`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from nats.aio.client import Client as Nats
@@ -28,9 +34,11 @@ from chorus.model import Comment
 from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable
-from region.protocol import Viewers
+from region.protocol import ServerFrame, Viewers
 from region.replay import CacheUnavailable, ReplayCache
 from region.session import Session
+from region.tiers import Reading, Tier
+from region.tiers_feed import TierFeeds
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,34 @@ class ViewerHooks(Protocol):
     async def first_local_viewer(self, stream: str, region_had_viewers: bool) -> None: ...
 
     async def last_local_viewer(self, stream: str) -> None: ...
+
+
+class ViewerHookChain:
+    """Several `ViewerHooks` told in turn (the global plane, the reaction feed)."""
+
+    def __init__(self, *hooks: ViewerHooks) -> None:
+        self.hooks = hooks
+
+    async def first_local_viewer(self, stream: str, region_had_viewers: bool) -> None:
+        for hook in self.hooks:
+            await hook.first_local_viewer(stream, region_had_viewers)
+
+    async def last_local_viewer(self, stream: str) -> None:
+        for hook in self.hooks:
+            await hook.last_local_viewer(stream)
+
+
+class RegionCounts(Protocol):
+    """The other regions' viewers of a stream (global_/counts.py)."""
+
+    async def counts(self, stream: str) -> Mapping[str, int]:
+        """Each other region's count as last heard; a region not heard from is left out.
+        Never raises."""
+        ...
+
+
+COUNTS_INTERVAL_S = 1.0   # how often viewer counts are reported (when changed) and told
+COUNTS_AT_ONCE = 100      # streams whose counts are read at once
 
 
 def entry_of(msg: Msg) -> Entry:
@@ -57,7 +93,8 @@ def entry_of(msg: Msg) -> Entry:
 class Fanout:
     def __init__(self, nc: Nats, *, region: str, gateway: str, limits: Limits,
                  presence: Presence, cache: ReplayCache, hooks: ViewerHooks,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, others: RegionCounts | None = None,
+                 feeds: TierFeeds | None = None) -> None:
         self.nc = nc
         self.region = region
         self.gateway = gateway
@@ -69,10 +106,17 @@ class Fanout:
         self.sessions: dict[str, set[Session]] = {}
         self._subs: dict[str, Subscription] = {}
         self._joining: dict[str, asyncio.Lock] = {}
-        self._leases: dict[str, dict[int, float]] = {}   # long-poll viewers between polls
+        self._leases: dict[str, dict[str, float]] = {}   # long-poll users between polls
         self._reported: set[str] = set()
         self._cache_buffer: list[Entry] = []
         self._cache_sub: Subscription | None = None
+        # Viewer counts: ``others`` None counts this region alone.
+        self.others = others
+        self._told: dict[str, Viewers] = {}        # the last counts each stream's viewers got
+        self._reported_counts: dict[str, int] = {}
+        self._count_now = asyncio.Event()
+        # Hot streams (region/tiers_feed.py): None delivers every stream in the push tier.
+        self.feeds = feeds
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -83,6 +127,8 @@ class Fanout:
         async with lock:
             first = not self.sessions.get(stream) and not self._leases.get(stream)
             self.sessions.setdefault(stream, set()).add(session)
+            if self.feeds is not None:
+                self.feeds.joined(session)
             if stream not in self._subs:
                 self._subs[stream] = await self.nc.subscribe(
                     live_subject(self.region, stream), cb=self._on_live)
@@ -98,8 +144,11 @@ class Fanout:
         if members is None:
             return
         members.discard(session)
+        if self.feeds is not None:
+            self.feeds.left(session)
         if not members and not self._leases.get(stream):
             del self.sessions[stream]
+            self._told.pop(stream, None)
             sub = self._subs.pop(stream, None)
             if sub is not None:
                 with contextlib.suppress(NatsError):
@@ -116,13 +165,18 @@ class Fanout:
             region_had_viewers = False  # a needless bootstrap is harmless; a missed one is not
         await self.report_presence()
         await self.hooks.first_local_viewer(stream, region_had_viewers)
+        self._count_now.set()  # its viewers get their counts now, not at the next round
 
-    def lease(self, stream: str, key: int) -> None:
+    def lease(self, stream: str, user: str) -> None:
         """A long-poll viewer counts as present for ``presence_ttl_s`` after each poll."""
-        self._leases.setdefault(stream, {})[key] = (time.monotonic()
-                                                     + self.limits.presence_ttl_s)
+        self._leases.setdefault(stream, {})[user] = (time.monotonic()
+                                                      + self.limits.presence_ttl_s)
 
     def counts(self) -> dict[str, int]:
+        """Viewers per stream on this gateway: distinct users, so that one user's extra
+        connections (tabs, devices, a script opening hundreds) count once. Across gateways
+        and regions the counts are summed: a user watching through two gateways counts
+        twice, which the per-user connection cap bounds (docs/security.md)."""
         now = time.monotonic()
         out: dict[str, int] = {}
         for stream, leases in list(self._leases.items()):
@@ -132,7 +186,9 @@ class Fanout:
             if not leases:
                 del self._leases[stream]
         for stream in set(self.sessions) | set(self._leases):
-            count = len(self.sessions.get(stream, ())) + len(self._leases.get(stream, {}))
+            users = {s.user for s in self.sessions.get(stream, ())}
+            users.update(self._leases.get(stream, {}))
+            count = len(users)
             if count:
                 out[stream] = count
         return out
@@ -145,9 +201,22 @@ class Fanout:
         except ValueError as exc:
             log.warning("dropping a message on %s: %s", msg.subject, exc)
             return
-        for session in tuple(self.sessions.get(entry.comment.stream, ())):
-            session.offer(entry)
+        if self.feeds is None or not self.feeds.take(entry):
+            # The push tier (a hot stream's feed delivers it itself: region/tiers_feed.py).
+            for session in tuple(self.sessions.get(entry.comment.stream, ())):
+                session.offer(entry)
         self.metrics.entries_delivered.inc()
+
+    # -- tiers: region/tiers.py's `TierHost`, for the agreement (global_/tiers.py) ------------
+
+    def followed(self) -> dict[str, float]:
+        """Streams with viewers here, with their comments per second."""
+        return self.feeds.followed() if self.feeds is not None else {}
+
+    def apply_tier(self, stream: str, tier: Tier, *, keeper: bool,
+                   reading: Reading | None) -> None:
+        if self.feeds is not None:
+            self.feeds.apply(stream, tier, keeper=keeper, reading=reading)
 
     async def _on_cache(self, msg: Msg) -> None:
         try:
@@ -162,7 +231,8 @@ class Fanout:
                                                   queue=REPLAY_CACHE_QUEUE,
                                                   cb=self._on_cache)
         try:
-            await asyncio.gather(self._cache_loop(), self._presence_loop())
+            await asyncio.gather(self._cache_loop(), self._presence_loop(),
+                                 self._counts_loop())
         finally:
             with contextlib.suppress(NatsError):
                 await self._cache_sub.unsubscribe()
@@ -182,32 +252,74 @@ class Fanout:
 
     async def _presence_loop(self) -> None:
         while True:
-            await self.report_presence(tell=True)
+            await self.report_presence()
             await asyncio.sleep(self.limits.presence_heartbeat_s)
 
-    async def report_presence(self, *, tell: bool = False) -> None:
+    async def report_presence(self) -> None:
         counts = self.counts()
         gone = self._reported - set(counts)
         try:
             await self.presence.report(self.gateway, counts, gone)
             self._reported = set(counts)
+            self._reported_counts = counts
         except PresenceUnavailable as exc:
             log.warning("presence report failed: %s", exc)
-            return
-        if tell:
-            await self._tell_viewers(tuple(counts))
+
+    # -- viewer counts -------------------------------------------------------------------------
+
+    async def _counts_loop(self) -> None:
+        while True:
+            # Pacing (or a stream's first viewer here), not synchronisation.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._count_now.wait(), COUNTS_INTERVAL_S)
+            self._count_now.clear()
+            if self.counts() != self._reported_counts:
+                await self.report_presence()  # others read it within a second, not three
+            await self._tell_viewers(tuple(self.sessions))
 
     async def _tell_viewers(self, streams: Sequence[str]) -> None:
-        for stream in streams:
-            members = self.sessions.get(stream)
-            if not members:
-                continue
-            try:
-                count = await self.presence.count(stream)
-            except PresenceUnavailable:
-                continue
-            for session in tuple(members):
-                session.push(Viewers(count=count))
+        """Each stream's counts, read once for all its viewers here; pushed when changed."""
+        for at in range(0, len(streams), COUNTS_AT_ONCE):
+            chunk = streams[at:at + COUNTS_AT_ONCE]
+            counted = await asyncio.gather(*(self.viewer_counts(s) for s in chunk),
+                                           return_exceptions=True)
+            for stream, viewers in zip(chunk, counted, strict=True):
+                if isinstance(viewers, PresenceUnavailable):
+                    continue  # told again once the region's presence answers
+                if isinstance(viewers, BaseException):
+                    raise viewers
+                if stream in self.sessions and self._told.get(stream) != viewers:
+                    self._told[stream] = viewers
+                    self.broadcast(stream, viewers)
+
+    async def viewer_counts(self, stream: str) -> Viewers:
+        """``stream``'s viewers here and in every region. Raises `PresenceUnavailable` when
+        this region's presence does not answer."""
+        if self.others is None:
+            return Viewers(count=await self.presence.count(stream))
+        local, others = await asyncio.gather(self.presence.count(stream),
+                                             self.others.counts(stream))
+        regions = {**others, self.region: local}
+        return Viewers(count=local, total=sum(regions.values()),
+                       regions=tuple(sorted(regions.items())))
+
+    def greet(self, session: Session) -> None:
+        """A viewer just came (or came back): it gets the stream's counts at once, or with
+        the next round when none are known here yet."""
+        told = self._told.get(session.stream)
+        if told is not None:
+            session.push(told)
+        else:
+            self._count_now.set()
+
+    def broadcast(self, stream: str, frame: ServerFrame) -> None:
+        """Pushes ``frame`` to every viewer of ``stream`` on this gateway."""
+        for session in tuple(self.sessions.get(stream, ())):
+            session.push(frame)
+
+    def streams(self) -> set[str]:
+        """The streams this gateway has viewers of (connected, or long-polling)."""
+        return set(self.sessions) | set(self._leases)
 
     async def withdraw(self) -> None:
         with contextlib.suppress(PresenceUnavailable):

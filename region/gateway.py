@@ -18,7 +18,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp.web_response
 import nats
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -30,8 +32,11 @@ from region import compose
 from region.app import CRASHED, make_app
 from region.deployment import GatewaySettings, local_settings, settings_from_env
 from region.operator import make_operator_app
+from region.serverlog import ServerLog
 
 log = logging.getLogger(__name__)
+
+SERVER_NAME = "chorus"   # the Server header: no versions for a scanner to match
 
 
 class GatewayCrashed(ChorusError):
@@ -44,7 +49,8 @@ async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
     GatewayCrashed, after a graceful shutdown, when one of its loops ended by itself."""
     cell, background = await compose.build(config, settings, nc=nc, redis=redis)
     application = make_app(cell, background=background, stop=stop)
-    runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0,
+                           **client_server_settings(config))
     await runner.setup()
     # The operator listener (/metrics, health details) comes up first: once the client port
     # answers, a scraper finds the gateway too. It stops last, after the goodbyes.
@@ -67,6 +73,23 @@ async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
     crashed: list[str] = application[CRASHED]
     if crashed:
         raise GatewayCrashed(f"gateway loop(s) ended: {', '.join(crashed)}")
+
+
+def client_server_settings(config: Config) -> dict[str, Any]:
+    """aiohttp server settings of the client port (docs/security.md).
+
+    ``keepalive_timeout`` is aiohttp's only bound on reading a request head: it closes a
+    connection that has not sent a whole request within that long of opening, or of its last
+    response (its default, an hour, lets a slow sender hold a connection that long). The
+    ``logger`` rate-limits what malformed requests make aiohttp log. And no ``Server`` header
+    names aiohttp's and Python's versions: aiohttp offers no setting for it, every response
+    it writes (its own 400s included) takes it from this module constant."""
+    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    return {"keepalive_timeout": config.limits.request_head_timeout_s,
+            # After a 413 or 408 a client may still be sending its body: read and drop it
+            # this long, so it sees the answer rather than a reset, then hang up.
+            "lingering_time": 2.0,
+            "logger": ServerLog(logging.getLogger("aiohttp.server"))}
 
 
 @contextlib.contextmanager

@@ -2,13 +2,15 @@
 
 Client -> server: ``resume``, ``comment``, ``react``, ``ping``.
 Server -> client: ``hello``, ``comments``, ``recovered``, ``viewers``, ``ack``, ``pong``,
-``error``, ``bye``, ``retract``, ``pin``.
+``error``, ``bye``, ``retract``, ``pin``, ``reactions``, ``tier``, ``snapshot``.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +18,10 @@ from chorus.config import Limits
 from chorus.model import Comment
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
-from region.validation import PostInput, check_post
+from region.snapshot import Rendered
+from region.validation import PostInput, check_post, loads_bounded
+
+REACTION_KIND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
 class CloseCode(enum.IntEnum):
@@ -24,11 +29,15 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001           # the gateway is shutting down: resume elsewhere
+    PROTOCOL_ERROR = 1002       # not WebSocket as RFC 6455 has it (an unmasked client frame)
     MESSAGE_TOO_BIG = 1009      # a frame above limits.frame_max_bytes
-    BAD_FRAMES = 4400           # too many malformed or invalid frames in a row
+    INTERNAL_ERROR = 1011       # the gateway failed serving this connection: resume
+    BAD_FRAMES = 4400           # too many malformed or invalid frames in a row, or more
+    #                             answers left unread than limits.send_queue_max allows
     UNAUTHENTICATED = 4401      # token missing, bad or expired
     FORBIDDEN = 4403            # the user is banned
     SLOW_CONSUMER = 4408        # the send queue overflowed: resume with the cursor in `bye`
+    TOO_MANY_CONNECTIONS = 4429  # the user's or address's connection cap on this gateway
     OVERLOADED = 4503           # the gateway is at its connection limit: try another
 
 
@@ -50,7 +59,11 @@ class PostComment:
 
 @dataclass(frozen=True)
 class React:
+    """One reaction; ``kind`` has the form of one, whether this server takes it is checked
+    against ``reactions.kinds`` when it is counted (region/reactions_ingest.py)."""
+
     kind: str
+    ref: str | None = None
     type: Literal["react"] = "react"
 
 
@@ -67,22 +80,17 @@ def _ref(doc: dict[str, Any]) -> str | None:
     ref = doc.get("ref")
     if ref is None:
         return None
-    if not isinstance(ref, str | int) or len(str(ref)) > 64:
+    # bool is an int to Python; a ref of true would come back as "True".
+    if isinstance(ref, bool) or not isinstance(ref, str | int) or len(str(ref)) > 64:
         raise ApiError(ErrorCode.INVALID, "'ref' is a string or number of at most 64 chars")
     return str(ref)
 
 
 def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
     """One text frame from a client. ApiError (with the frame's code) when it is wrong."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(ErrorCode.MALFORMED, f"frame is not JSON: {exc.msg}") from None
-    except (ValueError, RecursionError):
-        # JSON the parser refuses to hold (an integer of thousands of digits, arrays nested a
-        # thousand deep) fits in a frame; it is a bad frame, not a reason to drop the link.
-        raise ApiError(ErrorCode.MALFORMED, "frame is not JSON this server accepts (a number "
-                                            "too long or nesting too deep)") from None
+    # JSON nested a thousand deep or holding an integer of thousands of digits fits in a
+    # frame: it is a bad frame (bounded before parsing), not a reason to drop the link.
+    doc = loads_bounded(text, "frame")
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
         raise ApiError(ErrorCode.MALFORMED, "a frame is a JSON object with a string 'type'")
     kind = doc["type"]
@@ -100,14 +108,22 @@ def parse_client_frame(text: str, limits: Limits) -> ClientFrame:
             body = {k: v for k, v in doc.items() if k not in ("type", "ref")}
             return PostComment(check_post(body, limits), ref=_ref(doc))
         case "react":
-            _only(doc, {"type", "kind"})
-            return React(kind=str(doc.get("kind", "")))
+            _only(doc, {"type", "kind", "ref"})
+            return React(kind=_reaction_kind(doc), ref=_ref(doc))
         case "ping":
             _only(doc, {"type", "ref"})
             return Ping(ref=_ref(doc))
         case _:
             raise ApiError(ErrorCode.INVALID, f"unknown frame type {kind[:32]!r} (expected "
                                               "resume, comment, react or ping)")
+
+
+def _reaction_kind(doc: dict[str, Any]) -> str:
+    kind = doc.get("kind")
+    if not isinstance(kind, str) or not REACTION_KIND.fullmatch(kind):
+        raise ApiError(ErrorCode.INVALID, "'kind' is required: 1-32 of a-z 0-9 _ (one of the "
+                                          "server's reaction kinds)")
+    return kind
 
 
 def _only(doc: dict[str, Any], allowed: set[str]) -> None:
@@ -132,9 +148,19 @@ class Hello:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """What a batch of a sampled stream stands for: in the last second, ``shown`` comments
+    went to every viewer of ``posted`` (a viewer's own come on top)."""
+
+    shown: int
+    posted: int
+
+
+@dataclass(frozen=True)
 class Comments:
     items: tuple[Comment, ...]
     cursor: str
+    sample: Sample | None = None    # set while the stream is sampled (or in snapshot)
     type: Literal["comments"] = "comments"
 
 
@@ -148,8 +174,50 @@ class Recovered:
 
 @dataclass(frozen=True)
 class Viewers:
+    """Viewers of the stream: ``count`` in this region (what earlier versions sent), ``total``
+    in every region, ``regions`` per region (a region not heard from is left out; empty: the
+    other regions were not asked, and ``total`` and ``regions`` are not sent). One value per
+    stream per gateway, pushed to each of its viewers: its JSON is encoded once."""
+
     count: int
+    total: int = 0
+    regions: tuple[tuple[str, int], ...] = ()
     type: Literal["viewers"] = "viewers"
+
+    @property
+    def json_text(self) -> str:
+        return _shared_json(self)
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """About once a second while a stream has reactions: ``counts`` per kind that arrived
+    since the previous frame (``second``: the newest second among them, in seconds since the
+    epoch) and the stream's ``totals`` over every region. Encoded once per gateway."""
+
+    second: int
+    counts: tuple[tuple[str, int], ...]
+    totals: tuple[tuple[str, int], ...]
+    type: Literal["reactions"] = "reactions"
+
+    @property
+    def json_text(self) -> str:
+        return _shared_json(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_json(frame: Viewers | Reactions) -> str:
+    """The JSON of a frame pushed to every viewer of a stream, encoded once however many
+    viewers get it (frames are frozen values: equal frames share their text)."""
+    doc: dict[str, Any]
+    if isinstance(frame, Viewers):
+        doc = {"type": "viewers", "count": frame.count}
+        if frame.regions:
+            doc.update(total=frame.total, regions=dict(frame.regions))
+    else:
+        doc = {"type": "reactions", "second": frame.second, "counts": dict(frame.counts),
+               "totals": dict(frame.totals)}
+    return json.dumps(doc, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -209,17 +277,61 @@ class Pinned:
     type: Literal["pin"] = "pin"
 
 
+# -- hot streams (region/tiers.py, region/tiers_feed.py) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The stream's delivery changed to ``tier`` (push, sampled or snapshot), or is not push
+    as the connection starts (right after ``hello``). ``cursor`` is the client's cursor from
+    here: what came before was delivered or accounted for, so a tier change is never a gap.
+    ``per_viewer_per_s``: the sample's size a second (sampled); ``snapshot_url``: where the
+    stream's document is polled (snapshot; the same document also comes as ``snapshot``
+    frames); ``interval_s``: how often it is rewritten."""
+
+    tier: str
+    cursor: str
+    per_viewer_per_s: int | None = None
+    snapshot_url: str | None = None
+    interval_s: float | None = None
+    type: Literal["tier"] = "tier"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The stream's snapshot document (region/snapshot.py) with its ETag: the same bytes the
+    snapshot URL serves, encoded once per gateway for all its viewers."""
+
+    rendered: Rendered
+    type: Literal["snapshot"] = "snapshot"
+
+    @functools.cached_property
+    def json_text(self) -> str:
+        body = self.rendered.body.decode()
+        return f'{{"type":"snapshot","etag":{json.dumps(self.rendered.etag)},{body[1:]}'
+
+
 ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract
-               | Pinned)
+               | Pinned | Reactions | Tier | Snapshot)
 
 
 def to_json(frame: ServerFrame) -> dict[str, Any]:
     match frame:
-        case Comments(items=items, cursor=cursor):
-            return {"type": "comments", "items": [c.to_json() for c in items], "cursor": cursor}
+        case Comments(items=items, cursor=cursor, sample=sample):
+            batch: dict[str, Any] = {"type": "comments", "items": [c.to_json() for c in items],
+                                     "cursor": cursor}
+            if sample is not None:
+                batch["sample"] = {"shown": sample.shown, "posted": sample.posted}
+            return batch
+        case Snapshot():
+            parsed_snapshot: dict[str, Any] = json.loads(frame.json_text)
+            return parsed_snapshot
         case Ack(comment=comment, ref=ref, duplicate=duplicate):
             return {"type": "ack", "comment": comment.to_json(), "ref": ref,
                     "duplicate": duplicate}
+        case Viewers() | Reactions():
+            parsed: dict[str, Any] = json.loads(frame.json_text)
+            return parsed
         case Bye(reason=reason, cursor=cursor, regions=regions, retry_in_ms=retry):
             return {"type": "bye", "reason": reason, "cursor": cursor,
                     "regions": list(regions), "retry_in_ms": retry}
@@ -241,5 +353,12 @@ def encode(frame: ServerFrame) -> str:
     if isinstance(frame, Comments):
         # The hot path: the items' JSON is each comment's own, encoded once per gateway.
         items = ",".join(c.json_text for c in frame.items)
+        if frame.sample is not None:
+            sample = frame.sample
+            return (f'{{"type":"comments","items":[{items}],"cursor":'
+                    f'{json.dumps(frame.cursor)},"sample":{{"shown":{sample.shown},'
+                    f'"posted":{sample.posted}}}}}')
         return f'{{"type":"comments","items":[{items}],"cursor":{json.dumps(frame.cursor)}}}'
+    if isinstance(frame, Viewers | Reactions | Snapshot):
+        return frame.json_text  # the same frame goes to every viewer of the stream
     return json.dumps(to_json(frame), ensure_ascii=False, separators=(",", ":"))

@@ -1,14 +1,32 @@
 from __future__ import annotations
 
+import base64
+import dataclasses
+import time
+
+import jwt
 import pytest
 
-from chorus.config import Limits
+from chorus.config import AuthConfig, Limits
+from chorus.ids import is_id
 from region.auth import bearer, issue_token, origin_allowed, verify_token
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
-from region.validation import check_post, check_stream, parse_json_body
+from region.validation import (
+    JSON_MAX_DEPTH,
+    check_post,
+    check_stream,
+    check_user_id,
+    loads_bounded,
+    parse_json_body,
+    whole_number,
+)
 
 SECRET = "s" * 40
+
+
+AUTH = AuthConfig(dev_secret=SECRET, issuer="https://id.example.com", audience="chorus-tv",
+                  max_token_lifetime_s=7200, token_ttl_s=600)
 
 
 def test_token_round_trip_and_badge() -> None:
@@ -16,6 +34,75 @@ def test_token_round_trip_and_badge() -> None:
     claims = verify_token(SECRET, token)
     assert (claims.user, claims.name, claims.badge, claims.is_moderator) == (
         "ana", "Ana", "moderator", True)
+
+
+def test_tokens_carry_the_configured_issuer_audience_and_lifetime() -> None:
+    token = issue_token(AUTH, "ana", now=1_800_000_000)
+    doc = jwt.decode(token, options={"verify_signature": False})
+    assert (doc["iss"], doc["aud"], doc["exp"] - doc["iat"]) == (
+        "https://id.example.com", "chorus-tv", 600)
+    assert verify_token(AUTH, issue_token(AUTH, "ana")).user == "ana"
+    # Signed with the same key for another service: refused.
+    with pytest.raises(ApiError, match="audience"):
+        verify_token(AUTH, issue_token(dataclasses.replace(AUTH, audience="other"), "ana"))
+    with pytest.raises(ApiError, match="issuer"):
+        verify_token(AUTH, issue_token(dataclasses.replace(AUTH, issuer="other"), "ana"))
+    with pytest.raises(ValueError, match="max_token_lifetime_s"):
+        issue_token(AUTH, "ana", ttl_s=7201)
+
+
+def _signed(claims: dict[str, object]) -> str:
+    now = int(time.time())
+    base: dict[str, object] = {"sub": "ana", "iss": AUTH.issuer, "aud": AUTH.audience,
+                               "iat": now, "exp": now + 60}
+    return jwt.encode({k: v for k, v in {**base, **claims}.items() if v is not None},
+                      SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(("claims", "why"), [
+    ({"iss": None}, "iss"),
+    ({"aud": None}, "aud"),
+    ({"iat": None}, "iat"),
+    ({"exp": str(int(time.time()) + 60)}, "exp"),       # a string is not a NumericDate
+    ({"iat": True}, "iat"),
+    ({"exp": int(time.time()) + 7300}, "limit is 7200"),  # lives longer than the cap
+    ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}, "iat"),
+    ({"sub": "ana\n"}, "subject"),
+    ({"sub": "a:b"}, "subject"),
+    ({"sub": "x" * 65}, "subject"),
+    ({"name": "Ana\x00"}, "name"),
+    ({"name": "Ana\r\nX-Admin: 1"}, "name"),
+    ({"name": "\x1b[2JAna"}, "name"),
+    ({"name": "Ana\u202emoc.evil"}, "name"),
+    ({"name": "\u200b\u2060\ufeff"}, "name"),
+    ({"name": 5}, "name"),
+    ({"roles": ["admin"]}, "roles"),
+])
+def test_bad_claims_are_401(claims: dict[str, object], why: str) -> None:
+    with pytest.raises(ApiError) as info:
+        verify_token(AUTH, _signed(claims))
+    assert info.value.code is ErrorCode.UNAUTHENTICATED
+    assert why in info.value.message, info.value.message
+
+
+@pytest.mark.parametrize("token", [
+    "a.b",                                          # not three parts
+    "e30.e30.sig!",                                 # not base64url
+    "x" * 5000,                                     # too long
+    # A header nested a thousand deep, or holding Infinity: read before the signature.
+    base64.urlsafe_b64encode(b"[" * 1000 + b"]" * 1000).decode().rstrip("=") + ".e30.x",
+    base64.urlsafe_b64encode(b'{"alg":"HS256","x":Infinity}').decode().rstrip("=") + ".e30.x",
+])
+def test_malformed_tokens_are_401(token: str) -> None:
+    with pytest.raises(ApiError) as info:
+        verify_token(AUTH, token)
+    assert info.value.code is ErrorCode.UNAUTHENTICATED
+
+
+def test_display_names_are_shown_as_given_but_cut() -> None:
+    claims = verify_token(AUTH, _signed({"name": "Zoë 🎉 " + "x" * 80}))
+    assert claims.name.startswith("Zoë 🎉 ") and len(claims.name) == 64
+    assert verify_token(AUTH, _signed({"name": ""})).name == "ana"
 
 
 @pytest.mark.parametrize("token", [None, "", "garbage", issue_token("x" * 40, "ana"),
@@ -40,6 +127,12 @@ def test_origins() -> None:
     assert origin_allowed("https://app.example.com", allowed)
     assert not origin_allowed("https://evil.example.com", allowed)
     assert not origin_allowed("https://localhost", allowed)
+    # Not URLs at all: refused, never an error.
+    for bad in ("http://[::1", "http://localhost:99999", "null", "", "localhost"):
+        assert not origin_allowed(bad, allowed), bad
+    # The gateway's own origin (its page calling its API).
+    assert origin_allowed("https://gw.example.net", allowed, own="https://gw.example.net")
+    assert not origin_allowed("https://gw.example.net", allowed, own="http://gw.example.net")
 
 
 LIMITS = Limits(comment_max_bytes=20)
@@ -59,6 +152,13 @@ LIMITS = Limits(comment_max_bytes=20)
     ({"text": "hi", "colour": "red"}, ErrorCode.INVALID),
     ({"text": "hi", "client_key": "has space"}, ErrorCode.INVALID),
     ({"text": "hi", "reply_to": "nope"}, ErrorCode.INVALID),
+    # A final newline used to pass every pattern ("$" matches before it).
+    ({"text": "hi", "client_key": "k-1\n"}, ErrorCode.INVALID),
+    ({"text": "hi", "reply_to": "018f2a3b4c5d0000-us-east.0\n"}, ErrorCode.INVALID),
+    # Made only of characters that render as nothing.
+    ({"text": "\u200b\u2060\ufeff"}, ErrorCode.INVALID),
+    ({"text": "\u3164 \u2800\ufe0f"}, ErrorCode.INVALID),
+    ({"text": "\u2066hi"}, ErrorCode.INVALID),
 ])
 def test_bad_posts(doc: object, code: ErrorCode) -> None:
     with pytest.raises(ApiError) as info:
@@ -107,3 +207,39 @@ def test_comments_frames_embed_each_comments_own_json() -> None:
     assert json.loads(encode(frame)) == to_json(frame)
     assert json.loads(encode(Comments(items=(), cursor="c"))) == {
         "type": "comments", "items": [], "cursor": "c"}
+
+
+def test_no_pattern_takes_a_final_newline() -> None:
+    for bad in ("x\n", "x\r", "x\n\n"):
+        with pytest.raises(ApiError):
+            check_stream(bad)
+        with pytest.raises(ApiError):
+            check_user_id(bad)
+    assert not is_id("018f2a3b4c5d0000-us-east.0\n")
+    assert is_id("018f2a3b4c5d0000-us-east.0")
+    with pytest.raises(ValueError):
+        Cursor.parse("us-east:e1:5\n")
+
+
+def test_json_is_bounded_before_parsing() -> None:
+    nested = "[" * (JSON_MAX_DEPTH + 1) + "]" * (JSON_MAX_DEPTH + 1)
+    for text in (nested, "[" * 100_000, '{"a": ' + "1" * 5000 + "}", '{"a": NaN}',
+                 '{"a": -Infinity}', '{"a": 1e' + "9" * 200 + "}"):
+        with pytest.raises(ApiError) as info:
+            loads_bounded(text)
+        assert info.value.code is ErrorCode.MALFORMED
+    # Brackets inside strings are text, not nesting.
+    assert loads_bounded('{"text": "' + "[" * 100 + '"}') == {"text": "[" * 100}
+    ok = "[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH
+    assert loads_bounded(ok) is not None
+
+
+def test_whole_numbers_are_ascii_digits() -> None:
+    assert whole_number("50", "limit", 1, 200) == 50
+    for bad in (" 5", "5_0", "+5", "\u0665", "\u00b2", "1e2", ""):
+        with pytest.raises(ApiError) as info:
+            whole_number(bad, "limit", 1, 200)
+        assert info.value.code is ErrorCode.MALFORMED, bad
+    with pytest.raises(ApiError) as info:
+        whole_number("201", "limit", 1, 200)
+    assert info.value.code is ErrorCode.INVALID

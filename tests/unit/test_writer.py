@@ -11,7 +11,7 @@ import pytest
 import region.writer
 from region.log import Entry
 from region.protocol import Bye, CloseCode, Comments, Pong, Viewers
-from region.writer import SLOW_CONSUMER, Writer
+from region.writer import SLOW_CONSUMER, UNREAD_ANSWERS, Writer
 from tests.unit.fake_transport import WAIT_S, FakeTransport
 from tests.unit.memory_log import comment
 
@@ -177,6 +177,20 @@ async def test_control_frames_nobody_reads_are_bounded_too() -> None:
     async with running(w) as task:
         for n in range(7):   # twice the bound, plus one
             w.push(Pong(ref=str(n)))
+        # Answers the client asked for and does not read: a client to fix (4400), not a
+        # slow consumer to resume.
+        assert w.close_reason == UNREAD_ANSWERS
+        await asyncio.wait_for(task, WAIT_S)
+    assert t.closed_with is None or t.closed_with[0] is CloseCode.BAD_FRAMES
+
+
+async def test_server_frames_nobody_reads_cut_a_slow_consumer() -> None:
+    t = FakeTransport()
+    t.stop_reading()
+    w = writer(t, max_queue=3)
+    async with running(w) as task:
+        for n in range(7):
+            w.push(Viewers(count=n))
         assert w.close_reason == SLOW_CONSUMER
         await asyncio.wait_for(task, WAIT_S)
 
