@@ -229,7 +229,7 @@ export class ChorusClient {
   private async run(): Promise<void> {
     let region = this.regions[0] as RegionInfo;
     let failures = 0;
-    const backoff = new Backoff(100, this.options.backoffMaxMs);
+    const backoff = new Backoff(Math.min(100, this.options.backoffMaxMs), this.options.backoffMaxMs);
     while (!this.closed) {
       const url = region.urls[Math.floor(Math.random() * region.urls.length)] as string;
       const outcome = await this.watch(region, url);
@@ -455,7 +455,7 @@ export class ChorusClient {
     const targets = order.flatMap((r) => r.urls);
     if (targets.length === 0) throw new ChorusClientError(0, "unavailable", "start() the client first");
     const attempts = options.attempts ?? 6;
-    const backoff = new Backoff(100, this.options.backoffMaxMs);
+    const backoff = new Backoff(Math.min(100, this.options.backoffMaxMs), this.options.backoffMaxMs);
     let last = "";
     for (let attempt = 0; attempt < attempts; attempt++) {
       const url = targets[attempt % targets.length] as string;

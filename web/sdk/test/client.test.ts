@@ -1,0 +1,112 @@
+// The client's watch loop against a stand-in platform (fetch and WebSocket): joining with a
+// history fill, resuming, failing over with a fill from the new region, handing on frames
+// it does not know. The real thing runs in Chromium against the cluster (tests/browser).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { ChorusClient, type Comment } from "../src/index.js";
+import type { Platform } from "../src/transports.js";
+
+const comment = (id: string, region: string): Comment => ({ id, stream: "s", region, user: "u",
+  name: "U", text: id, ts: 1, reply_to: null, badge: "", shadow: false });
+const C1 = comment("01a1fe4dca100000-us.0", "us");
+const C2 = comment("01a1fe4dca110000-us.0", "us");
+const C3 = comment("01a1fe4dca120000-eu.0", "eu");
+
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((ev: { data: string }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  readyState = 0;
+  sent: string[] = [];
+  constructor(readonly url: string) { FakeSocket.all.push(this); }
+  open(): void { this.readyState = 1; this.onopen?.(); }
+  frame(doc: unknown): void { this.onmessage?.({ data: JSON.stringify(doc) }); }
+  drop(): void { this.readyState = 3; this.onclose?.({ code: 1006, reason: "" }); }
+  send(text: string): void { this.sent.push(text); }
+  close(): void { this.drop(); }
+}
+
+function platform(down: Set<string>): Platform {
+  const regions = { region: "us", regions: [
+    { name: "us", urls: ["http://a"], healthy: true, link_latency_ms: 10 },
+    { name: "eu", urls: ["http://b"], healthy: true, link_latency_ms: 30 }] };
+  const history: Record<string, Comment[]> = { "http://a": [C2, C1], "http://b": [C3, C2] };
+  const fetch = async (input: string | URL | Request): Promise<Response> => {
+    const url = new URL(String(input));
+    const base = `${url.protocol}//${url.host}`;
+    if (down.has(base)) throw new TypeError("connection refused");
+    if (url.pathname === "/v1/regions") return Response.json(regions);
+    if (url.pathname === "/healthz") return Response.json({ status: "ok" });
+    if (url.pathname.endsWith("/comments")) return Response.json({ items: history[base], next: null });
+    return new Response("{}", { status: 404 });
+  };
+  return { fetch: fetch as typeof globalThis.fetch,
+    WebSocket: FakeSocket as unknown as typeof WebSocket };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`${what} did not happen`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+describe("client", () => {
+  it("joins with a fill, resumes, fails over with a fill, and hands on unknown frames", async () => {
+    FakeSocket.all = [];
+    const down = new Set<string>();
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", failoverAfter: 2, backoffMaxMs: 5, pingIntervalMs: 0,
+      platform: platform(down) });
+    const others: string[] = [];
+    const failovers: string[] = [];
+    client.on("other", (f) => others.push(f.name));
+    client.on("failover", (from, to) => failovers.push(`${from}->${to}`));
+    await client.start();
+    try {
+      await exercise(client, down, others, failovers);
+    } finally {
+      client.close(); // else its watch loop keeps the test process alive
+    }
+  });
+});
+
+async function exercise(client: ChorusClient, down: Set<string>, others: string[],
+                        failovers: string[]): Promise<void> {
+    await until(() => FakeSocket.all.length === 1, "a WebSocket to a");
+    const first = FakeSocket.all[0] as FakeSocket;
+    assert.match(first.url, /^ws:\/\/a\/v1\/streams\/s\/live\?access_token=t$/);
+    first.open();
+    first.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:0", gateway: "us.0" });
+    first.frame({ type: "comments", items: [C2], cursor: "us:e:2" });
+    first.frame({ type: "reactions", totals: { heart: 2 } });
+    await until(() => client.state === "live" && client.cursor === "us:e:2", "live in us");
+    assert.deepEqual(client.timeline.ids(), [C1.id, C2.id]);
+    assert.deepEqual(others, ["reactions"]);
+
+    // A dropped connection resumes in the same region with the cursor.
+    first.drop();
+    await until(() => FakeSocket.all.length === 2, "a resume");
+    assert.match((FakeSocket.all[1] as FakeSocket).url, /cursor=us%3Ae%3A2/);
+
+    // The region dies: attempts fail, and the client moves to eu, where us's cursor means nothing.
+    down.add("http://a");
+    (FakeSocket.all[1] as FakeSocket).drop();
+    await until(() => FakeSocket.all.length === 3, "a second attempt");
+    (FakeSocket.all[2] as FakeSocket).drop();
+    await until(() => FakeSocket.all.length === 4, "an attempt in b");
+    const inB = FakeSocket.all[3] as FakeSocket;
+    assert.match(inB.url, /^ws:\/\/b\//);
+    assert.doesNotMatch(inB.url, /cursor=/);
+    inB.open();
+    inB.frame({ type: "hello", region: "eu", stream: "s", epoch: "f", cursor: "eu:f:7", gateway: "eu.0" });
+    await until(() => client.state === "live" && client.region === "eu", "live in eu");
+    assert.deepEqual(client.timeline.ids(), [C1.id, C2.id, C3.id]);
+    assert.equal(client.timeline.duplicates, 2); // C2 live after the first fill, and in eu's
+    assert.deepEqual(client.timeline.gaps, []);
+    assert.deepEqual(failovers, ["us->eu"]);
+}
