@@ -51,7 +51,7 @@ from chorus.config import Config, load_config
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
 from chorus.model import Comment
-from chorus.names import ARCHIVE_DURABLE, COMMENTS_STREAM, comment_subject
+from chorus.names import COMMENTS_STREAM, archive_durable, comment_subject
 from region.archive_cassandra import CassandraArchive
 from region.auth import issue_token
 from region.persister import Persister, lag
@@ -113,7 +113,7 @@ async def wait_drained(nc: Nats, durable: str, began: float) -> float:
     """Seconds from ``began`` until the consumer ``durable`` has nothing left."""
 
     async def drained() -> bool:
-        return await lag(nc, durable) == 0
+        return await lag(nc, "us-east", durable) == 0
 
     await wait_until(drained, what=f"consumer {durable} drained", timeout_s=DRAIN_TIMEOUT_S,
                      interval_s=0.02)
@@ -126,7 +126,7 @@ async def region_drain(config: Config, stream: str, count: int) -> tuple[float, 
     try:
         began = time.perf_counter()
         published = await publish(config, stream, count)
-        drained = await wait_drained(nc, ARCHIVE_DURABLE, began)
+        drained = await wait_drained(nc, archive_durable(region.name), began)
     finally:
         await nc.close()
     return published, drained
@@ -143,7 +143,7 @@ async def one_persister(config: Config, stream: str) -> tuple[int, float]:
     task = asyncio.create_task(persister.run(), name="bench-persister")
     try:
         async def exists() -> bool:
-            return await lag(nc, durable) is not None
+            return await lag(nc, region.name, durable) is not None
 
         await wait_until(exists, what=f"consumer {durable}", timeout_s=30, interval_s=0.01)
         took = await wait_drained(nc, durable, began)

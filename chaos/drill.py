@@ -1,17 +1,16 @@
-"""Chaos drills against a running cluster: fault a region's link, keep the system busy, check
-the guarantees, report.
+"""Running a drill of the catalogue (chaos/catalogue.py) against a cluster, start to verdict.
 
-A drill watches a fresh stream from every region with the SDK (one client preferring each
-region), posts to it from every region at a steady rate before, during and after the fault,
-then waits (bounded) until every client holds every acknowledged comment and checks:
+    hypothesis   the steady state holds (chaos/steady.py); if not, no fault is injected
+    traffic      viewers in every region watch a fresh stream; every region posts
+    injection    the drill's fault, observed for its duration (progress every second)
+    rollback     the fault undone, whatever happened meanwhile
+    recovery     the steady state must hold again: time to recover
+    convergence  every viewer must hold every acknowledged comment
+    verdict      chaos/verdict.py: counts and bounds; the report (chaos/report.py)
 
-- G1: every acknowledged comment reached every watching client (nothing missing);
-- G2/G3: no client is left with an unfilled gap (a client's timeline holds each comment once
-  by construction; copies it received twice are counted and reported);
-- the outboxes drained once the fault was lifted.
-
-Faults: ``link-cut`` (the region's leaf link through toxiproxy is cut) and ``link-slow``
-(``--latency`` ms one-way added). `chorus drill` runs one and exits 0 when it passed.
+`run_drill` is the entry point (`chorus drill NAME`, the tests); `run_all` runs the catalogue
+(`chorus drill all`). Faults come from a `Faults` (chaos/faults.py): the local cluster's, or a
+deployment's hooks.
 """
 
 from __future__ import annotations
@@ -19,157 +18,173 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+from chaos import steady, storm
+from chaos.catalogue import CATALOGUE, STORM, Context, Drill
+from chaos.faults import ControlFaults, DrillError, Faults, HookFaults
+from chaos.report import DrillReport
+from chaos.verdict import judge
+from chaos.workload import Workload
 from chorus.cluster.health import outboxes
+from chorus.cluster.plan import RunLayout
 from chorus.config import Config
-from chorus.sdk import ChorusClientError, Client
-from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
-from region.auth import issue_token
 
-SETTLE_S = 60.0        # how long clients may take to converge after the fault is lifted
-BEFORE_AFTER_S = 2.0   # traffic before the fault and after it is lifted
+BEFORE_S = 3.0      # traffic before the fault
+AFTER_S = 3.0       # traffic after the rollback
+SETTLE_S = 90.0     # how long viewers may take to hold everything after the traffic stops
 
 
-@dataclass
-class ClientResult:
-    region: str
-    connected_to: str | None
-    received: int
-    missing: int
-    redelivered: int   # copies the client received and dropped by id (never rendered twice)
-    gaps: int
-    failovers: int
+@dataclass(frozen=True)
+class Options:
+    """How big a drill is. `SHORT` is CI's form; `FULL` what an SRE runs."""
+
+    viewers_per_region: int
+    rate: float             # comments per second, over all regions
+    storm_clients: int
+    short: bool
 
 
-@dataclass
-class DrillReport:
-    drill: str
-    region: str
-    seconds: float
-    stream: str
-    posted: int
-    refused: int
-    clients: list[ClientResult] = field(default_factory=list)
-    # None: unknown (the regions' NATS is not reachable from here, as with a deployment
-    # whose NATS is private); the drill then rests on what the clients received.
-    outboxes_drained: bool | None = False
-    converged_s: float | None = None
-
-    @property
-    def passed(self) -> bool:
-        return (self.outboxes_drained is not False and self.posted > 0 and
-                all(c.missing == 0 and c.gaps == 0 for c in self.clients))
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
-
-    def text(self) -> str:
-        lines = [f"drill {self.drill} on {self.region} for {self.seconds:g} s, stream "
-                 f"{self.stream}: {'PASSED' if self.passed else 'FAILED'}",
-                 f"  posted {self.posted} comments ({self.refused} posts refused and retried "
-                 f"out), outboxes drained: {self.outboxes_drained}, converged in "
-                 f"{'-' if self.converged_s is None else f'{self.converged_s:.1f} s'}"]
-        for c in self.clients:
-            lines.append(f"  client preferring {c.region:<9} on {c.connected_to or '-':<9} "
-                         f"received {c.received:>5}  missing {c.missing}  gaps {c.gaps}  "
-                         f"redelivered (dropped) {c.redelivered}  failovers {c.failovers}")
-        return "\n".join(lines)
+FULL = Options(viewers_per_region=4, rate=30.0, storm_clients=2000, short=False)
+SHORT = Options(viewers_per_region=2, rate=12.0, storm_clients=300, short=True)
 
 
-async def run_drill(config: Config, *, drill: str, region: str, seconds: float,
-                    rate: float = 10.0, latency_ms: int = 500) -> DrillReport:
-    """Runs one drill on the cluster described by ``config`` (its effective config)."""
-    if drill not in ("link-cut", "link-slow"):
-        raise ValueError("drill is link-cut or link-slow")
-    target = config.region(region)
-    stream = f"drill-{uuid.uuid4().hex[:10]}"
-    secret = config.auth.dev_secret
-    toxi = Toxiproxy("127.0.0.1", config.toxiproxy.api_port)
-    proxy = leaf_proxy_name(target.name)
-    clients = {r.name: Client(list(r.gateway_urls), token=issue_token(secret, f"drill-{r.name}"),
-                              stream=stream, prefer=r.name) for r in config.regions}
-    report = DrillReport(drill=drill, region=region, seconds=seconds, stream=stream,
-                         posted=0, refused=0)
-    acked: list[str] = []
+def _print(msg: str) -> None:
+    print(f"drill: {msg}", flush=True)
+
+
+async def run_drill(config: Config, faults: Faults | None = None, *, drill: str, region: str,
+                    seconds: float | None = None, options: Options = FULL,
+                    target: str = "local cluster", has_cassandra: bool = False,
+                    progress: Callable[[str], None] = _print,
+                    out_dir: Path | None = None) -> DrillReport:
+    """Runs one drill of the catalogue on ``region``; writes the JSON and PNG reports into
+    ``out_dir`` when given. ``faults`` None: the `chorus up` running from ``config``'s run
+    directory. `DrillError` when it cannot be run as asked."""
+    config.region(region)  # a ConfigError names an unknown region
+    if faults is None:
+        faults = ControlFaults(config, RunLayout(config.run_dir).control)
+    if drill == STORM:
+        return await storm.run(config, faults, region=region,
+                               clients=options.storm_clients, progress=progress,
+                               out_dir=out_dir, target=target)
+    spec = CATALOGUE.get(drill)
+    if spec is None:
+        raise DrillError(f"no drill {drill!r} (known: {', '.join(CATALOGUE)}, {STORM})")
+    if spec.needs_cassandra and not has_cassandra:
+        raise DrillError(f"{drill} needs Cassandra (chorus up --with-cassandra)")
+    if isinstance(faults, HookFaults) and (missing := faults.missing(set(spec.hooks))):
+        raise DrillError(f"{drill} needs the hooks {missing} in the hooks file")
+    duration = seconds if seconds is not None else (spec.short_s if options.short
+                                                    else spec.full_s)
+    workload = Workload.new(config, viewers_per_region=options.viewers_per_region,
+                            rate=options.rate, drill=drill)
+    ctx = Context(faults=faults, region=region, seconds=duration, clock=workload.now,
+                  progress=progress)
     try:
-        for client in clients.values():
-            await client.start()
-            await asyncio.wait_for(client.connected.wait(), 15)
-        stop = asyncio.Event()
-        posting = asyncio.create_task(_post_steadily(clients, rate, stop, acked, report))
-        try:
-            await asyncio.sleep(BEFORE_AFTER_S)
-            if drill == "link-cut":
-                await asyncio.to_thread(toxi.set_enabled, proxy, False)
-            else:
-                await asyncio.to_thread(toxi.set_latency, proxy,
-                                        target.link.latency_ms + latency_ms,
-                                        target.link.jitter_ms)
-            await asyncio.sleep(seconds)
-        finally:
-            await asyncio.to_thread(toxi.set_enabled, proxy, True)
-            await asyncio.to_thread(toxi.set_latency, proxy, target.link.latency_ms,
-                                    target.link.jitter_ms)
-        await asyncio.sleep(BEFORE_AFTER_S)
-        stop.set()
-        await posting
-        began = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.gather(*(c.wait_for(lambda t: all(i in t for i in acked),
-                                              timeout_s=SETTLE_S) for c in clients.values()))
-            report.converged_s = time.monotonic() - began
-        report.outboxes_drained = await _outboxes_drained(config, SETTLE_S)
-        for name, client in clients.items():
-            have = set(client.timeline.ids())
-            report.clients.append(ClientResult(
-                region=name, connected_to=client.region,
-                received=len(have & set(acked)), missing=len(set(acked) - have),
-                redelivered=client.timeline.duplicates, gaps=len(client.timeline.gaps),
-                failovers=client.failovers))
+        return await _run(spec, ctx, workload, target, progress, out_dir)
     finally:
-        for client in clients.values():
-            await client.close()
+        with contextlib.suppress(Exception):
+            await spec.rollback(ctx)  # idempotent: a drill interrupted midway leaves nothing
+        await workload.close()
+
+
+async def _run(spec: Drill, ctx: Context, workload: Workload, target: str,
+               progress: Callable[[str], None], out_dir: Path | None) -> DrillReport:
+    config = workload.config
+    progress(f"{spec.name} on {ctx.region}: {spec.summary}; {ctx.seconds:g} s")
+    progress(f"starting {len(config.regions) * workload.viewers_per_region} viewers on "
+             f"stream {workload.stream}")
+    await workload.start()
+    before = await steady.check(config, workload, within_s=10.0)
+    progress(f"steady state before: {'holds' if before.ok else before.notes}")
+    recovered_s: float | None = None
+    after_notes: list[str] = []
+    if before.ok:
+        workload.start_posting()
+        await asyncio.sleep(BEFORE_S)  # traffic before the fault, by design
+        workload.fault_at = workload.now()
+        reporter = asyncio.create_task(_report_progress(workload, progress))
+        try:
+            await spec.inject(ctx)
+        finally:
+            try:
+                await spec.rollback(ctx)
+            finally:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+        rolled_back = time.monotonic()
+        progress("rolled back; waiting for the steady state")
+        await asyncio.sleep(AFTER_S)  # traffic after the rollback, by design
+        await workload.stop_posting()
+        after = await steady.check(config, workload, within_s=steady.RECOVERY_S)
+        after_notes = after.notes
+        if after.ok:
+            recovered_s = time.monotonic() - rolled_back
+        progress(f"steady state after: {'holds' if after.ok else after.notes}")
+    converged_s = await workload.converge(SETTLE_S) if before.ok else None
+    notes = []
+    drained = await _outboxes_drained(config, SETTLE_S) if before.ok else None
+    if drained is False:
+        notes.append("the outboxes did not drain")
+        after_notes.append("outboxes not drained")
+    elif drained is None:
+        notes.append("outbox depths unknown (the regions' NATS is not reachable from here)")
+    verdict = judge(workload.posts, workload.ends(), workload.arrivals, spec.bounds(ctx),
+                    steady_before=before.ok, steady_after=before.ok and not after_notes)
+    report = DrillReport(drill=spec.name, region=ctx.region, seconds=ctx.seconds,
+                         stream=workload.stream, target=target, verdict=verdict,
+                         steady_before=before.notes, steady_after=after_notes,
+                         recovered_s=recovered_s, converged_s=converged_s,
+                         windows=ctx.windows, notes=notes)
+    if out_dir is not None:
+        homes = {w.name: w.home for w in workload.watchers}
+        for path in report.write(out_dir, workload.arrivals, homes):
+            progress(f"wrote {path}")
     return report
 
 
-async def _post_steadily(clients: dict[str, Client], rate: float, stop: asyncio.Event,
-                         acked: list[str], report: DrillReport) -> None:
-    """Round-robin over the regions' clients; each post retries (same client key) until
-    acknowledged, so that every entry of ``acked`` is a comment the system took."""
-    order = list(clients.values())
-    i = 0
-    began = time.monotonic()
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one(client: Client, n: int) -> None:
-        try:
-            comment = await client.post(f"drill comment {n}", attempts=20)
-        except ChorusClientError:
-            report.refused += 1
-            return
-        acked.append(comment.id)
-        report.posted += 1
-
-    while not stop.is_set():
-        task = asyncio.create_task(one(order[i % len(order)], i))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        i += 1
-        await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
-    await asyncio.gather(*pending)
+async def _report_progress(workload: Workload, progress: Callable[[str], None]) -> None:
+    while True:
+        await asyncio.sleep(1.0)  # the progress line's period
+        acked = sum(p.outcome == "acked" for p in workload.posts)
+        where = ", ".join(f"{r} {n}" for r, n in sorted(workload.connected_by_region().items()))
+        progress(f"t={workload.now():5.1f} s  posted {len(workload.posts)} (acked {acked})  "
+                 f"delivered {len(workload.arrivals)}  viewers on: {where}")
 
 
 async def _outboxes_drained(config: Config, timeout_s: float) -> bool | None:
+    """True once every outbox of every region is empty; None: no region's NATS answers from
+    here (a deployment whose NATS is private)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         depths = await asyncio.gather(*(outboxes(config, r.name) for r in config.regions))
         values = [d for region in depths for d in region.values()]
         if all(d is None for d in values):
-            return None  # no region's NATS answers from here
+            return None
         if all(d == 0 for d in values):
             return True
-        await asyncio.sleep(0.5)
-    return False
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.5)  # polling the consumers
+
+
+async def run_all(config: Config, faults: Faults, *, region: str, options: Options = FULL,
+                  target: str = "local cluster", has_cassandra: bool = False,
+                  progress: Callable[[str], None] = _print,
+                  out_dir: Path | None = None) -> list[DrillReport]:
+    """Every drill of the catalogue in turn (cassandra-down only with Cassandra)."""
+    reports = []
+    for name in (*CATALOGUE, STORM):
+        if CATALOGUE.get(name) is not None and CATALOGUE[name].needs_cassandra \
+                and not has_cassandra:
+            progress(f"skipping {name}: the cluster runs without Cassandra")
+            continue
+        reports.append(await run_drill(config, faults, drill=name, region=region,
+                                       options=options, target=target,
+                                       has_cassandra=has_cassandra, progress=progress,
+                                       out_dir=out_dir))
+    return reports

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -173,8 +172,11 @@ class DurableWorker:
                         task.result()
                 try:
                     msgs = await sub.fetch(self.spec.batch, timeout=self.spec.fetch_wait_s)
-                except NatsTimeout:
-                    continue  # nothing new
+                except TimeoutError:
+                    # Nothing new. nats-py raises its own TimeoutError, or a bare one when the
+                    # server ends an idle pull request with a 408: the latter used to end the
+                    # subscription and log a "JetStream error" every few seconds at idle.
+                    continue
                 if self.spec.in_flight == 1:
                     await self.process(msgs)
                 else:

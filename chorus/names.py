@@ -18,8 +18,10 @@ subject / name                         what travels there, who listens
 ``chorus.recent.<region>``             late-join bootstrap: recent comments a region originated
                                        (queue group ``recent``)
 ``chorus.registry.<region>``           gateway heartbeats; everyone listens on ``.*``
-durable ``fwd-<dest>``                 the outbox towards region ``<dest>`` (global_/outbox.py)
-durable ``archive``                    the archive persister (region/persister.py)
+durable ``fwd-<region>-to-<dest>``    the outbox of ``<region>``'s log towards region ``<dest>``
+                                       (global_/outbox.py)
+durable ``archive-<region>``           the archive persister of ``<region>``'s log
+                                       (region/persister.py)
 durable ``classifier-<region>``        the moderation classifier of ``<region>``'s log
                                        (region/classifier_worker.py)
 ``mod.<region>``                       ``<region>``'s own moderation decisions (its stream
@@ -30,7 +32,29 @@ stream ``MODERATION_ALL``              every region's decisions, sourced from ea
 ``MODERATION``                         hub (catching up after a cut)
 ``chorus.moderation.head.<region>``    a gateway's last applied decision per origin region;
                                        everyone listens on ``.*``
+``rx.<region>.<origin>.<stream>``      per-second reaction aggregates of ``<origin>`` stored in
+                                       ``<region>``'s stream REACTIONS (its own: ``<origin>`` =
+                                       ``<region>``; the others' forwarded to it)
+``rxlive.<region>.<origin>.<stream>``  REACTIONS' RePublish: the gateways' live reaction feed
+``$JS.API.DIRECT.GET.REACTIONS``       Direct Get on the region's reaction log
+durable ``rxfwd-<region>-to-<dest>``   the reaction outbox of ``<region>`` towards ``<dest>``
+                                       (global_/reactions.py)
+``chorus.rx.totals.<region>``          a region's running reaction totals of a stream (queue
+                                       group ``rx-totals``)
+``chorus.rx.timeline.<region>``        a region's own reactions of a stream over a time range
+                                       (queue group ``rx-timeline``)
+``chorus.tier.notice``                 a region keeper's tier of a warm stream, every half
+                                       second (global_/tiers.py); every gateway listens
 =====================================  ==========================================================
+
+Durable names carry their own region. Every region's log is a stream named ``COMMENTS`` (in
+its own JetStream domain), and a consumer's acknowledgements travel on
+``$JS.ACK.<stream>.<durable>.…``, a subject that names no domain: leaf links carry it to every
+region. With one name per region, an acknowledgement reaches only the consumer it is for;
+with the names of earlier versions (``fwd-<dest>``, ``archive``, the same in every region) a
+region's acks reached the other regions' consumers of that name and could acknowledge a
+forward that had not happened. chorus/durable_migration.py moves an existing deployment's
+consumers to these names, starting each new one where its old one had got to.
 """
 
 from __future__ import annotations
@@ -44,7 +68,6 @@ RECENT_QUEUE = "recent"
 REPLAY_CACHE_QUEUE = "replay-cache"
 REGISTRY_PREFIX = "chorus.registry"
 REGISTRY_ALL = f"{REGISTRY_PREFIX}.*"
-ARCHIVE_DURABLE = "archive"
 
 
 def comment_subject(region: str, stream: str) -> str:
@@ -77,9 +100,24 @@ def registry_subject(region: str) -> str:
     return f"{REGISTRY_PREFIX}.{region}"
 
 
-def outbox_durable(dest: str) -> str:
-    """The durable consumer on this region's log that holds what ``dest`` has not stored."""
+def outbox_durable(region: str, dest: str) -> str:
+    """The durable consumer on ``region``'s log that holds what ``dest`` has not stored."""
+    return f"fwd-{region}-to-{dest}"
+
+
+def archive_durable(region: str) -> str:
+    """The durable consumer on ``region``'s log that holds what is not archived yet."""
+    return f"archive-{region}"
+
+
+def legacy_outbox_durable(dest: str) -> str:
+    """The name earlier versions gave ``outbox_durable(region, dest)``: the same in every
+    region (see the module's docstring). Read only to migrate from it."""
     return f"fwd-{dest}"
+
+
+LEGACY_ARCHIVE_DURABLE = "archive"
+"""The name earlier versions gave ``archive_durable(region)``. Read only to migrate from it."""
 
 
 # -- moderation (global_/moderation.py, region/classifier_worker.py) --------------------------

@@ -1,14 +1,17 @@
 """The outbox: a region's comments go, durably, to the other regions that have viewers.
 
 Each destination region has an outbox: a `DurableWorker` (chorus/durable.py) on the durable
-consumer ``outbox_durable(dest)`` of this region's log. The worker hands over this region's
+consumer ``outbox_durable(region, dest)`` of this region's log (a name of its own in every
+region: chorus/names.py says why; chorus/durable_migration.py moves an older deployment's
+``fwd-<dest>`` consumers to it). The worker hands over this region's
 own comments in order (comments forwarded to us are their origin's to forward). For each
 batch the outbox asks the presence directory whether ``dest`` has viewers of each stream,
 decides (`decide`, pure) which comments go and which are skipped, and publishes those that
 go into ``dest``'s log with ``Nats-Msg-Id`` = comment id, so ``dest`` stores each once. A
 comment is acknowledged locally only after ``dest``'s JetStream acknowledged it; what
 ``dest`` did not take stays with this gateway ("in progress" at JetStream) and is offered
-again after a backoff until it does: when a link heals the outbox drains in order. A
+again after a backoff until it does, at the head of the line (later batches wait behind it
+rather than overtake it): when a link heals the outbox drains in order. A
 comment offered again is decided again: if ``dest`` has meanwhile said it has no viewers of
 the stream, it is skipped, and a viewer who joins there later gets it by bootstrap.
 
@@ -25,37 +28,56 @@ retention (region/log_jetstream.py, 7 days) and, in memory, by `MAX_ACK_PENDING`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nats.aio.client import Client as Nats
 
-from chorus.drivers import translated
+from chorus.backoff import Backoff
+from chorus.drivers import driver_errors, translated
 from chorus.durable import ConsumerSpec, Delivery, DurableWorker, pending
+from chorus.durable_migration import adopt_until_done
 from chorus.metrics import Metrics
 from chorus.model import Comment
-from chorus.names import comment_subject, comment_subjects, outbox_durable
+from chorus.names import (
+    comment_subject,
+    comment_subjects,
+    legacy_outbox_durable,
+    outbox_durable,
+)
 from global_.presence import Answer, PresenceDirectory
 from region.log import LogUnavailable
+
+log = logging.getLogger(__name__)
 
 BATCH = 128                 # comments read and published at once per destination
 IN_FLIGHT = 32              # batches a worker publishes before the first is acknowledged
 MAX_ACK_PENDING = BATCH * IN_FLIGHT * 2   # unacknowledged comments over every gateway
-PUBLISH_TIMEOUT_S = 5.0     # a destination's PubAck, over the slowest link with margin
+# A destination's PubAck, over the slowest link (a 480 ms round trip) with a wide margin. A
+# publish that met a cut link is lost in it and only this timeout says so: the comments of a
+# flapping link wait this long for each cut they meet, so it is kept short.
+PUBLISH_TIMEOUT_S = 2.0
 # JetStream redelivers a batch that a crashed gateway did not finish after this long; while it
 # waits the outbox is stalled (one batch in flight), so keep it short, above one batch's worst
 # case (a publish timeout).
 ACK_WAIT_S = 10.0
+# Between attempts at a destination that did not take a batch: the ceiling bounds how late a
+# comment arrives once its link is back. (With a link cut and healed every 2 s, batches that
+# retried on their own with a 5 s ceiling overtook each other: comments arrived 33 s out of
+# their origin's order. Now the failed batch is retried at the head of the line, and a failed
+# attempt at a cut link costs little: no responders, at once.)
 BACKOFF_MIN_S = 0.2
-BACKOFF_MAX_S = 5.0
+BACKOFF_MAX_S = 1.0
 
 
 def outbox_spec(region: str, dest: str) -> ConsumerSpec:
     """The consumer of ``region``'s outbox towards ``dest`` (every gateway builds this one)."""
-    return ConsumerSpec(durable=outbox_durable(dest), filter_subject=comment_subjects(region),
-                        ack_wait_s=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING, batch=BATCH,
-                        in_flight=IN_FLIGHT)
+    return ConsumerSpec(durable=outbox_durable(region, dest),
+                        filter_subject=comment_subjects(region), ack_wait_s=ACK_WAIT_S,
+                        max_ack_pending=MAX_ACK_PENDING, batch=BATCH, in_flight=IN_FLIGHT)
 
 
 @dataclass(frozen=True)
@@ -98,14 +120,68 @@ class Outbox:
                                     name=self.name, backoff_first_s=BACKOFF_MIN_S,
                                     backoff_max_s=BACKOFF_MAX_S,
                                     on_retry=lambda: metrics.forward_failed(dest))
+        self._retrying = asyncio.Lock()   # held by the batch being retried at the head
+        self._waiting = 0                 # batches waiting behind it
+        self._failing = False             # logged once per outage, not once per attempt
 
     async def run(self) -> None:
         """Forwards until cancelled; survives NATS restarts and a deleted consumer."""
         self.metrics.declare_destinations((self.dest,))
+        await adopt_until_done(self.worker.nc, self.worker.spec,
+                               legacy_outbox_durable(self.dest), self.name)
         await self.worker.run()
 
     async def forward(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
-        """The worker's handler: returns what ``dest`` did not store (to be retried)."""
+        """The worker's handler. A batch that ``dest`` did not take is retried here, at the
+        head of the line: later batches wait for it (`_retrying`, first come first served)
+        instead of overtaking it, so that ``dest`` stores this region's comments in their
+        order whatever the link does (DESIGN G4). Everything waiting is kept "in progress"
+        at JetStream meanwhile. Returns () (all done); raises only for a bug."""
+        if self._retrying.locked():
+            await self._keep_alive(deliveries, self._wait_turn())
+        rest, reason = await self._forward_once(deliveries)
+        if not rest:
+            return ()
+        async with self._retrying:
+            backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
+            if not self._failing:
+                self._failing = True
+                log.warning("%s: %d comments not stored (%s); retrying in order, later "
+                            "batches wait", self.name, len(rest), reason)
+            while rest:
+                self.metrics.forward_failed(self.dest)
+                await self._keep_alive(rest, backoff.wait())
+                rest, reason = await self._forward_once(rest)
+            if self._failing and not self._waiting:
+                self._failing = False
+                log.warning("%s: going again", self.name)
+        return ()
+
+    async def _wait_turn(self) -> None:
+        self._waiting += 1
+        try:
+            async with self._retrying:
+                pass
+        finally:
+            self._waiting -= 1
+
+    async def _keep_alive(self, deliveries: Sequence[Delivery], wait: Awaitable[object]
+                          ) -> None:
+        """Awaits ``wait``, telling JetStream every third of `ACK_WAIT_S` that the batch is
+        still being worked on (else it would hand it to another gateway)."""
+        task = asyncio.ensure_future(wait)
+        try:
+            while not (await asyncio.wait({task}, timeout=ACK_WAIT_S / 3))[0]:
+                for delivery in deliveries:
+                    with contextlib.suppress(*driver_errors("nats")):
+                        await delivery.msg.in_progress()
+            task.result()
+        finally:
+            task.cancel()
+
+    async def _forward_once(self, deliveries: Sequence[Delivery]
+                            ) -> tuple[list[Delivery], str]:
+        """One attempt: what ``dest`` did not store, and why (in words)."""
         streams = streams_of(deliveries)
         # One question per stream of the batch, all at once: each costs a round trip to the
         # destination when it is not cached. The directory never raises (no answer: None).
@@ -115,23 +191,21 @@ class Outbox:
         if plan.skip:
             self.metrics.skipped_no_viewers(self.dest, len(plan.skip))
         if not plan.send:
-            return ()
+            return [], ""
         # Pipelined: one connection keeps the publishes in order.
         results = await asyncio.gather(*(self._publish(d.comment) for d in plan.send),
                                        return_exceptions=True)
         failed: list[Delivery] = []
-        reason: LogUnavailable | None = None
+        reason = ""
         for delivery, result in zip(plan.send, results, strict=True):
             if isinstance(result, LogUnavailable):
                 failed.append(delivery)
-                reason = reason or result
+                reason = reason or str(result)
             elif isinstance(result, BaseException):
                 raise result  # a bug, not the destination: it ends the worker
         if len(plan.send) > len(failed):
             self.metrics.forwarded(self.dest, len(plan.send) - len(failed))
-        if reason is not None and len(failed) == len(deliveries):
-            raise reason  # nothing finished: the worker retries all and logs why
-        return failed
+        return failed, reason
 
     async def _publish(self, comment: Comment) -> None:
         with translated(LogUnavailable, f"forwarding to {self.dest}"):
@@ -148,6 +222,7 @@ class Outbox:
                                                     - comment.ts) / 1000)
 
 
-async def outbox_depth(nc: Nats, dest: str) -> int | None:
-    """Comments waiting for ``dest`` (not yet acknowledged by it); None if unknown."""
-    return await pending(nc, outbox_durable(dest))
+async def outbox_depth(nc: Nats, region: str, dest: str) -> int | None:
+    """Comments of ``region`` (whose NATS ``nc`` is connected to) waiting for ``dest`` (not
+    yet acknowledged by it); None if unknown."""
+    return await pending(nc, outbox_durable(region, dest))

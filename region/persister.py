@@ -3,8 +3,8 @@ archive.
 
 It is the archive's handler on the durable-consumer worker (chorus/durable.py): every gateway
 of the region runs one `Persister`, all of them on the durable consumer
-`chorus.names.ARCHIVE_DURABLE` of the region's log, so each message is handled by one gateway
-and a gateway that dies leaves its unacknowledged batch to the others (JetStream redelivers
+`chorus.names.archive_durable(region)` of the region's log, so each message is handled by one
+gateway and a gateway that dies leaves its unacknowledged batch to the others (JetStream redelivers
 it after `ACK_WAIT_S`). A batch is acknowledged only after the archive accepted every write
 in it (LOCAL_QUORUM, see archive_cassandra.py): a crash at any point loses nothing, it only
 redelivers, and a redelivered comment is written to the same row again (its key derives
@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from nats.aio.client import Client as Nats
 
 from chorus.durable import ConsumerSpec, Delivery, DurableWorker, WorkerStats, pending
+from chorus.durable_migration import adopt_until_done
 from chorus.metrics import Metrics
-from chorus.names import ARCHIVE_DURABLE, comment_subjects
+from chorus.names import LEGACY_ARCHIVE_DURABLE, archive_durable, comment_subjects
 from region.archive import Archive
 
 BATCH_MAX = 256           # messages per fetch: one round of concurrent writes
@@ -36,11 +37,11 @@ BACKOFF_FIRST_S = 0.2     # first wait after a failed write...
 BACKOFF_MAX_S = 10.0      # ...doubling up to this; under ACK_WAIT_S / 2, so a batch stays ours
 
 
-def consumer_spec(region: str, *, batch_max: int = BATCH_MAX, durable: str = ARCHIVE_DURABLE,
+def consumer_spec(region: str, *, batch_max: int = BATCH_MAX, durable: str | None = None,
                   filter_subject: str | None = None) -> ConsumerSpec:
     """The archive's consumer on ``region``'s log; the defaults are what every gateway uses
     (JetStream refuses a second config for one durable name)."""
-    return ConsumerSpec(durable=durable,
+    return ConsumerSpec(durable=durable or archive_durable(region),
                         filter_subject=filter_subject or comment_subjects(region),
                         ack_wait_s=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
                         batch=batch_max)
@@ -56,7 +57,7 @@ class Persister:
     """
 
     def __init__(self, nc: Nats, region: str, archive: Archive, metrics: Metrics, *,
-                 batch_max: int = BATCH_MAX, durable: str = ARCHIVE_DURABLE,
+                 batch_max: int = BATCH_MAX, durable: str | None = None,
                  filter_subject: str | None = None) -> None:
         self.archive = archive
         self.metrics = metrics
@@ -74,6 +75,9 @@ class Persister:
 
     async def run(self) -> None:
         """Archives until cancelled; survives NATS restarts and archive outages."""
+        # An older deployment's consumer was "archive" in every region: start after it.
+        await adopt_until_done(self.worker.nc, self.worker.spec, LEGACY_ARCHIVE_DURABLE,
+                               self.worker.name)
         await self.worker.run()
 
     async def _write(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
@@ -87,8 +91,8 @@ class Persister:
         return ()
 
 
-async def lag(nc: Nats, durable: str = ARCHIVE_DURABLE) -> int | None:
+async def lag(nc: Nats, region: str, durable: str | None = None) -> int | None:
     """Messages the region's persisters have not archived yet (pending + unacknowledged),
     or None when the consumer does not exist (no gateway with the archive started yet) or
     JetStream does not answer."""
-    return await pending(nc, durable)
+    return await pending(nc, durable or archive_durable(region))

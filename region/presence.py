@@ -18,13 +18,21 @@ class PresenceUnavailable(Unavailable):
     """The presence index did not answer a read or a write."""
 
 
+class PresenceUnknown(PresenceUnavailable):
+    """The presence index was lost (flushed, or restarted empty) and is being rebuilt from
+    the gateways' next reports: until every gateway has reported again its counts are too
+    low, so it answers no count at all. Whoever decides whether a region has viewers counts
+    it as having them (DESIGN G1: fail open)."""
+
+
 class Presence(Protocol):
     async def report(self, gateway: str, counts: Mapping[str, int], gone: set[str]) -> None:
         """This gateway's viewer counts; ``gone`` lists streams it no longer has viewers of."""
         ...
 
     async def count(self, stream: str) -> int:
-        """Viewers of ``stream`` in this region, over every live gateway."""
+        """Viewers of ``stream`` in this region, over every live gateway. Raises
+        `PresenceUnknown` while the index is being rebuilt after a loss."""
         ...
 
     async def withdraw(self, gateway: str, streams: set[str]) -> None:

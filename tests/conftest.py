@@ -69,3 +69,14 @@ async def archive_cluster(archive_config: Config,
 def unique() -> Iterator[str]:
     """A prefix no other test uses: for stream names, subjects and Redis keys."""
     yield "t" + uuid.uuid4().hex[:12]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A full chaos drill (marked ``drill``, minutes long) runs only when asked for by
+    marker: ``./dev test -m drill``. CI runs the short forms, which are not marked."""
+    if "drill" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="a full drill runs alone: ./dev test -m drill")
+    for item in items:
+        if item.get_closest_marker("drill") is not None:
+            item.add_marker(skip)

@@ -177,7 +177,7 @@ async def archive_lag(config: Config, region_name: str) -> int | None:
     except (NatsError, OSError, TimeoutError):
         return None
     try:
-        return await asyncio.wait_for(persister.lag(nc), PROBE_TIMEOUT_S)
+        return await asyncio.wait_for(persister.lag(nc, region_name), PROBE_TIMEOUT_S)
     except (NatsError, JsError, TimeoutError):
         return None
     finally:
@@ -204,7 +204,7 @@ async def outboxes(config: Config, region_name: str) -> dict[str, int | None]:
     except (NatsError, OSError, TimeoutError):
         return dict.fromkeys(others)
     try:
-        depths = await asyncio.gather(*(outbox_depth(nc, d) for d in others))
+        depths = await asyncio.gather(*(outbox_depth(nc, region_name, d) for d in others))
     finally:
         await nc.close()
     return dict(zip(others, depths, strict=True))

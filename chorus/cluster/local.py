@@ -261,7 +261,17 @@ class LocalCluster:
         """Start a stopped or killed child again from the same spec."""
         old = self.child(name)
         await old.stop()
-        return self._spawn(old.spec)
+        child = self._spawn(old.spec)
+        if self._lock_file is not None:
+            self._write_state()  # `chorus status` and the drills read the pids there
+        return child
+
+    def parts(self, region_name: str) -> list[str]:
+        """Every process of a region, servers first, gateways last (the order to start them
+        in): what a drill kills to take the region down."""
+        prefix = f"{self.config.region(region_name).name}/"
+        names = [n for n in self.children if n.startswith(prefix)]
+        return sorted(names, key=lambda n: ("/gateway-" in n, n))
 
     # -- stop --------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 Run directory layout (``config.run_dir``, default ``.chorus`` beside regions.yaml)::
 
     state.json            who is running: pid of `chorus up`, effective config, children
+    control.sock          process control for drills (chorus/cluster/control.py)
     regions.effective.yaml  the config with the ports actually used (tests relocate them)
     logs/<part>.log       one log per process
     data/<part>/          JetStream stores, Redis working dirs, Cassandra data
@@ -37,6 +38,11 @@ class RunLayout:
     @property
     def lock(self) -> Path:
         return self.run_dir / "up.lock"
+
+    @property
+    def control(self) -> Path:
+        """The unix socket where `chorus up` takes process control requests (drills)."""
+        return self.run_dir / "control.sock"
 
     @property
     def effective_config(self) -> Path:

@@ -87,6 +87,7 @@ class Child:
     async def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ``stop_timeout_s``; returns the exit code."""
         if self.alive:
+            self.thaw()  # a frozen process would only act on SIGTERM once resumed
             self.proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait),
@@ -99,5 +100,16 @@ class Child:
     def kill(self) -> None:
         """SIGKILL now (chaos drills and tests of crash recovery)."""
         if self.alive:
+            self.thaw()  # a stopped process dies of SIGKILL too, but say it plainly
             self.proc.kill()
             self.proc.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process holds its sockets open and answers nothing (a hung server,
+        which clients cannot tell from a slow one). `thaw` resumes it."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.alive:
+            self.proc.send_signal(signal.SIGCONT)

@@ -16,6 +16,7 @@ import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, assert_never
 
 import aiohttp
@@ -38,7 +39,8 @@ from chorus.sdk.frames import (
     ServerFrame,
     Viewers,
 )
-from chorus.sdk.regions import RegionInfo, discover, next_region, post_order
+from chorus.sdk.posting import Outcome, Pins, outcome_of, post_targets
+from chorus.sdk.regions import Failback, RegionInfo, Rotation, discover, measure, next_region
 from chorus.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 RETRACTED_KEPT = 10_000  # retracted ids remembered, so that a later copy is not shown again
 RETRY_FIRST_S = 0.1     # the first wait of the reconnect and post retries (then doubling)
-# Statuses where another attempt (later, or at another gateway) may succeed.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class Client:
@@ -58,12 +58,15 @@ class Client:
     first (None: the nearest by round trip). ``transport``: "ws", "sse", or "auto"
     (WebSocket, SSE where a WebSocket cannot be opened). ``failover_after``: failed
     connection attempts in a row before moving to another region. ``backoff_max_s``: the
-    longest wait between attempts, seconds. ``on_comment``: called once per new comment,
+    longest wait between attempts, seconds. ``failback_every_s``: how often a client that
+    failed over checks its home region (the one it ranked first) to go back to it once it is
+    healthy again (None: it stays where it is). ``on_comment``: called once per new comment,
     in arrival order (the timeline is in id order)."""
 
     def __init__(self, seeds: Sequence[str], *, token: str, stream: str,
                  prefer: str | None = None, transport: str = "auto",
                  failover_after: int = 3, backoff_max_s: float = 5.0,
+                 failback_every_s: float | None = 10.0,
                  on_comment: Callable[[Comment], None] | None = None) -> None:
         if transport not in ("auto", "ws", "sse"):
             raise ValueError("transport is auto, ws or sse")
@@ -76,18 +79,21 @@ class Client:
         self.transport = transport
         self.failover_after = failover_after
         self.backoff_max_s = backoff_max_s
+        self.failback_every_s = failback_every_s
         self.on_comment = on_comment
         self.timeline = Timeline()
         self.region: str | None = None
         self.cursor: str | None = None          # valid in self.region only
         self.connected = asyncio.Event()
         self.failovers = 0
+        self.failbacks = 0                      # returns to the home region after a failover
         self.reconnects = 0
         self.malformed_frames = 0               # frames a server got wrong, skipped
         self.regions: list[RegionInfo] = []
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._pins = Pins()
         # Moderation: the stream's pinned comment (None: none), and the comments taken down,
         # remembered so that a copy arriving later (history, another region) stays out.
         self.pin: Comment | None = None
@@ -138,28 +144,64 @@ class Client:
     # -- watching ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        region = self.regions[0]
-        failures = 0
+        home = region = self.regions[0]
+        rotation = self._rotation(region)
         backoff = Backoff(first_s=min(RETRY_FIRST_S, self.backoff_max_s),
                           max_s=self.backoff_max_s)
         while True:
-            url = random.choice(region.urls)
+            url = rotation.url()
+            went_home = False
             try:
-                await self._watch(region, url)
-                failures = 0  # a connection that worked, then ended
+                went_home = await self._watch_away(region, url, home)
+                rotation.succeeded()  # a connection that worked, then ended
                 backoff.reset()
             except Unreachable as exc:
                 log.debug("%s: %s", url, exc)
-                failures += 1
+                if rotation.failed():
+                    with contextlib.suppress(ChorusClientError):
+                        self.regions = await self._discover()
+                    region = next_region(self.regions, region.name)
+                    rotation = self._rotation(region)
+                    self.failovers += 1
             self.connected.clear()
             self.reconnects += 1
-            if failures >= self.failover_after:
-                with contextlib.suppress(ChorusClientError):
-                    self.regions = await self._discover()
-                region = next_region(self.regions, region.name)
-                self.failovers += 1
-                failures = 0
+            if went_home:
+                region = next((r for r in self.regions if r.name == home.name), home)
+                rotation = self._rotation(region)
+                self.failbacks += 1
+                continue  # home is healthy: no reason to wait
             await backoff.wait()
+
+    def _rotation(self, region: RegionInfo) -> Rotation:
+        return Rotation(region.urls, self.failover_after,
+                        start=random.randrange(len(region.urls)))
+
+    async def _watch_away(self, region: RegionInfo, url: str, home: RegionInfo) -> bool:
+        """`_watch`, and while away from ``home`` a check of it every ``failback_every_s``:
+        True when the connection was closed to go back home (`Failback` decides)."""
+        if region.name == home.name or self.failback_every_s is None:
+            await self._watch(region, url)
+            return False
+        rule = Failback(home.name, every_s=self.failback_every_s)
+        watch = asyncio.create_task(self._watch(region, url), name=f"watch {self.stream}")
+        try:
+            while True:
+                done, _ = await asyncio.wait({watch}, timeout=rule.every_s)
+                if done:
+                    watch.result()  # the connection ended (or never opened: Unreachable)
+                    return False
+                if rule.observe(await self._healthy(home)):
+                    return True
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _healthy(self, region: RegionInfo) -> bool:
+        """Whether any of ``region``'s gateways answers its health check now."""
+        assert self._http is not None
+        probes = [replace(region, urls=(u,), healthy=True) for u in region.urls]
+        return any(r.healthy for r in await measure(self._http, probes))
 
     async def _watch(self, region: RegionInfo, url: str) -> None:
         """One connection, until it ends; `Unreachable` when none could be opened."""
@@ -237,10 +279,11 @@ class Client:
             self.on_comment(comment)
 
     async def _fill_from_history(self, url: str) -> None:
-        """Pages history until it meets what we had; a hole it cannot fill becomes a `Gap`
-        after our newest comment (a fresh client, with nothing before, takes one page)."""
+        """Pages history back to the anchor (`history.anchor_of`: how far the timeline is
+        complete for every origin region); a hole it cannot fill becomes a `Gap` after the
+        anchor (a fresh client, with nothing before, takes one page)."""
         assert self._http is not None
-        anchor = self.timeline.last_id
+        anchor = history.anchor_of(self.timeline.comments)
         filled = await history.fill(self._http, url, self.stream, anchor=anchor,
                                     deliver=self._deliver)
         if not filled and anchor is not None:
@@ -251,13 +294,17 @@ class Client:
     async def post(self, text: str, *, client_key: str | None = None,
                    reply_to: str | None = None, attempts: int = 6) -> Comment:
         """Posts to the current region (then the others), retrying with one client_key so
-        the comment is stored once whichever attempt got through. `ChorusClientError` when
-        it is refused for good, or when ``attempts`` attempts found no region to take it."""
+        the comment is stored once whichever attempt got through. After an attempt whose
+        outcome is unknown (a 5xx, a connection that broke after the request left) the post
+        stays with that region (posting.py says why). `ChorusClientError` when it is refused
+        for good, when ``attempts`` attempts found no region to take it, or (code
+        ``outcome_unknown``, with ``client_key``) when its region never answered for good:
+        retry later with that key."""
         assert self._http is not None, "start() the client first"
-        body: dict[str, Any] = {"text": text, "client_key": client_key or uuid.uuid4().hex}
+        key = client_key or uuid.uuid4().hex
+        body: dict[str, Any] = {"text": text, "client_key": key}
         if reply_to:
             body["reply_to"] = reply_to
-        targets = post_order(self.regions, self.region)
         backoff = Backoff(first_s=min(RETRY_FIRST_S, self.backoff_max_s),
                           max_s=self.backoff_max_s)
         last: Exception | None = None
@@ -267,23 +314,82 @@ class Client:
                 # A 429's Retry-After says when a slot frees up: wait at least that long.
                 await asyncio.sleep(max(backoff.next(), retry_after_s))
                 retry_after_s = 0.0
-            url = targets[attempt % len(targets)]
+            region, url = self._post_target(key, attempt)
+            status: int | None = None
+            sent = True
+            doc: Any = None
             try:
                 async with self._http.post(f"{url}/v1/streams/{self.stream}/comments",
                                            json=body) as resp:
-                    doc = await resp.json()
-                    if resp.status in (200, 201):
-                        return Comment.from_json(doc)
-                    error = doc.get("error", {})
-                    last = ChorusClientError(resp.status, error.get("code", "?"),
-                                             error.get("message", ""))
-                    if resp.status not in RETRYABLE_STATUSES:
-                        raise last
-                    if resp.status == 429:
-                        retry_after_s = retry_after(resp.headers.get("Retry-After"))
+                    status = resp.status
+                    retry_after_s = (retry_after(resp.headers.get("Retry-After"))
+                                     if status == 429 else 0.0)
+                    with contextlib.suppress(aiohttp.ContentTypeError, ValueError):
+                        doc = await resp.json()
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                sent, last = False, exc   # the request never left: nothing was stored
             except (aiohttp.ClientError, OSError) as exc:
                 last = exc
-        raise ChorusClientError(503, "unavailable", f"no region took the post: {last}")
+            match outcome_of(status, sent=sent):
+                case Outcome.STORED if doc is not None:
+                    self._pins.release(key)
+                    return Comment.from_json(doc)
+                case Outcome.REFUSED:
+                    self._pins.release(key)
+                    raise _refusal(status or 0, doc)
+                case Outcome.NOT_TAKEN:
+                    last = _refusal(status, doc) if status is not None else last
+                case _:
+                    # Unknown (or a 2xx whose body was lost): it may be stored in ``region``.
+                    self._pins.pin(key, region)
+                    last = _refusal(status, doc) if status is not None else last
+        pinned = self._pins.region(key)
+        if pinned is not None:
+            raise ChorusClientError(
+                503, "outcome_unknown", f"{pinned} may have stored the post and did not say "
+                f"(last: {last}); post again later with client_key {key!r}", client_key=key)
+        raise ChorusClientError(503, "unavailable", f"no region took the post: {last}",
+                                client_key=key)
+
+    async def react(self, kind: str) -> int:
+        """Sends one reaction of ``kind`` to the current region (its first gateway that takes
+        it); returns the second it was counted in. Not retried once a gateway answered: a
+        reaction has no key to make a retry safe, and one lost tap matters little.
+        `ChorusClientError` when it is refused (422 an unknown kind, 429 too many from this
+        user: its bucket refills at ``reactions.user_rate_per_s``) or no gateway answered."""
+        assert self._http is not None, "start() the client first"
+        last: Exception | None = None
+        for _, url in post_targets(self.regions, self.region, None):
+            try:
+                async with self._http.post(f"{url}/v1/streams/{self.stream}/reactions",
+                                           json={"kind": kind}) as resp:
+                    doc: Any = None
+                    with contextlib.suppress(aiohttp.ContentTypeError, ValueError):
+                        doc = await resp.json()
+                    if resp.status == 202 and isinstance(doc, dict):
+                        return int(doc.get("second", 0))
+                    raise _refusal(resp.status, doc)
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                last = exc  # never left: try the next gateway
+        raise ChorusClientError(503, "unavailable", f"no gateway took the reaction: {last}")
+
+    def _post_target(self, key: str, attempt: int) -> tuple[str, str]:
+        """(region, gateway URL) for one attempt: the pinned region's gateways in turn when
+        the key is pinned, else the current region's and then the others'."""
+        pinned = self._pins.region(key)
+        targets = post_targets(self.regions, self.region, pinned)
+        if not targets:
+            raise ChorusClientError(503, "outcome_unknown", f"{pinned} may have stored the "
+                                    f"post and lists no gateway now (client_key {key!r})",
+                                    client_key=key)
+        return targets[attempt % len(targets)]
+
+
+def _refusal(status: int, doc: Any) -> ChorusClientError:
+    error = doc.get("error", {}) if isinstance(doc, dict) else {}
+    if not isinstance(error, dict):
+        error = {}
+    return ChorusClientError(status, str(error.get("code", "?")), str(error.get("message", "")))
 
 
 def retry_after(header: str | None) -> float:

@@ -19,12 +19,16 @@ class ChorusClientError(Exception):
     """A request was refused for good (4xx other than 429), or no region could take it.
 
     ``status`` is the HTTP status (0: no gateway answered at all), ``code`` the error code of
-    the body (docs/protocol.md), ``"unavailable"`` when no region took the request."""
+    the body (docs/protocol.md), ``"unavailable"`` when no region took the request, and
+    ``"outcome_unknown"`` when a post may have been stored by a region that never said so:
+    post again later with ``client_key`` (the SDK sends it to that same region)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *,
+                 client_key: str | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
+        self.client_key = client_key
 
 
 class Unreachable(Exception):

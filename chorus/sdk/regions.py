@@ -111,3 +111,56 @@ async def measure(http: aiohttp.ClientSession,
         return replace(region, healthy=region.healthy and ok, rtt_ms=rtt_ms)
 
     return list(await asyncio.gather(*(probe(r) for r in regions)))
+
+
+@dataclass
+class Rotation:
+    """Which gateway of a region the next connection attempt goes to, and when the region
+    counts as failed.
+
+    Attempts go round the region's gateways in turn (from a random one), not to a random
+    gateway each time: with a region's gateway dead, random picks hit it several times in a
+    row often enough that a fleet of clients would leave a region that is serving. The region
+    has failed only when ``failover_after`` attempts in a row failed and every one of its
+    gateways was among them."""
+
+    urls: tuple[str, ...]
+    failover_after: int
+    start: int = 0
+    attempts: int = 0     # attempts made (the next one's offset in the rotation)
+    failures: int = 0     # failed attempts in a row
+
+    def url(self) -> str:
+        return self.urls[(self.start + self.attempts) % len(self.urls)]
+
+    def succeeded(self) -> None:
+        """The attempt connected (however it ended later)."""
+        self.attempts += 1
+        self.failures = 0
+
+    def failed(self) -> bool:
+        """The attempt failed; True when the region counts as failed now."""
+        self.attempts += 1
+        self.failures += 1
+        return self.failures >= max(self.failover_after, len(self.urls))
+
+
+@dataclass
+class Failback:
+    """When a client that failed over goes back to its home region (the one it ranked first).
+
+    Checked every ``every_s``; it goes back after ``after`` healthy checks in a row, so a
+    region that is still flapping does not pull its viewers back and forth."""
+
+    home: str
+    every_s: float = 10.0
+    after: int = 2
+    healthy_checks: int = 0
+
+    def observe(self, home_healthy: bool) -> bool:
+        """One check of the home region; True when it is time to go back."""
+        self.healthy_checks = self.healthy_checks + 1 if home_healthy else 0
+        return self.healthy_checks >= self.after
+
+    def reset(self) -> None:
+        self.healthy_checks = 0

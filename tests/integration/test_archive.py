@@ -189,7 +189,7 @@ async def test_a_redelivered_comment_is_stored_once_and_keeps_its_flags(
 
 
 async def _no_lag(nc: Nats) -> bool:
-    return await lag(nc) == 0
+    return await lag(nc, "us-east") == 0
 
 
 async def test_history_pages_back_and_forth_and_is_read_in_every_datacenter(

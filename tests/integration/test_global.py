@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -73,6 +74,25 @@ async def _presence_visible(cluster: LocalCluster, stream: str,
         await nc.close()
 
 
+async def _presence_known(cluster: LocalCluster, stream: str,
+                          regions: tuple[str, ...]) -> None:
+    """Waits until each of ``regions`` answers presence questions about ``stream``."""
+    nc = await nats.connect(f"nats://{cluster.config.hub.host}:{cluster.config.hub.client_port}")
+    try:
+        async def answered() -> bool:
+            for region in regions:
+                try:
+                    await nc.request(f"chorus.presence.q.{region}",
+                                     json.dumps({"stream": stream}).encode(), timeout=1)
+                except (nats.errors.Error, TimeoutError):
+                    return False
+            return True
+        await wait_until(answered, what=f"presence known in {regions}",
+                         timeout_s=cluster.config.limits.presence_ttl_s + 10)
+    finally:
+        await nc.close()
+
+
 async def close_all(viewers: dict[str, WsViewer]) -> None:
     for viewer in viewers.values():
         await viewer.close()
@@ -101,6 +121,9 @@ async def test_comments_reach_every_watching_region_and_no_other(
 async def test_a_stream_watched_in_one_region_crosses_no_link(
         cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
     viewers = await watchers(http, cluster, unique, ("us-east",))
+    # A region counts as having viewers until its presence is known (a region whose Redis
+    # just started, or lost its data, is rebuilding it): wait until the others can say 0.
+    await _presence_known(cluster, unique, ("eu-west", "ap-south"))
     before = await _metrics(http, cluster, "us-east")
     try:
         last_seq = 0
@@ -135,7 +158,7 @@ async def _outbox_passed(cluster: LocalCluster, region: str, dest: str, seq: int
         js = nc.jetstream()
 
         async def passed() -> bool:
-            info = await js.consumer_info(COMMENTS_STREAM, outbox_durable(dest))
+            info = await js.consumer_info(COMMENTS_STREAM, outbox_durable(region, dest))
             return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq
         await wait_until(passed, what=f"{region}->{dest} outbox past {seq}", timeout_s=60)
     finally:

@@ -54,7 +54,7 @@ def test_one_presence_question_per_stream_of_a_batch() -> None:
 def test_every_gateway_builds_the_same_consumer_for_a_destination() -> None:
     spec = outbox_spec("us-east", "eu-west")
     assert spec == outbox_spec("us-east", "eu-west")
-    assert spec.durable == "fwd-eu-west"
+    assert spec.durable == "fwd-us-east-to-eu-west"
     assert spec.filter_subject == "cmt.us-east.>"
     assert (spec.batch, spec.in_flight, spec.ack_wait_s) == (BATCH, IN_FLIGHT, ACK_WAIT_S)
     assert spec.max_ack_pending == BATCH * IN_FLIGHT * 2
