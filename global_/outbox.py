@@ -152,9 +152,10 @@ class Outbox:
                 self.metrics.forward_failed(self.dest)
                 await self._keep_alive(rest, backoff.wait())
                 rest, reason = await self._forward_once(rest)
-            if self._failing and not self._waiting:
+            if self._failing:
                 self._failing = False
-                log.warning("%s: going again", self.name)
+                log.warning("%s: going again (%d batches were waiting behind)", self.name,
+                            self._waiting)
         return ()
 
     async def _wait_turn(self) -> None:
