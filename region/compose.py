@@ -26,11 +26,11 @@ from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
 from region.admission import Admission
-from region.app import Background
+from region.app import Background, dependencies_ok
 from region.archive import Archive
 from region.backlog import BacklogGauges
 from region.cell import Cell, DirectoryEntry
-from region.dependencies import DependencyWatch
+from region.classifier_worker import ClassifierWorker
 from region.deployment import GatewaySettings
 from region.fanout import Fanout
 from region.ingest import Ingest
@@ -101,10 +101,14 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     archive = _archive(config, region)
     public_url = settings.public_url or region.gateway_urls[index]
     moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
+    classifier = ClassifierWorker(nc, region=region.name, state=moderation.state,
+                                  decide=replica.decide, metrics=metrics)
 
-    dependencies = DependencyWatch(nc, redis)
+    async def is_healthy() -> bool:
+        return all(await dependencies_ok(nc, redis))
+
     registry = Registry(nc, region=region.name, interval_s=limits.health_interval_s,
-                        url=lambda: public_url, healthy=dependencies.healthy, metrics=metrics)
+                        url=lambda: public_url, healthy=is_healthy, metrics=metrics)
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
@@ -113,15 +117,14 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers,
-                dependencies=dependencies,
                 moderation=moderation)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
-    background = [Background("dependency-watch", dependencies.run),
-                  Background("registry-heartbeats", registry.run),
+    background = [Background("registry-heartbeats", registry.run),
                   Background("fanout", fanout.run),
                   Background("global-plane", plane.run),
-                  Background("moderation-replica", replica.run)]
+                  Background("moderation-replica", replica.run),
+                  Background("moderation-classifier", classifier.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))

@@ -51,10 +51,13 @@ _WORD = re.compile(r"[\w@$!|+€£¢]+")
 
 def fold(text: str) -> list[str]:
     """The words of ``text`` with every evasion above undone (repeats still in)."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(ch for ch in unicodedata.normalize("NFD", text)
-                   if unicodedata.category(ch) not in ("Mn", "Cf"))
-    text = text.translate(CONFUSABLES)
+    if text.isascii():
+        text = text.lower()  # most chat: nothing to normalise, and this is 50x cheaper
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold()
+        text = "".join(ch for ch in unicodedata.normalize("NFD", text)
+                       if unicodedata.category(ch) not in ("Mn", "Cf"))
+        text = text.translate(CONFUSABLES)
     words: list[str] = []
     for raw in _WORD.findall(text):
         word = raw.replace("_", "")
