@@ -26,11 +26,12 @@ from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
 from region.admission import Admission
-from region.app import Background, dependencies_ok
+from region.app import Background
 from region.archive import Archive
 from region.backlog import BacklogGauges
 from region.cell import Cell, DirectoryEntry
 from region.classifier_worker import ClassifierWorker
+from region.dependencies import DependencyWatch
 from region.deployment import GatewaySettings
 from region.fanout import Fanout
 from region.ingest import Ingest
@@ -104,11 +105,9 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     classifier = ClassifierWorker(nc, region=region.name, state=moderation.state,
                                   decide=replica.decide, metrics=metrics)
 
-    async def is_healthy() -> bool:
-        return all(await dependencies_ok(nc, redis))
-
+    dependencies = DependencyWatch(nc, redis)
     registry = Registry(nc, region=region.name, interval_s=limits.health_interval_s,
-                        url=lambda: public_url, healthy=is_healthy, metrics=metrics)
+                        url=lambda: public_url, healthy=dependencies.healthy, metrics=metrics)
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
@@ -117,10 +116,12 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers,
+                dependencies=dependencies,
                 moderation=moderation)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
-    background = [Background("registry-heartbeats", registry.run),
+    background = [Background("dependency-watch", dependencies.run),
+                  Background("registry-heartbeats", registry.run),
                   Background("fanout", fanout.run),
                   Background("global-plane", plane.run),
                   Background("moderation-replica", replica.run),
