@@ -426,7 +426,7 @@ async def poll(request: web.Request) -> web.Response:
     resume = cursor_param(request.query.get("cursor"))
     raw_timeout = request.query.get("timeout", "25")
     if not _SECONDS.match(raw_timeout):
-        raise ApiError(ErrorCode.MALFORMED, "timeout is a number of seconds") from None
+        raise ApiError(ErrorCode.MALFORMED, "timeout is a number of seconds")
     timeout_s = float(raw_timeout)
     if not 0 <= timeout_s <= POLL_MAX_TIMEOUT_S:
         raise ApiError(ErrorCode.INVALID, f"timeout is 0 to {POLL_MAX_TIMEOUT_S:.0f} seconds")
