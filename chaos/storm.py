@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from region.auth import issue_token
 
 BACK_WITHIN_S = 60.0       # every viewer must be back within this
 CONNECT_CONCURRENCY = 200  # connections opened at once while setting up (not in the storm)
+PER_ADDRESS = 200          # viewers per loopback source address (under the per-address cap)
 
 
 @dataclass
@@ -88,10 +90,15 @@ async def run(config: Config, faults: Faults, *, region: str, clients: int,
     r = config.region(region)
     victim = f"{r.name}/gateway-0"
     stream = f"drill-storm-{uuid.uuid4().hex[:8]}"
-    token = issue_token(config.auth.dev_secret, "drill-storm")
-    viewers = [BareViewer(tuple(r.gateway_urls), stream, token) for _ in range(clients)]
-    connector = aiohttp.TCPConnector(limit=0)
-    http = aiohttp.ClientSession(connector=connector)
+    # Each viewer its own user, and at most `PER_ADDRESS` of them from one loopback address:
+    # the gateways cap connections per user and per address (limits.max_connections_per_*).
+    viewers = [BareViewer(tuple(r.gateway_urls), stream,
+                          issue_token(config.auth.dev_secret, f"drill-storm-{i}"))
+               for i in range(clients)]
+    sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+        limit=0, local_addr=(f"127.0.{10 + k // 250}.{1 + k % 250}", 0)))
+        for k in range(math.ceil(clients / PER_ADDRESS))]
+    http = sessions[0]
     tasks: list[asyncio.Task[None]] = []
     posts: list[Post] = []
     notes: list[str] = []
@@ -102,12 +109,12 @@ async def run(config: Config, faults: Faults, *, region: str, clients: int,
         progress(f"reconnect-storm on {r.name}: {clients} viewers on {r.gateway_urls[0]}")
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-        async def start(v: BareViewer) -> None:
+        async def start(i: int, v: BareViewer) -> None:
             async with gate:
-                tasks.append(asyncio.create_task(v.run(http)))
+                tasks.append(asyncio.create_task(v.run(sessions[i // PER_ADDRESS])))
                 await asyncio.wait_for(v.connected.wait(), 30)
 
-        await asyncio.gather(*(start(v) for v in viewers))
+        await asyncio.gather(*(start(i, v) for i, v in enumerate(viewers)))
         progress(f"{clients} viewers connected in {time.monotonic() - began:.1f} s")
         for v in viewers:
             v.first = 1   # once cut, each tries the next gateway first, as the SDK does
@@ -151,7 +158,8 @@ async def run(config: Config, faults: Faults, *, region: str, clients: int,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await http.close()
+        for session in sessions:
+            await session.close()
     verdict: Verdict = judge(posts, [], [])
     verdict.viewers = [ViewerCounts(name=f"{clients} bare viewers", home=r.name,
                                     region=r.name, received=len(acked), missing=missing,
