@@ -14,6 +14,7 @@ subject / name                         what travels there, who listens
                                        live feed; queue group ``replay-cache`` feeds Redis
 ``$JS.API.DIRECT.GET.COMMENTS``        Direct Get on the region's log (replay, history)
 ``chorus.presence.q.<region>``         presence query to one region (queue group ``presence``)
+``chorus.presence.qb.<region>``        presence query of several streams at once (the same queue)
 ``chorus.presence.change``             a region's count of a stream went 0 -> n or n -> 0
 ``chorus.recent.<region>``             late-join bootstrap: recent comments a region originated
                                        (queue group ``recent``)
@@ -90,6 +91,13 @@ def live_subjects(region: str) -> str:
 
 def presence_query(region: str) -> str:
     return f"chorus.presence.q.{region}"
+
+
+def presence_batch_query(region: str) -> str:
+    """One question of ``region`` about every stream of an outbox batch (a subject of its own:
+    a region on older code has no responder on it, and the asker falls back to
+    ``presence_query``)."""
+    return f"chorus.presence.qb.{region}"
 
 
 def recent_subject(region: str) -> str:

@@ -6,6 +6,8 @@ message                subject (chorus/names.py)        JSON on the wire
 `PresenceQuery`        ``presence_query(region)``       ``{"stream"}``
 `PresenceAnswer`       its reply                        ``{"region", "stream", "viewers"}``
 `PresenceChange`       ``PRESENCE_CHANGE``              ``{"region", "stream", "viewers"}``
+`PresenceBatchQuery`   ``presence_batch_query(region)`` ``{"streams": [stream]}``
+`PresenceBatchAnswer`  its reply                        ``{"region", "viewers": {stream: n}}``
 `RecentRequest`        ``recent_subject(region)``       ``{"stream", "since_ms"}``
 `RecentReply`          its reply                        ``{"region", "comments": [comment]}``
 `Heartbeat`            ``registry_subject(region)``     ``{"region", "gateway", "healthy",
@@ -42,7 +44,8 @@ from chorus.model import STREAM_ID, Comment
 log = logging.getLogger(__name__)
 
 Kind = Literal["presence_query", "presence_answer", "presence_change", "recent_request",
-               "recent_reply", "heartbeat", "moderation_head"]
+               "recent_reply", "heartbeat", "moderation_head",
+               "presence_batch_query", "presence_batch_answer"]
 
 
 class HubMessageError(ChorusError):
@@ -175,6 +178,66 @@ class PresenceChange:
                    viewers=_count(k, doc, "viewers"))
 
 
+MAX_PRESENCE_STREAMS = 256  # bounds one batched presence question (an outbox batch: 128)
+
+
+@dataclass(frozen=True)
+class PresenceBatchQuery:
+    """"How many viewers of each of ``streams`` do you have?", asked of one region once per
+    outbox batch instead of once per stream (one gateway of it answers, queue group
+    ``presence``, with one read of its presence index)."""
+
+    streams: tuple[str, ...]
+    kind: Literal["presence_batch_query"] = "presence_batch_query"
+
+    def encode(self) -> bytes:
+        return _dumps({"streams": list(self.streams)})
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresenceBatchQuery:
+        k: Kind = "presence_batch_query"
+        raw = _field(k, _object(k, data), "streams")
+        if not isinstance(raw, list) or not 0 < len(raw) <= MAX_PRESENCE_STREAMS:
+            raise HubMessageError(k, f"'streams' is not a list of 1 to {MAX_PRESENCE_STREAMS} "
+                                     "stream ids")
+        for stream in raw:
+            if not isinstance(stream, str) or not STREAM_ID.fullmatch(stream):
+                raise HubMessageError(k, "'streams' holds something that is not a stream id")
+        return cls(streams=tuple(dict.fromkeys(raw)))
+
+
+@dataclass(frozen=True)
+class PresenceBatchAnswer:
+    """A region's viewer count of each stream of a `PresenceBatchQuery`."""
+
+    region: str
+    viewers: dict[str, int]
+    kind: Literal["presence_batch_answer"] = "presence_batch_answer"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "viewers": self.viewers})
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresenceBatchAnswer:
+        k: Kind = "presence_batch_answer"
+        doc = _object(k, data)
+        raw = _field(k, doc, "viewers")
+        if not isinstance(raw, dict) or len(raw) > MAX_PRESENCE_STREAMS:
+            raise HubMessageError(k, f"'viewers' is not an object of at most "
+                                     f"{MAX_PRESENCE_STREAMS} counts")
+        viewers = {}
+        for stream in raw:
+            if not isinstance(stream, str) or not STREAM_ID.fullmatch(stream):
+                raise HubMessageError(k, "'viewers' has a key that is not a stream id")
+            viewers[stream] = _count(k, raw, stream)
+        return cls(region=_str(k, doc, "region"), viewers=viewers)
+
+    def answers(self, region: str, query: PresenceBatchQuery) -> bool:
+        """Whether this is ``region``'s answer to ``query``: every stream asked, and nothing
+        else (anything else is no answer)."""
+        return self.region == region and self.viewers.keys() == set(query.streams)
+
+
 @dataclass(frozen=True)
 class RecentRequest:
     """Late-join bootstrap: "the comments of ``stream`` you originated since ``since_ms``"
@@ -283,13 +346,15 @@ class ModerationHead:
 
 MAX_REGIONS = 64  # bounds what one ModerationHead may make a receiver hold
 
-HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | RecentRequest | RecentReply
-              | Heartbeat | ModerationHead)
+HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | PresenceBatchQuery
+              | PresenceBatchAnswer | RecentRequest | RecentReply | Heartbeat | ModerationHead)
 
 _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "presence_query": PresenceQuery.decode,
     "presence_answer": PresenceAnswer.decode,
     "presence_change": PresenceChange.decode,
+    "presence_batch_query": PresenceBatchQuery.decode,
+    "presence_batch_answer": PresenceBatchAnswer.decode,
     "recent_request": RecentRequest.decode,
     "recent_reply": RecentReply.decode,
     "heartbeat": Heartbeat.decode,

@@ -90,7 +90,7 @@ class Forwarding:
 
 
 def streams_of(deliveries: Iterable[Delivery]) -> list[str]:
-    """The streams of a batch, each once: one presence question per stream."""
+    """The streams of a batch, each once: what its presence question asks about."""
     return sorted({d.comment.stream for d in deliveries})
 
 
@@ -183,11 +183,9 @@ class Outbox:
     async def _forward_once(self, deliveries: Sequence[Delivery]
                             ) -> tuple[list[Delivery], str]:
         """One attempt: what ``dest`` did not store, and why (in words)."""
-        streams = streams_of(deliveries)
-        # One question per stream of the batch, all at once: each costs a round trip to the
-        # destination when it is not cached. The directory never raises (no answer: None).
-        answers = dict(zip(streams, await asyncio.gather(
-            *(self.directory.viewers(s, self.dest) for s in streams)), strict=True))
+        # One question for every uncached stream of the batch (a round trip to the
+        # destination). The directory never raises (no answer: None).
+        answers = await self.directory.viewers_of(streams_of(deliveries), self.dest)
         plan = decide(deliveries, answers)
         if plan.skip:
             self.metrics.skipped_no_viewers(self.dest, len(plan.skip))

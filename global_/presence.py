@@ -1,12 +1,20 @@
 """Read globally: which regions have viewers of a stream; and this region's answers to that.
 
 `PresenceDirectory` is the asking side. A posting region's outboxes ask every other region
-for its viewer count of a stream (`PresenceQuery` over the hub, all regions at once, each
-answer bounded by ``presence_query_timeout_ms``). Answers are cached per (stream, region) for
-``presence_cache_ms`` in a `PresenceCache` (pure), and dropped early when that region
-announces a `PresenceChange` of the stream. A region that does not answer in time, or whose
-answer is malformed, counts as having viewers: a wasted forward is cheap, a lost comment is
-not.
+for its viewer counts: one `PresenceBatchQuery` per outbox batch for every uncached stream of
+it (a region on older code has no responder for that: it is asked a `PresenceQuery` per
+stream), each answer bounded by ``presence_query_timeout_ms``. Answers are cached per
+(stream, region) for ``presence_cache_ms`` in a `PresenceCache` (pure), and dropped early when
+that region announces a `PresenceChange` of the stream. A region that does not answer in time,
+or whose answer is malformed, counts as having viewers: a wasted forward is cheap, a lost
+comment is not. With one exception: an overloaded region answers late, and counting each late
+answer as "viewers" forwarded every comment of a 500 posts/s run to regions where nobody
+watched (372 in one run), adding forwards to the overload. So a region's last answer that it
+has no viewers of a stream, up to `STALE_FACTOR` cache lifetimes old (10 s by default) and not
+contradicted by a `PresenceChange` since, stands in for an answer that did not come. A viewer
+who joins there meanwhile is announced by that change (which drops the old answer) and gets
+what came before by the late-join bootstrap; only a change lost together with the answers can
+delay that region's live comments, by at most that window.
 
 `PresenceResponder` is this region's side: one gateway of the region (queue group
 ``presence``) answers each query from the region's presence index, and every gateway
@@ -21,20 +29,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
 
 from chorus.drivers import driver_errors
 from chorus.metrics import Metrics
 from chorus.model import STREAM_ID
-from chorus.names import PRESENCE_CHANGE, PRESENCE_QUEUE, presence_query
+from chorus.names import (
+    PRESENCE_CHANGE,
+    PRESENCE_QUEUE,
+    presence_batch_query,
+    presence_query,
+)
 from global_.hub import (
+    MAX_PRESENCE_STREAMS,
     HubMessageError,
     PresenceAnswer,
+    PresenceBatchAnswer,
+    PresenceBatchQuery,
     PresenceChange,
     PresenceQuery,
     Rejections,
@@ -45,6 +62,8 @@ from region.presence import Presence, PresenceUnavailable
 log = logging.getLogger(__name__)
 
 MAX_REFRESHES = 1000      # answers renewed ahead of expiry at once; beyond, they just expire
+STALE_FACTOR = 5          # a last "no viewers" stands in for a missing answer this many TTLs
+LEGACY_RECHECK_S = 60.0   # a region without batched answers is asked per stream this long
 CHANGE_FLUSH_TIMEOUT_S = 2  # nats-py takes whole seconds
 
 
@@ -68,6 +87,8 @@ class PresenceCache:
     clock: Callable[[], float] = time.monotonic
     _entries: dict[tuple[str, str], tuple[float, Answer]] = field(default_factory=dict)
     max_entries: int = 100_000
+    # Kept past ``ttl_s`` up to this age, only for `last_known` (an unanswered question).
+    stale_s: float | None = None
 
     def get(self, stream: str, region: str) -> Answer | None:
         hit = self.get_aged(stream, region)
@@ -81,9 +102,22 @@ class PresenceCache:
         at, answer = hit
         age = self.clock() - at
         if age > self.ttl_s:
-            del self._entries[(stream, region)]
+            if age > self._keep_s:
+                del self._entries[(stream, region)]
             return None
         return answer, age
+
+    def last_known(self, stream: str, region: str) -> Answer | None:
+        """The last answer, even expired, while it is under ``stale_s`` old (and no change
+        dropped it): what stands in for a question ``region`` did not answer."""
+        hit = self._entries.get((stream, region))
+        if hit is None or self.clock() - hit[0] > self._keep_s:
+            return None
+        return hit[1]
+
+    @property
+    def _keep_s(self) -> float:
+        return self.ttl_s if self.stale_s is None else max(self.ttl_s, self.stale_s)
 
     def put(self, stream: str, answer: Answer) -> None:
         if answer.viewers is None:
@@ -98,7 +132,7 @@ class PresenceCache:
     def _evict(self) -> None:
         now = self.clock()
         for key, (at, _) in list(self._entries.items()):
-            if now - at > self.ttl_s:
+            if now - at > self._keep_s:
                 del self._entries[key]
         if len(self._entries) >= self.max_entries:  # all fresh: drop the oldest half
             for key, _ in sorted(self._entries.items(), key=lambda kv: kv[1][0])[
@@ -114,7 +148,8 @@ class PresenceDirectory:
                  metrics: Metrics, rejections: Rejections) -> None:
         self.nc = nc
         self.regions = tuple(regions)
-        self.cache = PresenceCache(ttl_s=cache_ms / 1000)
+        self.cache = PresenceCache(ttl_s=cache_ms / 1000,
+                                   stale_s=STALE_FACTOR * cache_ms / 1000)
         self.timeout_s = timeout_ms / 1000
         self.metrics = metrics
         self.rejections = rejections
@@ -123,6 +158,8 @@ class PresenceDirectory:
         # Questions on their way, shared by every caller that needs the same answer; at most
         # one per (stream, region), each ending within the query timeout.
         self._asking: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        # Regions that had no responder for batched questions (older code), and since when.
+        self._legacy: dict[str, float] = {}
 
     async def run(self) -> None:
         sub = await self.nc.subscribe(PRESENCE_CHANGE)
@@ -176,6 +213,119 @@ class PresenceDirectory:
         finally:
             self._refreshing.discard((stream, region))
 
+    async def viewers_of(self, streams: Iterable[str], region: str) -> dict[str, Answer]:
+        """`viewers` of each of ``streams`` in ``region``, with one question for all that are
+        neither cached nor already being asked; never raises."""
+        out: dict[str, Answer] = {}
+        renew: list[str] = []
+        waiting: dict[str, asyncio.Future[Answer]] = {}
+        new: list[str] = []
+        for stream in dict.fromkeys(streams):
+            hit = self.cache.get_aged(stream, region)
+            if hit is not None:
+                out[stream] = hit[0]
+                if hit[1] > self.cache.ttl_s / 2 and (stream, region) not in self._refreshing:
+                    renew.append(stream)
+            elif (asking := self._asking.get((stream, region))) is not None:
+                waiting[stream] = asking
+            else:
+                new.append(stream)
+        if renew and self._refreshes.spawn(self._refresh_many(renew, region),
+                                           name=f"presence refresh {region}"):
+            self._refreshing.update((s, region) for s in renew)
+        if new:
+            waiting.update(self._ask_shared(new, region))
+        for stream, asking in waiting.items():
+            out[stream] = await asyncio.shield(asking)  # a cancelled caller leaves it
+        return out
+
+    def _ask_shared(self, streams: list[str], region: str
+                    ) -> dict[str, asyncio.Future[Answer]]:
+        """One question about ``streams``, each stream's answer a future others share."""
+        loop = asyncio.get_running_loop()
+        futures = {s: loop.create_future() for s in streams}
+        for stream, future in futures.items():
+            self._asking[(stream, region)] = future
+            future.add_done_callback(self._forget((stream, region)))
+
+        def settle(batch: asyncio.Future[dict[str, Answer]]) -> None:
+            for stream, future in futures.items():
+                if future.done():
+                    continue
+                if batch.cancelled():
+                    future.cancel()
+                elif (exc := batch.exception()) is not None:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(batch.result()[stream])
+        asyncio.ensure_future(self._ask_many(streams, region)).add_done_callback(settle)
+        return futures
+
+    def _forget(self, key: tuple[str, str]) -> Callable[[object], None]:
+        def forget(_: object) -> None:
+            self._asking.pop(key, None)
+        return forget
+
+    async def _refresh_many(self, streams: list[str], region: str) -> None:
+        try:
+            await self._ask_many(streams, region)
+        finally:
+            self._refreshing.difference_update((s, region) for s in streams)
+
+    async def _ask_many(self, streams: list[str], region: str) -> dict[str, Answer]:
+        """Asks, caches what was answered, and stands a recent "no viewers" in for what was
+        not (the module says why)."""
+        asked = [s for s in streams if STREAM_ID.fullmatch(s)]
+        answers = {s: Answer(region=region, viewers=None) for s in streams}
+        for start in range(0, len(asked), MAX_PRESENCE_STREAMS):
+            answers.update(await self._ask_batch(asked[start:start + MAX_PRESENCE_STREAMS],
+                                                 region))
+        for stream, answer in answers.items():
+            if answer.viewers is not None:
+                self.cache.put(stream, answer)
+            elif (last := self.cache.last_known(stream, region)) is not None \
+                    and not last.has_viewers:
+                answers[stream] = last
+        return answers
+
+    async def _ask_batch(self, streams: list[str], region: str) -> dict[str, Answer]:
+        if not streams:
+            return {}
+        legacy_since = self._legacy.get(region)
+        if legacy_since is not None and time.monotonic() - legacy_since < LEGACY_RECHECK_S:
+            return await self._ask_each(streams, region)
+        self.metrics.presence_queries.inc()
+        began = time.perf_counter()
+        query = PresenceBatchQuery(tuple(streams))
+        subject = presence_batch_query(region)
+        unanswered = {s: Answer(region=region, viewers=None) for s in streams}
+        try:
+            reply = await self.nc.request(subject, query.encode(), timeout=self.timeout_s)
+        except NoRespondersError:
+            # Nobody there answers batches: older code (or a cut link, where the questions
+            # per stream meet no responder as fast).
+            self._legacy[region] = time.monotonic()
+            return await self._ask_each(streams, region)
+        except driver_errors("nats"):
+            self.metrics.presence_query(region, time.perf_counter() - began, answered=False)
+            return unanswered
+        self._legacy.pop(region, None)
+        try:
+            answer = PresenceBatchAnswer.decode(reply.data)
+            if not answer.answers(region, query):
+                raise HubMessageError("presence_batch_answer",
+                                      f"{answer.region!r} answered of other streams")
+        except HubMessageError as err:
+            self.rejections(err, subject)
+            self.metrics.presence_query(region, time.perf_counter() - began, answered=False)
+            return unanswered
+        self.metrics.presence_query(region, time.perf_counter() - began, answered=True)
+        return {s: Answer(region=region, viewers=answer.viewers[s]) for s in streams}
+
+    async def _ask_each(self, streams: list[str], region: str) -> dict[str, Answer]:
+        answers = await asyncio.gather(*(self._ask(s, region) for s in streams))
+        return dict(zip(streams, answers, strict=True))
+
     async def regions_with_viewers(self, stream: str) -> set[str]:
         answers = await asyncio.gather(*(self.viewers(stream, r) for r in self.regions))
         return {a.region for a in answers if a.has_viewers}
@@ -220,14 +370,39 @@ class PresenceResponder:
         self.rejections = rejections
 
     async def run(self) -> None:
-        """Answers queries until cancelled; one gateway of the region answers each."""
-        sub = await self.nc.subscribe(presence_query(self.region), queue=PRESENCE_QUEUE)
+        """Answers queries until cancelled; one gateway of the region answers each. Both
+        kinds: batched, and one stream at a time (what older regions ask)."""
+        single = await self.nc.subscribe(presence_query(self.region), queue=PRESENCE_QUEUE)
+        batch = await self.nc.subscribe(presence_batch_query(self.region),
+                                        queue=PRESENCE_QUEUE)
         try:
-            async for msg in sub.messages:
-                await self._answer(msg)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._serve(single, self._answer), name="presence answers")
+                tg.create_task(self._serve(batch, self._answer_batch),
+                               name="batched presence answers")
         finally:
-            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
-                await sub.unsubscribe()
+            for sub in (single, batch):
+                with contextlib.suppress(*driver_errors("nats")):  # a closed connection
+                    await sub.unsubscribe()
+
+    @staticmethod
+    async def _serve(sub: Subscription, answer: Callable[[Msg], Awaitable[None]]) -> None:
+        async for msg in sub.messages:
+            await answer(msg)
+
+    async def _answer_batch(self, msg: Msg) -> None:
+        try:
+            query = PresenceBatchQuery.decode(msg.data)
+        except HubMessageError as err:
+            self.rejections(err, msg.subject)
+            return
+        try:
+            viewers = await self.presence.counts(query.streams)
+        except PresenceUnavailable:
+            return  # no answer: the asker counts us as having viewers (as in `_answer`)
+        answer = PresenceBatchAnswer(region=self.region, viewers=viewers)
+        with contextlib.suppress(*driver_errors("nats")):
+            await msg.respond(answer.encode())
 
     async def _answer(self, msg: Msg) -> None:
         try:

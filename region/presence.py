@@ -8,7 +8,7 @@ gateway's viewers leave presence within that time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from chorus.errors import Unavailable
@@ -33,6 +33,11 @@ class Presence(Protocol):
     async def count(self, stream: str) -> int:
         """Viewers of ``stream`` in this region, over every live gateway. Raises
         `PresenceUnknown` while the index is being rebuilt after a loss."""
+        ...
+
+    async def counts(self, streams: Sequence[str]) -> dict[str, int]:
+        """`count` of each of ``streams``, in one read of the index (a batched presence
+        question from another region). Raises as `count` does."""
         ...
 
     async def withdraw(self, gateway: str, streams: set[str]) -> None:

@@ -17,7 +17,7 @@ expire otherwise), so by then every gateway with viewers has reported again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 
@@ -97,6 +97,20 @@ class RedisPresence:
             raise PresenceUnknown("presence is being rebuilt after Redis lost it; every "
                                   "gateway reports again within the presence TTL")
         return total
+
+    async def counts(self, streams: Sequence[str]) -> dict[str, int]:
+        # One pipeline, one round trip: the script per stream, as `count` runs it.
+        with translated(PresenceUnavailable, "presence read failed", driver="redis"):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    await self._count(keys=[TRUSTED_KEY, f"chorus:p:{stream}",
+                                            f"chorus:pn:{stream}"],
+                                      args=[self.ttl_ms], client=pipe)
+                totals = [int(t) for t in await pipe.execute()]
+        if any(total < 0 for total in totals):
+            raise PresenceUnknown("presence is being rebuilt after Redis lost it; every "
+                                  "gateway reports again within the presence TTL")
+        return dict(zip(streams, totals, strict=True))
 
     async def withdraw(self, gateway: str, streams: set[str]) -> None:
         await self.report(gateway, {}, streams)

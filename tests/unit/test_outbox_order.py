@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from types import SimpleNamespace
 
 import pytest
@@ -38,8 +39,8 @@ class FlakyDestination:
 
 
 class EveryoneWatches:
-    async def viewers(self, stream: str, region: str) -> Answer:
-        return Answer(region, None)
+    async def viewers_of(self, streams: Iterable[str], region: str) -> dict[str, Answer]:
+        return {stream: Answer(region, None) for stream in streams}
 
 
 class Msg:
