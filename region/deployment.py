@@ -20,7 +20,12 @@ result down; unknown ``CHORUS_*`` variables and bad values are refused, naming t
 | CHORUS_CASSANDRA_CONTACT_POINTS | no | the region's Cassandra nodes, comma-separated |
 | CHORUS_CASSANDRA_PORT | no | their CQL port |
 | CHORUS_CASSANDRA_DATACENTER | no | must be the region's name |
-| CHORUS_SNAPSHOT_BUCKET, CHORUS_SNAPSHOT_URL | no | reserved for the snapshot tier (unused) |
+| CHORUS_SNAPSHOT_BUCKET, CHORUS_SNAPSHOT_URL | no | snapshot bucket, its CDN's URL (both) |
+
+Hot streams' snapshot documents go to the snapshot bucket (region/snapshot_s3.py). With
+one the gateway also reads what ECS gives every task: ``AWS_REGION`` (or
+``AWS_DEFAULT_REGION``), the bucket's region, and ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``
+(or ``..._FULL_URI``), where the task role's credentials are served.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from urllib.parse import urlsplit
 
 from chorus.config import Config, Region
 from chorus.errors import ConfigError
+from region.snapshot_s3 import SnapshotTarget
 
 SOURCE = "environment"
 KNOWN = frozenset({
@@ -65,6 +71,34 @@ class GatewaySettings:
     tls_cert_pem: str | None = None
     tls_key_pem: str | None = None
     operator_port: int | None = None
+    # Where hot streams' snapshot documents go for the CDN (None: served by the gateways).
+    snapshots: SnapshotTarget | None = None
+
+
+ECS_CREDENTIALS_HOST = "http://169.254.170.2"  # where ECS serves a task role's credentials
+
+
+def _snapshots(env: Mapping[str, str]) -> SnapshotTarget | None:
+    bucket = env.get("CHORUS_SNAPSHOT_BUCKET", "").strip()
+    url = env.get("CHORUS_SNAPSHOT_URL", "").strip()
+    if not bucket and not url:
+        return None
+    if not bucket or not url:
+        raise _fail("CHORUS_SNAPSHOT_BUCKET" if not bucket else "CHORUS_SNAPSHOT_URL",
+                    "CHORUS_SNAPSHOT_BUCKET and CHORUS_SNAPSHOT_URL go together")
+    (public_url,) = _urls("CHORUS_SNAPSHOT_URL", url, ("https",))
+    aws_region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
+    if not aws_region:
+        raise _fail("CHORUS_SNAPSHOT_BUCKET", "needs AWS_REGION (ECS sets it): the bucket's "
+                                              "region")
+    relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "").strip()
+    full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "").strip()
+    if not relative and not full:
+        raise _fail("CHORUS_SNAPSHOT_BUCKET", "needs the task role's credentials "
+                                              "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, which "
+                                              "ECS sets)")
+    return SnapshotTarget(bucket=bucket, public_url=public_url, aws_region=aws_region,
+                          credentials_url=full or f"{ECS_CREDENTIALS_HOST}{relative}")
 
 
 def local_settings(config: Config, region: Region, index: int) -> GatewaySettings:
@@ -162,4 +196,4 @@ def settings_from_env(env: Mapping[str, str], config: Config, *,
         region=name, node=node, listen_host="0.0.0.0", listen_port=port,
         nats_urls=nats_urls, redis_url=redis_url, public_url=public_url,
         peers=(public_url,), tls_cert_pem=cert, tls_key_pem=key,
-        operator_port=operator_port or None)
+        operator_port=operator_port or None, snapshots=_snapshots(env))

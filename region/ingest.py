@@ -19,6 +19,7 @@ from region.auth import Claims
 from region.errors import ApiError, ErrorCode
 from region.log import Appended, CommentLog, LogUnavailable
 from region.moderation_service import Moderation
+from region.tiers import StreamBuckets
 from region.validation import PostInput
 
 
@@ -32,7 +33,8 @@ class Ingest:
     def __init__(self, region: str, log: CommentLog, admission: Admission,
                  ids: IdGenerator, *, metrics: Metrics | None = None,
                  moderation: Moderation | None = None,
-                 replies: ReplyCheck | None = None) -> None:
+                 replies: ReplyCheck | None = None,
+                 buckets: StreamBuckets | None = None) -> None:
         self.region = region
         self.log = log
         self.admission = admission
@@ -42,6 +44,9 @@ class Ingest:
         self.moderation = moderation
         self.replies = replies
         self.metrics = metrics  # post to stored (chorus_post_stored_seconds)
+        # A hot stream's token bucket, by its tier (region/tiers.py); None: always the
+        # stream's own. A stream in the push tier costs a dictionary lookup.
+        self.buckets = buckets
 
     async def post(self, claims: Claims, stream: str, post: PostInput) -> Appended:
         began = time.perf_counter()
@@ -52,7 +57,9 @@ class Ingest:
             slow_ms, moderated_shadow = check.slow_ms, check.shadow
         if post.reply_to is not None and self.replies is not None:
             await self.replies.check_parent(stream, post.reply_to)
-        shadow = await self.admission.admit(claims.user, stream, slow_ms=slow_ms)
+        bucket = self.buckets.bucket(stream) if self.buckets is not None else None
+        shadow = await self.admission.admit(claims.user, stream, slow_ms=slow_ms,
+                                            bucket=bucket)
         shadow = shadow or moderated_shadow
         comment = Comment(id=self.ids.next(), stream=stream, region=self.region,
                           user=claims.user, name=claims.name, text=post.text,

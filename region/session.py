@@ -25,13 +25,13 @@ from chorus.config import Limits
 from chorus.model import Comment
 from region.cursor import Cursor
 from region.log import CommentLog, Entry, LogUnavailable
-from region.protocol import CloseCode, Hello, Recovered, Retract, ServerFrame
+from region.protocol import CloseCode, Hello, Recovered, Retract, Sample, ServerFrame
 from region.replay import Replayer
 from region.writer import Gone, Transport, Writer
 
 # Transport and Gone belong to the writer; they stay importable from here for the modules
 # that build sessions.
-__all__ = ["Gone", "Position", "Session", "State", "Transport"]
+__all__ = ["Gone", "Position", "Session", "Skip", "State", "Transport", "View"]
 
 
 class State(enum.Enum):
@@ -61,6 +61,33 @@ class Moderated(Protocol):
     def recent_retractions(self, stream: str) -> tuple[str, ...]: ...
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A live item without a comment: everything of the stream after ``prev`` up to ``seq``
+    was left out for this viewer on purpose (outside a sampled stream's sample). Accepted by
+    the same rule as an entry; it moves the cursor."""
+
+    prev: int
+    seq: int
+
+
+class View(Protocol):
+    """How the viewer sees a stream above the push tier (region/tiers_feed.py)."""
+
+    def replay_filter(self, viewer: str | None) -> Callable[[Comment], bool]:
+        """Which comments read back from the log (a resume, a repaired gap) ``viewer`` is
+        shown; the others move the cursor only. A new filter per catch-up."""
+        ...
+
+    def describe(self) -> Sample | None:
+        """What a ``comments`` frame stands for now."""
+        ...
+
+    def announce(self, cursor: str) -> ServerFrame:
+        """The ``tier`` frame that tells the client, at ``cursor``."""
+        ...
+
+
 class Session:
     def __init__(self, *, stream: str, user: str | None, transport: Transport,
                  log: CommentLog, replayer: Replayer, position: Position, limits: Limits,
@@ -83,8 +110,9 @@ class Session:
                              hide=(None if moderation is None
                                    else lambda c: moderation.hidden(c, user)))
         self.cursor = 0          # last accepted (queued) sequence
+        self.view: View | None = None   # None: the push tier (every comment)
         self._phase = State.STARTING
-        self._pending: list[Entry] = []
+        self._pending: list[Entry | Skip] = []
         self._pending_overflow = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._resuming = False
@@ -119,6 +147,7 @@ class Session:
                 self._rewind(resume.seq)
                 if self.send_hello:
                     self.writer.push(self._hello())
+                    self._announce_view()
                 self._retractions_for_resume()
                 self._resuming = True
                 self._spawn_catch_up(first=True)
@@ -129,6 +158,7 @@ class Session:
             return
         if self.send_hello:
             self.writer.push(self._hello())
+            self._announce_view()
         if resume is not None:
             self._retractions_for_resume()
             self.writer.push(Recovered(
@@ -176,8 +206,14 @@ class Session:
 
     # -- input: entries from the fanout, frames from the connection ------------------------
 
-    def offer(self, entry: Entry) -> None:
-        """A live entry of this session's stream. Never blocks and never awaits."""
+    def offer(self, entry: Entry | Skip) -> None:
+        """A live entry of this session's stream (or a `Skip`). Never blocks and never awaits.
+
+        The rule: an item is accepted when everything before it is here, i.e. its ``prev``
+        is at or below the cursor (the push tier's feed chains each entry to the stream's
+        previous one, so ``prev`` is the cursor exactly; a sampled stream's feed chains it to
+        the previous item every viewer got, and a viewer's own comments may have moved its
+        cursor past that)."""
         match self.state:
             case State.CLOSED:
                 return
@@ -190,7 +226,7 @@ class Session:
                 return
         if entry.seq <= self.cursor:
             return  # already have it
-        if entry.prev == self.cursor:
+        if entry.prev <= self.cursor:
             self._accept(entry)
             return
         # A hole between our cursor and this entry: read it from the log first.
@@ -213,6 +249,19 @@ class Session:
         self._retractions_for_resume()
         self._resuming = True
         self._spawn_catch_up(first=True)
+
+    def set_view(self, view: View | None, announcement: ServerFrame | None = None) -> None:
+        """The stream's tier changed on this gateway: ``view`` from now on (None: push), and
+        ``announcement`` (a ``tier`` frame) in order with the comments. A session that has
+        not said hello yet announces its view right after it."""
+        self.view = view
+        self.writer.describe = view.describe if view is not None else None
+        if announcement is not None and self._phase is not State.STARTING:
+            self.writer.push(announcement)
+
+    def _announce_view(self) -> None:
+        if self.view is not None:
+            self.writer.push(self.view.announce(self.encode_cursor(self.cursor)))
 
     def push(self, frame: ServerFrame) -> None:
         """A control frame (ack, error, viewers, pong), sent in order with the comments."""
@@ -239,6 +288,7 @@ class Session:
         # Replay in slices of half a queue, waiting for the writer between slices: a resume
         # of the whole replay window must not look like a slow consumer.
         batch = max(1, self.limits.send_queue_max // 2)
+        shows = self.view.replay_filter(self.user) if self.view is not None else None
         try:
             while True:
                 result = await self.replayer.catch_up(self.stream, self.cursor, first=first,
@@ -253,9 +303,16 @@ class Session:
                     self._resuming = False
                     self._pending = [e for e in self._pending if e.seq > self.cursor]
                     break
+                skipped = False
                 for entry in result.entries:
                     if entry.seq > self.cursor:
-                        self._accept(entry, live=False)
+                        skipped = shows is not None and not shows(entry.comment)
+                        if skipped:
+                            self.cursor = entry.seq  # outside the sample: moved past
+                        else:
+                            self._accept(entry, live=False)
+                if skipped:
+                    self.writer.mark(self.cursor)
                 if not result.more or self.closed:
                     break
                 await self.writer.wait_room(batch)
@@ -281,6 +338,9 @@ class Session:
         for entry in pending:
             self.offer(entry)
 
-    def _accept(self, entry: Entry, *, live: bool = True) -> None:
+    def _accept(self, entry: Entry | Skip, *, live: bool = True) -> None:
         self.cursor = entry.seq
-        self.writer.enqueue(entry, live=live)
+        if isinstance(entry, Skip):
+            self.writer.mark(entry.seq)
+        else:
+            self.writer.enqueue(entry, live=live)

@@ -21,6 +21,9 @@ GOOD = {
     "CHORUS_CASSANDRA_CONTACT_POINTS": "10.1.2.3,10.1.2.4",
     "CHORUS_CASSANDRA_DATACENTER": "eu-west",
     "CHORUS_SNAPSHOT_BUCKET": "snapshots",
+    "CHORUS_SNAPSHOT_URL": "https://d111111abcdef8.cloudfront.net",
+    "AWS_REGION": "eu-west-1",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc",
     "PATH": "/usr/bin",
 }
 

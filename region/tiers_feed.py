@@ -1,0 +1,390 @@
+"""A gateway's delivery of its hot streams: the sampled and snapshot tiers on the live path.
+
+The fanout (region/fanout.py) hands every live entry of a followed stream to `TierFeeds.take`.
+A stream in the push tier costs one rate count there and goes on to every session as before.
+A stream above push has a `StreamFeed` on this gateway, which decides each entry once for all
+the gateway's viewers of the stream (region/sampling.py) and hands out only what they are
+shown: the second's sample and the priority lane to every session (sampled tier), and each
+comment to its author's own sessions. A viewer therefore costs a bounded number of items a
+second whatever the stream's rate; the gateway pays one decision per comment.
+
+Cursors. A session accepts an item when its ``prev`` is at or below the session's cursor
+(region/session.py). The feed chains what every viewer gets (``shared``): each shown entry's
+``prev`` is the previous shown one, and once a second a `Skip` moves every cursor up to the
+last entry the feed decided (``accounted``), telling the client what the second stood for
+("showing n of m": the ``sample`` of the ``comments`` frame it falls in). An author's own
+comment is chained to ``shared`` too, so it fits between the shared items. When the gateway's
+live feed itself has a hole (NATS dropped a message), the next shared item is chained to the
+hole's far side: every session then catches up from the log, thinned the same way.
+
+Tier changes. Entering a tier above push starts the chain at the last entry the gateway
+delivered in push; leaving it ends with a `Skip` to ``accounted``, so the next pushed entry
+(whose ``prev`` is the stream's previous entry) follows every cursor. Each session gets a
+``tier`` frame in order with its comments, carrying its cursor: a tier change costs no
+cursor, duplicates nothing, and is announced rather than looking like a gap.
+
+Snapshots. While a stream is in the snapshot tier, viewers get its document as a
+``snapshot`` frame every ``snapshot_interval_s`` (and their own comments live). The region's
+keeper of the stream (region/tiers.py) renders the document from its feed and leaves it in
+the `SnapshotStore` (and, deployed, the `SnapshotPublisher`); the other gateways read it from
+there once per interval for all their viewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chorus.config import Tiers
+from chorus.metrics import Metrics
+from chorus.model import Comment
+from region.log import Entry
+from region.protocol import Sample, ServerFrame, Snapshot
+from region.protocol import Tier as TierFrame
+from region.sampling import ReplayThinner, Sampler, Verdict, priority
+from region.session import Session, Skip
+from region.snapshot import (
+    KEEP_INTERVALS,
+    PRIORITY_KEEP_S,
+    SNAPSHOT_COMMENTS,
+    Rendered,
+    SnapshotDoc,
+    SnapshotPublisher,
+    SnapshotStore,
+    SnapshotUnavailable,
+    cache_control,
+    render,
+)
+from region.tiers import RateMeter, Reading, Tier
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0   # a Skip (and the second's counts) to every viewer of a hot stream this often
+
+
+@dataclass
+class Followed:
+    """A stream this gateway has viewers of: its sessions (by user too), its comment rate,
+    and the last entry the gateway delivered in the push tier."""
+
+    members: set[Session] = field(default_factory=set)
+    by_user: dict[str, set[Session]] = field(default_factory=dict)
+    meter: RateMeter = field(default_factory=RateMeter)
+    last: int = 0
+
+    def add(self, session: Session) -> None:
+        self.members.add(session)
+        if session.user is not None:
+            self.by_user.setdefault(session.user, set()).add(session)
+
+    def discard(self, session: Session) -> None:
+        self.members.discard(session)
+        if session.user is not None:
+            mine = self.by_user.get(session.user)
+            if mine is not None:
+                mine.discard(session)
+                if not mine:
+                    del self.by_user[session.user]
+
+
+class StreamFeed:
+    """One stream above the push tier on this gateway; also the sessions' `View` of it."""
+
+    def __init__(self, stream: str, tier: Tier, followed: Followed, *, tiers: Tiers,
+                 snapshot_url: str, expected: float, clock: Callable[[], float],
+                 rng: random.Random | None = None) -> None:
+        self.stream = stream
+        self.tier = tier
+        self.followed = followed
+        self.tiers = tiers
+        self.snapshot_url = snapshot_url
+        self.clock = clock
+        self.sampler = Sampler(tiers.sampled_per_viewer_per_s, expected=expected, rng=rng)
+        self.accounted = followed.last   # the last entry of the stream this feed decided
+        self.shared = followed.last      # the last item every viewer got (or was moved to)
+        self.keeper = False
+        self.reading: Reading | None = None
+        self.sample_ring: deque[Comment] = deque(maxlen=SNAPSHOT_COMMENTS)
+        self.priority_ring: deque[tuple[float, Comment]] = deque(maxlen=SNAPSHOT_COMMENTS)
+        self.posted = 0            # entries decided since the last snapshot render
+        self.hidden = 0            # entries no viewer but their author got
+        self.doc: SnapshotDoc | None = None
+        self.rendered: Rendered | None = None
+        self.pushed_etag = ""      # the document this gateway's viewers got last
+        self.rendered_at = -math.inf
+        self._described: tuple[int, Sample] | None = None
+
+    # -- the live path -----------------------------------------------------------------------
+
+    def offer(self, entry: Entry, now: float) -> None:
+        """An entry of the stream's live feed, in the log's order."""
+        if entry.seq <= self.accounted:
+            return  # delivered twice by the live feed
+        if entry.prev > self.accounted:
+            # The live feed skipped entries of the stream: no viewer may take the next shared
+            # item for granted, so it is chained past the hole and every session reads the
+            # hole from the log (thinned as live).
+            self.shared = max(self.shared, entry.prev)
+        self.accounted = entry.seq
+        self.posted += 1
+        comment = entry.comment
+        verdict = self.sampler.offer(comment, now)
+        if verdict is Verdict.PRIORITY:
+            self.priority_ring.append((now, comment))
+        elif verdict is Verdict.SAMPLED:
+            self.sample_ring.append(comment)
+        if verdict is not Verdict.HIDDEN and self.tier == "sampled":
+            item = Entry(seq=entry.seq, prev=self.shared, comment=comment)
+            self.shared = entry.seq
+            for session in tuple(self.followed.members):
+                session.offer(item)
+            return
+        self.hidden += 1
+        authors = self.followed.by_user.get(comment.user)
+        if authors:
+            own = Entry(seq=entry.seq, prev=self.shared, comment=comment)
+            for session in tuple(authors):
+                session.offer(own)
+
+    def tick(self) -> None:
+        """Moves every viewer's cursor to the last entry decided (once a second, and before
+        a tier change)."""
+        if self.accounted <= self.shared:
+            return
+        skip = Skip(prev=self.shared, seq=self.accounted)
+        self.shared = self.accounted
+        for session in tuple(self.followed.members):
+            session.offer(skip)
+
+    # -- View (region/session.py) -------------------------------------------------------------
+
+    def replay_filter(self, viewer: str | None) -> Callable[[Comment], bool]:
+        if self.tier == "sampled":
+            return ReplayThinner(viewer, self.tiers.sampled_per_viewer_per_s,
+                                 expected=self.followed.meter.rate(self.clock())).shows
+
+        def own_or_priority(comment: Comment) -> bool:
+            # Snapshot tier: the document stands for the rest.
+            return (viewer is not None and comment.user == viewer) or (
+                priority(comment) and not comment.shadow)
+        return own_or_priority
+
+    def describe(self) -> Sample | None:
+        now = self.clock()
+        second = math.floor(now)
+        if self._described is None or self._described[0] != second:
+            stats = self.sampler.stats(now)
+            self._described = (second, Sample(shown=stats.shown, posted=stats.posted))
+        return self._described[1]
+
+    def announce(self, cursor: str) -> ServerFrame:
+        return self.frame(cursor)
+
+    def frame(self, cursor: str) -> TierFrame:
+        if self.tier == "snapshot":
+            return TierFrame(tier="snapshot", cursor=cursor, snapshot_url=self.snapshot_url,
+                             interval_s=self.tiers.snapshot_interval_s)
+        return TierFrame(tier=self.tier, cursor=cursor,
+                         per_viewer_per_s=self.tiers.sampled_per_viewer_per_s)
+
+    # -- the snapshot document ------------------------------------------------------------------
+
+    def render(self, region: str, now: float, wall_ms: int,
+               hidden: Callable[[Comment], bool] | None) -> tuple[Rendered, bool]:
+        """The document now, from what this gateway's feed saw (the keeper's), and whether
+        it changed since the last render."""
+        keep = [(at, c) for at, c in self.priority_ring if now - at <= PRIORITY_KEEP_S]
+        sample = [c for c in self.sample_ring if hidden is None or not hidden(c)]
+        lane = [c for _, c in keep if hidden is None or not hidden(c)]
+        reading = self.reading or Reading(viewers=0, rate_per_s=0.0)
+        doc = render(self.stream, region, now_ms=wall_ms,
+                     interval_s=self.tiers.snapshot_interval_s, viewers=reading.viewers,
+                     rate_per_s=reading.rate_per_s, posted=self.posted, sample=sample,
+                     priority=lane, previous=self.doc)
+        self.posted = 0
+        self.rendered_at = now
+        changed = doc is not self.doc or self.rendered is None
+        if changed:
+            self.doc, self.rendered = doc, Rendered.of(doc)
+        assert self.rendered is not None
+        return self.rendered, changed
+
+
+class TierFeeds:
+    """This gateway's hot streams. The fanout calls `joined`, `left` and `take`; the tier
+    agreement (global_/tiers.py, through the fanout's `TierHost` side) calls `followed` and
+    `apply`; `run` ticks the feeds and moves the snapshots for the gateway's life.
+
+    ``snapshot_url(stream)``: where clients poll a stream's document. ``store`` holds the
+    region's documents; ``publisher`` (deployed cells) is the CDN's origin. ``hidden``: a
+    comment no one may be shown any more (moderation), left out of documents."""
+
+    def __init__(self, *, region: str, tiers: Tiers, metrics: Metrics,
+                 store: SnapshotStore | None, snapshot_url: Callable[[str], str],
+                 publisher: SnapshotPublisher | None = None,
+                 hidden: Callable[[Comment], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self.region = region
+        self.tiers = tiers
+        self.metrics = metrics
+        self.store = store
+        self.publisher = publisher
+        self.snapshot_url = snapshot_url
+        self.hidden = hidden
+        self.clock = clock
+        self.wall = wall
+        self.rng = rng
+        self.streams: dict[str, Followed] = {}
+        self.feeds: dict[str, StreamFeed] = {}
+
+    # -- the fanout's side ---------------------------------------------------------------------
+
+    def joined(self, session: Session) -> None:
+        """A session of this gateway, before it starts (it announces its tier after hello)."""
+        self.streams.setdefault(session.stream, Followed()).add(session)
+        feed = self.feeds.get(session.stream)
+        if feed is not None:
+            session.set_view(feed)
+
+    def left(self, session: Session) -> None:
+        followed = self.streams.get(session.stream)
+        if followed is None:
+            return
+        followed.discard(session)
+        if not followed.members:
+            del self.streams[session.stream]
+            self.feeds.pop(session.stream, None)
+
+    def take(self, entry: Entry) -> bool:
+        """Counts a live entry; True when a hot stream's feed delivered it (False: the
+        fanout delivers it to every session, the push tier)."""
+        stream = entry.comment.stream
+        followed = self.streams.get(stream)
+        if followed is None:
+            return False
+        now = self.clock()
+        followed.meter.observe(now)
+        feed = self.feeds.get(stream)
+        if feed is None:
+            followed.last = entry.seq
+            return False
+        feed.offer(entry, now)
+        return True
+
+    def tier(self, stream: str) -> Tier:
+        feed = self.feeds.get(stream)
+        return feed.tier if feed is not None else "push"
+
+    # -- the agreement's side -------------------------------------------------------------------
+
+    def followed(self) -> dict[str, float]:
+        now = self.clock()
+        return {stream: f.meter.rate(now) for stream, f in self.streams.items()}
+
+    def apply(self, stream: str, tier: Tier, *, keeper: bool, reading: Reading | None) -> None:
+        followed = self.streams.get(stream)
+        if followed is None:
+            return
+        feed = self.feeds.get(stream)
+        current: Tier = feed.tier if feed is not None else "push"
+        if feed is not None:
+            feed.keeper = keeper
+            feed.reading = reading or feed.reading
+        if tier == current:
+            return
+        self.metrics.tier_changed(tier)
+        log.info("stream %s: %s -> %s tier on this gateway", stream, current, tier)
+        if feed is None:  # push -> sampled or snapshot
+            feed = StreamFeed(stream, tier, followed, tiers=self.tiers,
+                              snapshot_url=self.snapshot_url(stream),
+                              expected=followed.meter.rate(self.clock()), clock=self.clock,
+                              rng=self.rng)
+            feed.keeper, feed.reading = keeper, reading
+            self.feeds[stream] = feed
+            for session in tuple(followed.members):
+                session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
+            return
+        feed.tick()
+        if tier == "push":
+            del self.feeds[stream]
+            followed.last = feed.accounted
+            for session in tuple(followed.members):
+                session.set_view(None, TierFrame(
+                    tier="push", cursor=session.encode_cursor(session.cursor)))
+            return
+        feed.tier = tier  # sampled <-> snapshot
+        feed.pushed_etag = ""
+        for session in tuple(followed.members):
+            session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
+
+    def counts(self) -> dict[str, int]:
+        """Streams this gateway follows, by tier."""
+        out = {"push": 0, "sampled": 0, "snapshot": 0}
+        for stream in self.streams:
+            out[self.tier(stream)] += 1
+        return out
+
+    # -- the clock -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Ticks every hot stream's feed and moves its snapshots; until cancelled."""
+        tick_s = min(TICK_S, self.tiers.snapshot_interval_s)
+        try:
+            while True:
+                await asyncio.sleep(tick_s)  # the feeds' period, not a synchronisation
+                await self.step()
+        finally:
+            if self.publisher is not None:
+                await self.publisher.close()
+
+    async def step(self) -> None:
+        """One tick: a Skip to every viewer of each hot stream; documents that are due."""
+        now = self.clock()
+        for stream, feed in list(self.feeds.items()):
+            feed.tick()
+            if feed.hidden:
+                self.metrics.sampled_out(feed.hidden)
+                feed.hidden = 0
+            if feed.tier != "snapshot":
+                continue
+            if now - feed.rendered_at < self.tiers.snapshot_interval_s - 0.05:
+                continue
+            try:
+                await self._snapshot(stream, feed, now)
+            except SnapshotUnavailable as exc:
+                log.warning("snapshot of %s not moved: %s", stream, exc)
+
+    async def _snapshot(self, stream: str, feed: StreamFeed, now: float) -> None:
+        feed.rendered_at = now
+        rendered: Rendered | None
+        interval = self.tiers.snapshot_interval_s
+        if feed.keeper:
+            rendered, changed = feed.render(self.region, now, int(self.wall() * 1000),
+                                            self.hidden)
+            if self.store is not None:
+                # Every interval, changed or not: the stored copy outlives the keeper by
+                # KEEP_INTERVALS intervals only.
+                await self.store.put(stream, rendered, interval * KEEP_INTERVALS)
+            if changed:
+                self.metrics.snapshot_rendered()
+                if self.publisher is not None:
+                    await self.publisher.publish(stream, rendered, cache_control(interval))
+        elif self.store is not None:
+            rendered = await self.store.get(stream)
+        else:
+            rendered = None
+        if rendered is None or rendered.etag == feed.pushed_etag:
+            return
+        feed.pushed_etag = rendered.etag
+        frame = Snapshot(rendered)
+        for session in tuple(feed.followed.members):
+            session.push(frame)
+
