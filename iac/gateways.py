@@ -118,6 +118,9 @@ class Gateways(pulumi.ComponentResource):
         target_group = aws.lb.TargetGroup(
             f"{name}-tg", port=port, protocol="TCP", target_type="ip", vpc_id=args.vpc_id,
             deregistration_delay=DRAIN_S,
+            # Gateways cap live connections per client address (docs/security.md); with IP
+            # targets over TCP the NLB hides that address unless told to keep it.
+            preserve_client_ip="true",
             # After the drain, cut what is left so clients resume on another task at once.
             connection_termination=True,
             health_check=aws.lb.TargetGroupHealthCheckArgs(

@@ -109,8 +109,10 @@ def test_gateways_follow_the_region(deployed: Run, repo_regions: Config) -> None
         scaling = deployed.named(f"{region.name}-gateways-scaling", SCALING)
         assert scaling.inputs["minCapacity"] == region.gateways
         assert scaling.inputs["maxCapacity"] == Sizing().gateway_max_tasks
-        assert deployed.named(f"{region.name}-gateways-tg", TARGET_GROUP).inputs["port"] == (
-            region.gateway_port)
+        group = deployed.named(f"{region.name}-gateways-tg", TARGET_GROUP)
+        assert group.inputs["port"] == region.gateway_port
+        # The per-address connection cap needs the client's address, not the NLB's.
+        assert group.inputs["preserveClientIp"] == "true"
         spec = container(deployed, region.name)
         assert spec["portMappings"] == [{"containerPort": region.gateway_port,
                                          "protocol": "tcp"}]
