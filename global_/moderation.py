@@ -165,7 +165,8 @@ class ModerationReplica:
 
     # -- deciding ----------------------------------------------------------------------------
 
-    async def decide(self, action: Action, *, by: str, reason: str) -> Outcome:
+    async def decide(self, action: Action, *, by: str, reason: str,
+                     wait: bool = True) -> Outcome:
         decision = await self._store(action, by=by, reason=reason)
         # Applied in order: another gateway of the region may have stored one just before
         # ours, which this gateway has not read yet (a decision is applied once per origin
@@ -175,7 +176,8 @@ class ModerationReplica:
         except ModerationUnavailable:
             self._nudge.set()  # the replica read applies it soon; the wait below says when
         self._announce.set()
-        await self._await_applied(decision)
+        if wait:
+            await self._await_applied(decision)
         applied, pending = self._regions_applied(decision)
         return Outcome(decision=decision, applied=applied, pending=pending)
 

@@ -128,14 +128,28 @@ class HeuristicClassifier:
 @dataclass
 class Window:
     """The recent past as one worker saw it, bounded in time and size. ``observe`` each
-    comment in time order (``now_s``: seconds, any monotonic origin)."""
+    comment in time order (``now_s``: seconds, any monotonic origin). A comment observed
+    again (by id) counts once: its signals are those of the first time, so a worker may
+    feed the window from the region's whole live feed and still score the comments it was
+    handed (whichever copy came first)."""
 
     _texts: deque[tuple[float, str, str]] = field(default_factory=deque)  # (t, fp, user)
     _by_text: dict[str, dict[str, int]] = field(default_factory=dict)     # fp -> user -> n
     _users: OrderedDict[str, tuple[float, deque[float]]] = field(default_factory=OrderedDict)
+    _observed: OrderedDict[str, Signals] = field(default_factory=OrderedDict)  # id -> signals
     _started: float | None = None
 
     def observe(self, comment: Comment, now_s: float) -> Signals:
+        seen = self._observed.get(comment.id)
+        if seen is not None:
+            return seen
+        signals = self._observe(comment, now_s)
+        self._observed[comment.id] = signals
+        if len(self._observed) > MAX_TEXTS:
+            self._observed.popitem(last=False)
+        return signals
+
+    def _observe(self, comment: Comment, now_s: float) -> Signals:
         if self._started is None:
             self._started = now_s
         self._expire(now_s)

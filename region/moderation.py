@@ -503,10 +503,13 @@ class Outcome:
 class DecisionLog(Protocol):
     """Where a gateway's decisions go: the global plane's replica (global_/moderation.py)."""
 
-    async def decide(self, action: Action, *, by: str, reason: str) -> Outcome:
+    async def decide(self, action: Action, *, by: str, reason: str,
+                     wait: bool = True) -> Outcome:
         """Stores the decision in this region's moderation log, then waits (bounded) until
-        every reachable region has applied it. Raises ModerationUnavailable when this
-        region's log did not take it."""
+        every reachable region has applied it; ``wait`` False returns once it is stored and
+        applied here (the classifier: nobody waits for its answer, and its next comment
+        should not wait for the slowest region either). Raises ModerationUnavailable when
+        this region's log did not take it."""
         ...
 
     async def ready(self) -> None:

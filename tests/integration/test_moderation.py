@@ -9,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nats
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
 from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
+from chorus.durable import pending
+from chorus.names import classifier_durable
 from tests.integration.test_cell import post, token
 from tests.integration.test_global import _presence_visible, url
 from tests.integration.viewers import Poller, SseViewer, WsViewer
@@ -358,3 +362,92 @@ async def test_a_gateway_behind_catches_up_before_it_admits(
                 _, doc = await call(http, "GET", f"{url(cluster, region, i)}/v1/"
                                     f"moderation/users/{user}", mod_token(cluster))
                 assert doc["banned"], (region, i, user)
+
+
+# -- the classifier ------------------------------------------------------------------------------
+
+ORDINARY = [line for line in (Path(__file__).parent.parent / "data" / "ordinary_comments.txt"
+                              ).read_text(encoding="utf-8").splitlines() if line.strip()]
+FLOOD = "Free followers at bots.example/free"
+
+
+def _retracted_ids(viewer: Any) -> set[str]:
+    return {i for f in viewer.of_type("retract") for i in f["ids"]}
+
+
+async def _classified(cluster: LocalCluster, region: str) -> None:
+    """Waits until the region's classifier has scored (and acknowledged) every comment."""
+    nc = await nats.connect(cluster.config.region(region).nats_url)
+    try:
+        async def done() -> bool:
+            return await pending(nc, classifier_durable(region)) == 0
+        await wait_until(done, what=f"{region}'s classifier to score everything",
+                         timeout_s=15, interval_s=0.1)
+    finally:
+        await nc.close()
+
+
+async def test_the_classifier_takes_a_flood_down_by_stream_policy_and_leaves_chat_alone(
+        cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    retracting, holding = f"{unique}-r", f"{unique}-h"   # "hold" is the default policy
+    await decide(http, cluster, "PUT", f"/v1/streams/{retracting}/moderation",
+                 {"classifier": "retract"})
+    streams = (retracting, holding)
+    viewers = {(s, r): await WsViewer(http, url(cluster, r), s, token(cluster, f"w-{r}"),
+                                      f"{s[-1]}-{r}").connect()
+               for s in streams for r in REGIONS}
+    # A flood comment's author, in the holding stream: a held comment stays on their screen.
+    bots = [f"{unique}-bot{i}" for i in range(10)]
+    author = await WsViewer(http, url(cluster, "us-east", 1), holding,
+                            token(cluster, bots[9]), "author").connect()
+    for stream in streams:
+        await _presence_visible(cluster, stream, REGIONS)
+    try:
+        # Ordinary chat in both streams through both of us-east's gateways (the classifier
+        # judges its region's own comments), then a flood across users and both streams.
+        chat: list[str] = []
+        for i, text in enumerate(ORDINARY[:60]):
+            status, doc = await post(http, url(cluster, "us-east", i % 2), streams[i % 2],
+                                     token(cluster, f"{unique}-fan{i % 12}"), text=text)
+            assert status == 201, doc
+            chat.append(str(doc["id"]))
+        flood: dict[str, str] = {}     # id -> stream
+        for i, bot in enumerate(bots):
+            stream = streams[i % 2]
+            status, doc = await post(http, url(cluster, "us-east", i % 2), stream,
+                                     token(cluster, bot), text=FLOOD)
+            assert status == 201, doc
+            flood[str(doc["id"])] = stream
+        last_post = time.monotonic()
+        ids = list(flood)
+        # From the fourth user on, every copy is taken down (the first ones may be too, when
+        # a window heard of later ones first), and nothing else.
+        expected = set(ids[3:])
+        for (stream, _), viewer in viewers.items():
+            mine = {i for i in expected if flood[i] == stream}
+            await viewer.until(lambda v=viewer, m=mine: m <= _retracted_ids(v), 5)
+        took = time.monotonic() - last_post
+        assert took < DECISION_S, f"the flood was taken down {took:.2f} s after it was posted"
+        await _classified(cluster, "us-east")
+        for viewer in viewers.values():
+            assert _retracted_ids(viewer) <= set(ids), viewer.name
+        # Retracted in one stream, held in the other: the held comments' author still has
+        # theirs, every other reader's history hides both.
+        status, audit = await call(http, "GET", f"{url(cluster, 'eu-west')}/v1/moderation/"
+                                   "audit?limit=500", mod_token(cluster))
+        verdicts = {d["action"]["comment_id"]: d for d in audit["items"]
+                    if d["by"] == "classifier" and d["action"]["stream"] in streams}
+        assert expected <= set(verdicts) <= set(ids), verdicts
+        for cid, d in verdicts.items():
+            want = "retracted" if flood[cid] == retracting else "held"
+            assert d["action"]["state"] == want and "the same text" in d["reason"], d
+        assert not set(chat) & set(verdicts)
+        assert ids[9] in author.seen and ids[9] not in _retracted_ids(author)
+        for stream in streams:
+            status, page = await call(http, "GET", f"{url(cluster, 'ap-south')}/v1/streams/"
+                                      f"{stream}/comments?limit=200", token(cluster, "reader"))
+            shown = {c["id"] for c in page["items"]}
+            assert shown & set(chat) and not shown & set(verdicts), stream
+    finally:
+        for viewer in [*viewers.values(), author]:
+            await viewer.close()

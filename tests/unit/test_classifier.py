@@ -69,3 +69,14 @@ def test_fingerprints_ignore_what_spammers_vary() -> None:
     assert fingerprint("FREE f0llowers 123!!") == fingerprint("free followers")
     assert fingerprint("b0ts.example 0") == fingerprint("bots.example 7") == "botsexample"
     assert fingerprint("gg") == "g"
+
+
+def test_a_comment_observed_twice_counts_once() -> None:
+    # A worker's window hears the region's live feed and is handed its own comments by the
+    # consumer: the second copy of a comment returns the first's signals and adds nothing.
+    window = Window()
+    text = "Free followers at bots.example/free"
+    first = [window.observe(comment(i, f"bot{i}", text), 300 + i) for i in range(1, 4)]
+    again = window.observe(comment(2, "bot2", text), 310)
+    assert again == first[1] and again.same_text_users == 2
+    assert window.observe(comment(4, "bot4", text), 311).same_text_users == 4
