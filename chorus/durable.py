@@ -13,6 +13,10 @@ the deliveries it could not finish; the worker acknowledges the rest, keeps the 
 ones "in progress" at JetStream (so they are not handed to another gateway meanwhile),
 waits with the shared `Backoff`, and offers them again until none is left. A handler that
 raises `Unavailable` has finished none. Any other exception is a bug and ends `run`.
+
+The worker carries comments unless it is given another ``decode``: the reaction outbox
+(global_/reactions.py) runs it on the region's reaction log with `Aggregate.decode`. Whatever
+it carries has a ``region``, the one it originated in (`Payload`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
@@ -61,43 +66,81 @@ class ConsumerSpec:
             max_deliver=-1)
 
 
+class Payload(Protocol):
+    """What a worker carries (a comment, a reaction aggregate)."""
+
+    @property
+    def region(self) -> str:
+        """The region it originated in: only that region's workers handle it."""
+        ...
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def decode_comment(data: bytes) -> Comment:
+    """A comment of the log; ValueError when the message is not one."""
+    comment = Comment.decode(data)
+    if not is_id(comment.id):
+        raise ValueError(f"not a comment id: {comment.id[:80]!r}")
+    return comment
+
+
 @dataclass(frozen=True)
-class Delivery:
-    """One of this region's comments as the consumer handed it over."""
+class Delivered(Generic[P]):
+    """One of this region's own messages as the consumer handed it over."""
 
     msg: Msg
-    comment: Comment
+    item: P
+
+    @property
+    def comment(self) -> P:
+        """The item, by the name the comment workers (outbox, persister) read it."""
+        return self.item
+
+
+Delivery = Delivered[Comment]
+"""One of this region's comments as the consumer handed it over."""
 
 
 @dataclass(frozen=True)
-class Sorted:
+class Sorted(Generic[P]):
     """A batch split by what to do with each message."""
 
-    own: tuple[Delivery, ...]     # originated here: the handler's
-    foreign: tuple[Msg, ...]      # another region's: acknowledge only
-    bad: tuple[Msg, ...]          # not a comment: terminate (never redelivered)
+    own: tuple[Delivered[P], ...]     # originated here: the handler's
+    foreign: tuple[Msg, ...]          # another region's: acknowledge only
+    bad: tuple[Msg, ...]              # unreadable: terminate (never redelivered)
 
 
-def sort_batch(msgs: Sequence[Msg], region: str) -> Sorted:
-    own: list[Delivery] = []
+@overload
+def sort_batch(msgs: Sequence[Msg], region: str) -> Sorted[Comment]: ...
+
+
+@overload
+def sort_batch(msgs: Sequence[Msg], region: str, decode: Callable[[bytes], P]
+               ) -> Sorted[P]: ...
+
+
+def sort_batch(msgs: Sequence[Msg], region: str,
+               decode: Callable[[bytes], Any] = decode_comment) -> Sorted[Any]:
+    """``decode`` reads one message (ValueError: it is not what this consumer reads)."""
+    own: list[Delivered[Any]] = []
     foreign: list[Msg] = []
     bad: list[Msg] = []
     for msg in msgs:
         try:
-            comment = Comment.decode(msg.data)
+            item = decode(msg.data)
         except ValueError:
             bad.append(msg)
             continue
-        if not is_id(comment.id):
-            bad.append(msg)
-        elif comment.region == region:
-            own.append(Delivery(msg, comment))
+        if item.region == region:
+            own.append(Delivered(msg, item))
         else:
             foreign.append(msg)
     return Sorted(own=tuple(own), foreign=tuple(foreign), bad=tuple(bad))
 
 
-Handler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Delivery]]]
+Handler = Callable[[Sequence[Delivered[P]]], Awaitable[Sequence[Delivered[P]]]]
 """Handles what it can of a batch; returns the deliveries still to retry (empty: all done),
 as the very objects it was given (the worker tells them apart by identity: two deliveries of
 one comment are different messages). Raises `Unavailable` when it finished none."""
@@ -116,19 +159,21 @@ class WorkerStats:
 
 
 @dataclass
-class DurableWorker:
-    """Run `run` as a task owned by the gateway; cancel it to stop."""
+class DurableWorker(Generic[P]):
+    """Run `run` as a task owned by the gateway; cancel it to stop. ``decode``: how a message
+    is read (None: as a comment, `decode_comment`)."""
 
     nc: Nats
     spec: ConsumerSpec
     region: str
-    handle: Handler
+    handle: Handler[P]
     name: str                                   # for logs: "outbox to eu-west", "archive"
     backoff_first_s: float = 0.2
     backoff_max_s: float = 5.0
     on_retry: Callable[[], None] | None = None  # a batch was not finished (metrics)
     on_bad: Callable[[int], None] | None = None  # n messages were not comments (metrics)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    decode: Callable[[bytes], P] | None = None
 
     def __post_init__(self) -> None:
         # A batch waiting to be retried is kept "in progress" once per wait: the wait must
@@ -189,14 +234,15 @@ class DurableWorker:
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Sorts a batch and drives it through the handler until all of it is acknowledged."""
-        batch = sort_batch(msgs, self.region)
+        decode = self.decode or cast(Callable[[bytes], P], decode_comment)
+        batch = sort_batch(msgs, self.region, decode)
         for msg in batch.bad:
-            log.error("%s: not a comment at %s; dropped", self.name, msg.subject)
+            log.error("%s: unreadable message at %s; dropped", self.name, msg.subject)
             await msg.term()
         self.stats.bad += len(batch.bad)
         if batch.bad and self.on_bad is not None:
             self.on_bad(len(batch.bad))
-        pending: Sequence[Delivery] = batch.own
+        pending: Sequence[Delivered[P]] = batch.own
         backoff = Backoff(self.backoff_first_s, self.backoff_max_s)
         while pending:
             try:
@@ -230,11 +276,11 @@ class DurableWorker:
         self.stats.foreign += len(batch.foreign)
 
 
-async def pending(nc: Nats, durable: str) -> int | None:
-    """Messages of ``durable`` not yet acknowledged (pending + in flight); None when the
-    consumer does not exist yet or JetStream does not answer."""
+async def pending(nc: Nats, durable: str, stream: str = COMMENTS_STREAM) -> int | None:
+    """Messages of ``durable`` (on ``stream``) not yet acknowledged (pending + in flight);
+    None when the consumer does not exist yet or JetStream does not answer."""
     try:
-        info = await nc.jetstream(timeout=2.0).consumer_info(COMMENTS_STREAM, durable)
+        info = await nc.jetstream(timeout=2.0).consumer_info(stream, durable)
     except NotFoundError:
         return None
     except driver_errors("nats"):

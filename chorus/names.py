@@ -160,3 +160,49 @@ def moderation_head(region: str) -> str:
 def classifier_durable(region: str) -> str:
     """The durable consumer on ``region``'s log that the moderation classifier reads."""
     return f"classifier-{region}"
+
+
+# -- reactions (region/reactions*.py, global_/reactions.py) -----------------------------------
+
+REACTIONS_STREAM = "REACTIONS"
+REACTIONS_DIRECT_GET = f"$JS.API.DIRECT.GET.{REACTIONS_STREAM}"
+RX_TOTALS_QUEUE = "rx-totals"
+RX_TIMELINE_QUEUE = "rx-timeline"
+
+
+def reaction_subject(region: str, origin: str, stream: str) -> str:
+    """Where ``region``'s reaction log stores ``origin``'s aggregates of ``stream``."""
+    return f"rx.{region}.{origin}.{stream}"
+
+
+def reaction_subjects(region: str) -> str:
+    """Every subject of ``region``'s reaction log (its stream's subject filter)."""
+    return f"rx.{region}.>"
+
+
+def own_reaction_subjects(region: str) -> str:
+    """``region``'s own aggregates in its reaction log: what its reaction outboxes forward."""
+    return f"rx.{region}.{region}.>"
+
+
+def reaction_live_subject(region: str, stream: str) -> str:
+    """The live feed of ``stream``'s aggregates in ``region``, from every origin."""
+    return f"rxlive.{region}.*.{stream}"
+
+
+def reaction_live_subjects(region: str) -> str:
+    return f"rxlive.{region}.>"
+
+
+def reaction_outbox_durable(region: str, dest: str) -> str:
+    """The durable consumer on ``region``'s reaction log holding what ``dest`` has not
+    stored (a name of its own in every region, as `outbox_durable`)."""
+    return f"rxfwd-{region}-to-{dest}"
+
+
+def reaction_totals_query(region: str) -> str:
+    return f"chorus.rx.totals.{region}"
+
+
+def reaction_timeline_query(region: str) -> str:
+    return f"chorus.rx.timeline.{region}"

@@ -14,6 +14,13 @@ message                subject (chorus/names.py)        JSON on the wire
                                                         "ts_ms"}``
 `ModerationHead`       ``moderation_head(region)``      ``{"region", "gateway",
                                                         "applied": {origin: seq}}``
+`ReactionTotalsQuery`  ``reaction_totals_query(r)``     ``{"stream"}``
+`ReactionTotalsAnswer` its reply                        ``{"region", "stream", "second",
+                                                        "total": {kind: n}}``
+`ReactionTimeline-`    ``reaction_timeline_query(r)``   ``{"stream", "resolution_s",
+`Query`                                                 "after_s", "before_s"}``
+`ReactionTimeline-`    its reply                        ``{"region", "stream",
+`Answer`                                                "buckets": [[start_s, {kind: n}]]}``
 =====================  ==============================  ========================================
 
 The wire carries no kind: the subject says what a message is, and the JSON is exactly what
@@ -40,12 +47,15 @@ from typing import Any, Literal
 from chorus.errors import ChorusError
 from chorus.metrics import Metrics
 from chorus.model import STREAM_ID, Comment
+from region.reactions import KIND as REACTION_KIND
+from region.reactions import MAX_BUCKETS, Bucket
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["presence_query", "presence_answer", "presence_change", "recent_request",
                "recent_reply", "heartbeat", "moderation_head",
-               "presence_batch_query", "presence_batch_answer"]
+               "presence_batch_query", "presence_batch_answer", "rx_totals_query",
+               "rx_totals_answer", "rx_timeline_query", "rx_timeline_answer"]
 
 
 class HubMessageError(ChorusError):
@@ -346,8 +356,137 @@ class ModerationHead:
 
 MAX_REGIONS = 64  # bounds what one ModerationHead may make a receiver hold
 
+# -- reactions (global_/reactions.py) ---------------------------------------------------------
+
+MAX_KINDS = 64  # bounds the counts one reaction message may make a receiver hold
+
+
+def _reaction_counts(kind: Kind, doc: dict[str, Any], key: str) -> dict[str, int]:
+    raw = _field(kind, doc, key)
+    if not isinstance(raw, dict) or len(raw) > MAX_KINDS:
+        raise HubMessageError(kind, f"{key!r} is not an object of at most {MAX_KINDS} counts")
+    out = {}
+    for name in raw:
+        if not isinstance(name, str) or not REACTION_KIND.fullmatch(name):
+            raise HubMessageError(kind, f"{key!r} has a key that is not a reaction kind")
+        out[name] = _count(kind, raw, name)
+    return out
+
+
+@dataclass(frozen=True)
+class ReactionTotalsQuery:
+    """"What is your running total of ``stream``'s reactions?", asked of one region (one
+    gateway of it answers, queue group ``rx-totals``) when a gateway starts showing a
+    stream's reactions."""
+
+    stream: str
+    kind: Literal["rx_totals_query"] = "rx_totals_query"
+
+    def encode(self) -> bytes:
+        return _dumps({"stream": self.stream})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReactionTotalsQuery:
+        return cls(stream=_stream("rx_totals_query", _object("rx_totals_query", data)))
+
+
+@dataclass(frozen=True)
+class ReactionTotalsAnswer:
+    """A region's own running total of a stream's reactions, as of its newest aggregate
+    (``second``; 0 with an empty ``total``: it has counted none)."""
+
+    region: str
+    stream: str
+    second: int
+    total: dict[str, int]
+    kind: Literal["rx_totals_answer"] = "rx_totals_answer"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "stream": self.stream, "second": self.second,
+                       "total": self.total})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReactionTotalsAnswer:
+        k: Kind = "rx_totals_answer"
+        doc = _object(k, data)
+        return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
+                   second=_count(k, doc, "second"), total=_reaction_counts(k, doc, "total"))
+
+    def answers(self, region: str, query: ReactionTotalsQuery) -> bool:
+        return self.region == region and self.stream == query.stream
+
+
+@dataclass(frozen=True)
+class ReactionTimelineQuery:
+    """"Your own reactions to ``stream`` in ``[after_s, before_s)``, per ``resolution_s``"
+    (seconds since the epoch; at most one page, region/reactions.py `page_window`)."""
+
+    stream: str
+    resolution_s: int
+    after_s: int
+    before_s: int
+    kind: Literal["rx_timeline_query"] = "rx_timeline_query"
+
+    def encode(self) -> bytes:
+        return _dumps({"stream": self.stream, "resolution_s": self.resolution_s,
+                       "after_s": self.after_s, "before_s": self.before_s})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReactionTimelineQuery:
+        k: Kind = "rx_timeline_query"
+        doc = _object(k, data)
+        query = cls(stream=_stream(k, doc), resolution_s=_count(k, doc, "resolution_s"),
+                    after_s=_count(k, doc, "after_s"), before_s=_count(k, doc, "before_s"))
+        if query.resolution_s not in MAX_BUCKETS:
+            raise HubMessageError(k, "'resolution_s' is not a resolution of the timeline")
+        span = MAX_BUCKETS[query.resolution_s] * query.resolution_s
+        if not query.after_s < query.before_s <= query.after_s + span:
+            raise HubMessageError(k, "the range is empty or longer than a page")
+        return query
+
+
+@dataclass(frozen=True)
+class ReactionTimelineAnswer:
+    """A region's own reactions to a stream over the asked range, per bucket, oldest first
+    (buckets without reactions left out)."""
+
+    region: str
+    stream: str
+    buckets: tuple[Bucket, ...]
+    kind: Literal["rx_timeline_answer"] = "rx_timeline_answer"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "stream": self.stream,
+                       "buckets": [[b.start_s, dict(b.counts)] for b in self.buckets]})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ReactionTimelineAnswer:
+        k: Kind = "rx_timeline_answer"
+        doc = _object(k, data)
+        raw = _field(k, doc, "buckets")
+        if not isinstance(raw, list) or len(raw) > max(MAX_BUCKETS.values()):
+            raise HubMessageError(k, "'buckets' is not a list of at most a page of buckets")
+        buckets = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 2:
+                raise HubMessageError(k, "a bucket is [start_s, counts]")
+            pair = {"start_s": item[0], "counts": item[1]}
+            buckets.append(Bucket(start_s=_count(k, pair, "start_s"),
+                                  counts=_reaction_counts(k, pair, "counts")))
+        return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
+                   buckets=tuple(buckets))
+
+    def answers(self, region: str, query: ReactionTimelineQuery) -> bool:
+        """``region``'s answer to ``query``: its buckets all lie in the asked range."""
+        return (self.region == region and self.stream == query.stream
+                and all(query.after_s - query.after_s % query.resolution_s <= b.start_s
+                        < query.before_s for b in self.buckets))
+
+
 HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | PresenceBatchQuery
-              | PresenceBatchAnswer | RecentRequest | RecentReply | Heartbeat | ModerationHead)
+              | PresenceBatchAnswer | RecentRequest | RecentReply | Heartbeat | ModerationHead
+              | ReactionTotalsQuery | ReactionTotalsAnswer | ReactionTimelineQuery
+              | ReactionTimelineAnswer)
 
 _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "presence_query": PresenceQuery.decode,
@@ -359,6 +498,10 @@ _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "recent_reply": RecentReply.decode,
     "heartbeat": Heartbeat.decode,
     "moderation_head": ModerationHead.decode,
+    "rx_totals_query": ReactionTotalsQuery.decode,
+    "rx_totals_answer": ReactionTotalsAnswer.decode,
+    "rx_timeline_query": ReactionTimelineQuery.decode,
+    "rx_timeline_answer": ReactionTimelineAnswer.decode,
 }
 
 

@@ -6,7 +6,10 @@
   region's presence changes, and this region's presence responder (global_/presence.py);
 - this region's answers to other regions' requests for recent comments, and the late-join
   bootstrap when this region gets its first viewer of a stream (global_/bootstrap.py);
-- one outbox per other region (global_/outbox.py).
+- one outbox per other region (global_/outbox.py);
+- reactions (global_/reactions.py): one reaction outbox per other region, this region's
+  answers about its reactions, and the questions to the others (`remote_reactions`); and the
+  other regions' viewer counts (global_/counts.py, `counts`).
 
 It is the fanout's `ViewerHooks` (region/fanout.py): the fanout tells it when this gateway
 gets its first viewer of a stream and loses its last. It sees the region only through its
@@ -23,12 +26,15 @@ from nats.aio.client import Client as Nats
 from chorus.config import Config, Region
 from chorus.metrics import Metrics
 from global_.bootstrap import Bootstrap, RecentResponder
+from global_.counts import GlobalCounts
 from global_.hub import Rejections
 from global_.outbox import Outbox
 from global_.presence import PresenceDirectory, PresenceResponder
+from global_.reactions import ReactionOutbox, ReactionResponder, RegionReactions
 from global_.tasks import OwnedTasks
 from region.log import CommentLog
 from region.presence import Presence
+from region.reactions import ReactionLog
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,8 @@ MAX_BOOTSTRAPS = 1000
 
 class GlobalPlane:
     def __init__(self, nc: Nats, *, config: Config, region: Region, log: CommentLog,
-                 presence: Presence, metrics: Metrics) -> None:
+                 presence: Presence, metrics: Metrics,
+                 reactions: ReactionLog | None = None) -> None:
         self.region = region
         self.metrics = metrics
         self.others = tuple(r.name for r in config.regions if r.name != region.name)
@@ -59,6 +66,17 @@ class GlobalPlane:
                                      directory=self.directory, metrics=metrics)
                               for dest in self.others)
         self._bootstraps = OwnedTasks(MAX_BOOTSTRAPS)
+        # Reactions and counts (``reactions``: the region's reaction log; None: not run).
+        self.counts = GlobalCounts(self.directory, self.others)
+        self.remote_reactions = RegionReactions(nc, regions=self.others, rejections=rejections)
+        self.reaction_outboxes: tuple[ReactionOutbox, ...] = ()
+        self.reaction_responder: ReactionResponder | None = None
+        if reactions is not None:
+            self.reaction_outboxes = tuple(
+                ReactionOutbox(nc, region=region.name, dest=dest, directory=self.directory,
+                               metrics=metrics) for dest in self.others)
+            self.reaction_responder = ReactionResponder(nc, region=region.name, log=reactions,
+                                                        rejections=rejections)
 
     async def run(self) -> None:
         """Runs every part until cancelled; the first that fails ends it (and its gateway)."""
@@ -71,6 +89,10 @@ class GlobalPlane:
                 for outbox in self.outboxes:
                     tg.create_task(outbox.run(), name=outbox.name)
                 tg.create_task(self._bootstraps.watch(), name="bootstraps")
+                for rx_outbox in self.reaction_outboxes:
+                    tg.create_task(rx_outbox.run(), name=rx_outbox.name)
+                if self.reaction_responder is not None:
+                    tg.create_task(self.reaction_responder.run(), name="reaction responder")
         finally:
             await self._bootstraps.close()
 

@@ -33,13 +33,19 @@ from region.cell import Cell, DirectoryEntry
 from region.classifier_worker import ClassifierWorker
 from region.dependencies import DependencyWatch
 from region.deployment import GatewaySettings
-from region.fanout import Fanout
+from region.fanout import Fanout, ViewerHookChain
 from region.ingest import Ingest
 from region.log_jetstream import JetStreamLog
 from region.moderation import ModerationState
 from region.moderation_service import Moderation
 from region.persister import Persister, consumer_spec
 from region.presence_redis import RedisPresence
+from region.reactions_emit import Emitter
+from region.reactions_feed import ReactionFeed
+from region.reactions_gateway import GatewayReactions
+from region.reactions_ingest import ReactionIngest
+from region.reactions_jetstream import JetStreamReactionLog
+from region.reactions_redis import RedisReactionCounter
 from region.replay import Replayer
 from region.replay_redis import RedisReplayCache
 
@@ -95,10 +101,20 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     cache = RedisReplayCache(redis, limits.replay_window)
     admission = Admission(redis, limits)
     presence = RedisPresence(redis, limits.presence_ttl_s)
+    reaction_log = JetStreamReactionLog(nc, region.name,
+                                        retention_days=config.reactions.retention_days)
+    await reaction_log.ensure()
     plane = GlobalPlane(nc, config=config, region=region, log=log, presence=presence,
-                        metrics=metrics)
+                        metrics=metrics, reactions=reaction_log)
+    # The feed pushes through the fanout, and hears of the fanout's first and last viewers.
+    feed = ReactionFeed(nc, region=region.name, regions=config.region_names, log=reaction_log,
+                        remote=plane.remote_reactions,
+                        broadcast=lambda stream, frame: fanout.broadcast(stream, frame),
+                        watched=lambda: fanout.streams(), metrics=metrics)
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
-                    presence=presence, cache=cache, hooks=plane, metrics=metrics)
+                    presence=presence, cache=cache, hooks=ViewerHookChain(plane, feed),
+                    metrics=metrics, others=plane.counts)
+    reactions = _reactions(config, index, redis, reaction_log, feed, metrics)
     archive = _archive(config, region)
     public_url = settings.public_url or region.gateway_urls[index]
     moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
@@ -117,7 +133,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers,
                 dependencies=dependencies,
-                moderation=moderation)
+                moderation=moderation, reactions=reactions)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
     background = [Background("dependency-watch", dependencies.run),
@@ -126,6 +142,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                   Background("global-plane", plane.run),
                   Background("moderation-replica", replica.run),
                   Background("moderation-classifier", classifier.run)]
+    background += [Background(name, run) for name, run in reactions.loops()]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))
@@ -146,6 +163,20 @@ async def _moderation(nc: Nats, config: Config, region: Region, gateway: str, fa
     await replica.ensure()
     moderation.attach(replica)
     return moderation, replica
+
+
+def _reactions(config: Config, index: int, redis: aioredis.Redis, log: JetStreamReactionLog,
+               feed: ReactionFeed, metrics: Metrics) -> GatewayReactions:
+    """Taps counted in the region's Redis, aggregates emitted into its reaction log."""
+    rx = config.reactions
+    counter = RedisReactionCounter(redis, rate_per_s=rx.user_rate_per_s, burst=rx.user_burst,
+                                   shards=rx.shards)
+    # Each gateway starts on its own shard: a region's gateways write different keys.
+    ingest = ReactionIngest(counter, kinds=rx.kinds, rate_per_s=rx.user_rate_per_s,
+                            burst=rx.user_burst, tick_s=config.limits.tick_ms / 1000,
+                            shard=index, metrics=metrics)
+    emitter = Emitter(counter, log, region=log.region, metrics=metrics)
+    return GatewayReactions(ingest=ingest, emitter=emitter, feed=feed)
 
 
 def _observe(config: Config, region: Region, metrics: Metrics) -> None:

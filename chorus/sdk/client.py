@@ -34,6 +34,7 @@ from chorus.sdk.frames import (
     MalformedFrame,
     Pin,
     Pong,
+    Reactions,
     Recovered,
     Retract,
     ServerFrame,
@@ -98,6 +99,11 @@ class Client:
         # remembered so that a copy arriving later (history, another region) stays out.
         self.pin: Comment | None = None
         self.retracted: OrderedDict[str, None] = OrderedDict()
+        # The stream's viewer counts (this region, every region) and reactions (the last
+        # frame, and the totals over every region) as the server last told them.
+        self.viewers: Viewers | None = None
+        self.reactions: Reactions | None = None
+        self.reaction_totals: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -252,8 +258,13 @@ class Client:
                     self._retract(comment_id)
             case Pin(comment=comment):
                 self.pin = comment
-            case Viewers() | Ack() | Pong() | Error():
-                pass  # answers to frames this client does not send, and a count it ignores
+            case Viewers():
+                self.viewers = frame
+            case Reactions(totals=totals):
+                self.reactions = frame
+                self.reaction_totals = dict(totals)
+            case Ack() | Pong() | Error():
+                pass  # answers to frames this client does not send
             case _:
                 assert_never(frame)
         self._changed.set()

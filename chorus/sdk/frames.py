@@ -63,10 +63,26 @@ class Recovered:
 
 @dataclass(frozen=True)
 class Viewers:
-    """Viewers of the stream in the connection's region."""
+    """Viewers of the stream: ``count`` in the connection's region, ``total`` in every region
+    and ``regions`` per region (a region the server did not hear from is left out). A server
+    that tells only its region's count sends no ``regions`` (``total`` is then 0)."""
 
     count: int
+    total: int = 0
+    regions: tuple[tuple[str, int], ...] = ()
     type: Literal["viewers"] = "viewers"
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """About once a second while the stream has reactions: ``counts`` per kind that arrived
+    since the previous frame (``second``: the newest second among them, seconds since the
+    epoch) and the stream's ``totals`` over every region."""
+
+    second: int
+    counts: tuple[tuple[str, int], ...]
+    totals: tuple[tuple[str, int], ...]
+    type: Literal["reactions"] = "reactions"
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,8 @@ class Pin:
     type: Literal["pin"] = "pin"
 
 
-ServerFrame = Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract | Pin
+ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract | Pin
+               | Reactions)
 
 
 def decode(text: str) -> ServerFrame | None:
@@ -156,7 +173,12 @@ def from_json(doc: Any) -> ServerFrame | None:
             return Recovered(recovered=fields.flag("recovered"), cursor=fields.text("cursor"),
                              reason=fields.text("reason", ""))
         case "viewers":
-            return Viewers(count=fields.number("count"))
+            regions = fields.counts("regions")
+            return Viewers(count=fields.number("count"),
+                           total=fields.number("total", 0) if regions else 0, regions=regions)
+        case "reactions":
+            return Reactions(second=fields.number("second"), counts=fields.counts("counts"),
+                             totals=fields.counts("totals"))
         case "ack":
             return Ack(comment=fields.comment("comment"), ref=fields.ref(),
                        duplicate=fields.flag("duplicate", False))
@@ -220,6 +242,15 @@ class _Fields:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._wrong(key, "a list of strings")
         return tuple(value)
+
+    def counts(self, key: str) -> tuple[tuple[str, int], ...]:
+        """An object of non-negative counts by name, sorted by name (absent: empty)."""
+        value = self._get(key, {})
+        if not isinstance(value, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                for n in value.values()):
+            raise self._wrong(key, "an object of counts")
+        return tuple(sorted(value.items()))
 
     def ref(self) -> str | None:
         value = self._get("ref", None)

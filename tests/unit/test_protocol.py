@@ -118,7 +118,7 @@ def test_a_resume_needs_a_cursor(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("doc", "field"), [
     ({"type": "resume", "cursor": "us-east:e1:1", "from": 0}, "from"),
-    ({"type": "react", "kind": "heart", "ref": "r"}, "ref"),
+    ({"type": "react", "kind": "heart", "count": 2}, "count"),
     ({"type": "ping", "payload": "x"}, "payload"),
     ({"type": "comment", "text": "hi", "stream": "other"}, "stream"),
 ])
