@@ -16,8 +16,12 @@ undoes the usual evasions:
 
 Matching is by words, never inside a word, so that a term does not block the longer words
 that happen to contain it (the Scunthorpe problem). A `TermMatcher` indexes its terms by the
-first word's letters with repeats removed, so a comment costs one dictionary lookup per word
-whatever the number of terms (docs/benchmarks.md: p99 with 10,000 terms).
+first word's letters with repeats removed, so a comment costs one set intersection with its
+words whatever the number of terms. The cost is folding the comment: `Folded` does it once
+for every scope, mostly in C (one translation table, one regex pass for the repeats), and
+computes a word's run lengths only when its letters are some term's. Before that, a comment
+near the 2,000-byte limit was folded once per scope and had every word's runs computed in
+Python: p99 3 to 5.6 ms (docs/benchmarks.md: p99 with 10,000 terms).
 """
 
 # ruff: noqa: RUF001, RUF002 -- look-alike letters are this module's subject
@@ -49,29 +53,60 @@ _LEET_CHARS = "0134578 9@$!|+€£¢".replace(" ", "")
 _WORD = re.compile(r"[\w@$!|+€£¢]+")
 
 
+class _Folding(dict[int, str | None]):
+    """What each character becomes after NFKC, casefolding and NFD: nothing (combining marks,
+    Unicode category Mn; invisible format characters, Cf), a confusable's Latin letter, or
+    itself. Filled as characters are met, so that `str.translate` does the whole text in C
+    (asking `unicodedata.category` per character in Python cost a long comment 0.1 ms);
+    bounded, past which a character is looked up each time instead of remembered."""
+
+    MAX = 20_000
+
+    def __missing__(self, code: int) -> str | None:
+        ch = chr(code)
+        out = None if unicodedata.category(ch) in ("Mn", "Cf") else ch
+        if len(self) < self.MAX:
+            self[code] = out
+        return out
+
+
+_FOLDING = _Folding(CONFUSABLES)
+_NOT_ALNUM = re.compile(r"[\W_]+")      # \w is letters, digits and "_"
+
+
 def fold(text: str) -> list[str]:
     """The words of ``text`` with every evasion above undone (repeats still in)."""
     if text.isascii():
         text = text.lower()  # most chat: nothing to normalise, and this is 50x cheaper
     else:
         text = unicodedata.normalize("NFKC", text).casefold()
-        text = "".join(ch for ch in unicodedata.normalize("NFD", text)
-                       if unicodedata.category(ch) not in ("Mn", "Cf"))
-        text = text.translate(CONFUSABLES)
+        text = unicodedata.normalize("NFD", text).translate(_FOLDING)
     words: list[str] = []
-    for raw in _WORD.findall(text):
-        word = raw.replace("_", "")
+    # "_" is a word character that no term is spelled with: "b_a_d" is "bad".
+    for raw in _WORD.findall(text.replace("_", "")):
+        if raw.isalpha():
+            words.append(raw)  # most words: nothing to undo
+            continue
+        word = raw.rstrip("!")  # "idiot!!" is punctuation, not leetspeak
         if not word:
             continue
-        word = word.rstrip("!")  # "idiot!!" is punctuation, not leetspeak
-        if not word:
-            continue
-        if any(ch.isalpha() for ch in word) or (len(word) == 1 and word in _LEET_CHARS):
+        if _has_letter(word) or (len(word) == 1 and word in _LEET_CHARS):
             word = word.translate(LEET)
-        word = "".join(ch for ch in word if ch.isalnum())
-        if word:
-            words.append(word)
+        if not word.isalnum():
+            word = _NOT_ALNUM.sub("", word)
+            if not word:
+                continue
+        words.append(word)
     return _join_spread(words)
+
+
+def _has_letter(word: str) -> bool:
+    # Most words are all letters or all digits: one C call each, the loop only for the rest.
+    if word.isalpha():
+        return True
+    if word.isdecimal():
+        return False
+    return any(ch.isalpha() for ch in word)
 
 
 def _join_spread(words: list[str]) -> list[str]:
@@ -105,14 +140,34 @@ def runs(word: str) -> tuple[str, tuple[int, ...]]:
     return "".join(letters), tuple(lengths)
 
 
+_REPEATS = re.compile(r"(.)\1+")
+
+
+class Folded:
+    """A comment as the matchers read it, folded once whatever the number of scopes:
+    ``words`` (`fold`) and ``keys``, each word's letters without repeats (one regex pass over
+    the whole comment). A word's run lengths are computed only when its key is some term's
+    (`runs_at`): a comment near the size limit has hundreds of words and hits few, if any."""
+
+    __slots__ = ("_runs", "keys", "words")
+
+    def __init__(self, text: str) -> None:
+        self.words = fold(text)
+        # Words are letters and digits only: a space never repeats and never joins two keys.
+        self.keys = _REPEATS.sub(r"\1", " ".join(self.words)).split(" ") if self.words else []
+        self._runs: dict[int, tuple[int, ...]] = {}
+
+    def runs_at(self, i: int) -> tuple[int, ...]:
+        found = self._runs.get(i)
+        if found is None:
+            found = self._runs[i] = runs(self.words[i])[1]
+        return found
+
+
 @dataclass(frozen=True)
 class _Term:
     text: str                                     # as the moderator gave it
     words: tuple[tuple[str, tuple[int, ...]], ...]  # each folded word's runs
-
-
-def _covers(word: tuple[str, tuple[int, ...]], term: tuple[str, tuple[int, ...]]) -> bool:
-    return word[0] == term[0] and all(w >= t for w, t in zip(word[1], term[1], strict=True))
 
 
 class TermMatcher:
@@ -133,16 +188,30 @@ class TermMatcher:
 
     def match(self, text: str) -> str | None:
         """The first blocked term ``text`` contains (as the moderator gave it), or None."""
-        if not self._index:
-            return None
-        words = [runs(w) for w in fold(text)]
-        for i, word in enumerate(words):
-            for term in self._index.get(word[0], ()):
-                n = len(term.words)
-                if i + n <= len(words) and all(
-                        _covers(words[i + k], term.words[k]) for k in range(n)):
+        return self.match_folded(Folded(text)) if self._index else None
+
+    def match_folded(self, comment: Folded) -> str | None:
+        if not self._index or self._index.keys().isdisjoint(comment.keys):
+            return None  # the usual answer, from one set operation in C
+        keys = comment.keys
+        for i, key in enumerate(keys):
+            for term in self._index.get(key, ()):
+                if self._covers(comment, i, term):
                     return term.text
         return None
+
+    @staticmethod
+    def _covers(comment: Folded, i: int, term: _Term) -> bool:
+        """Whether the comment's words from ``i`` on are the term's, each run of a letter at
+        least as long as the term's (``baaad`` covers ``bad``; ``as`` does not cover ``ass``)."""
+        if i + len(term.words) > len(comment.keys):
+            return False
+        for k, (key, lengths) in enumerate(term.words):
+            if comment.keys[i + k] != key:
+                return False
+            if not all(w >= t for w, t in zip(comment.runs_at(i + k), lengths, strict=True)):
+                return False
+        return True
 
 
 class Prefilter:
@@ -160,10 +229,13 @@ class Prefilter:
 
     def blocked(self, stream: str, text: str) -> str | None:
         """The blocked term ``text`` contains in ``stream`` (global terms first), or None."""
-        for scope in ("*", stream):
-            matcher = self._matchers.get(scope)
-            if matcher is not None:
-                found = matcher.match(text)
-                if found is not None:
-                    return found
+        matchers = [m for m in (self._matchers.get("*"), self._matchers.get(stream))
+                    if m is not None]
+        if not matchers:
+            return None
+        comment = Folded(text)
+        for matcher in matchers:
+            found = matcher.match_folded(comment)
+            if found is not None:
+                return found
         return None
