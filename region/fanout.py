@@ -33,7 +33,7 @@ from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
 from region.log import Entry
-from region.presence import Presence, PresenceUnavailable
+from region.presence import Presence, PresenceUnavailable, PresenceUnknown
 from region.protocol import ServerFrame, Viewers
 from region.replay import CacheUnavailable, ReplayCache
 from region.session import Session
@@ -296,12 +296,21 @@ class Fanout:
         """``stream``'s viewers here and in every region. Raises `PresenceUnavailable` when
         this region's presence does not answer."""
         if self.others is None:
-            return Viewers(count=await self.presence.count(stream))
-        local, others = await asyncio.gather(self.presence.count(stream),
+            return Viewers(count=await self._region_count(stream))
+        local, others = await asyncio.gather(self._region_count(stream),
                                              self.others.counts(stream))
         regions = {**others, self.region: local}
         return Viewers(count=local, total=sum(regions.values()),
                        regions=tuple(sorted(regions.items())))
+
+    async def _region_count(self, stream: str) -> int:
+        try:
+            return await self.presence.count(stream)
+        except PresenceUnknown:
+            # Presence is being rebuilt after a loss (for one presence TTL): what the viewers
+            # were last told stands, or at least this gateway's own viewers.
+            told = self._told.get(stream)
+            return told.count if told is not None else self.counts().get(stream, 0)
 
     def greet(self, session: Session) -> None:
         """A viewer just came (or came back): it gets the stream's counts at once, or with

@@ -10,7 +10,9 @@ an ``error`` frame only when a tap is refused (a counted tap shows in the next `
 frame).
 
 Bounded: at most `MAX_WAITING` taps wait for a tick; past that a tap is refused with 503 (the
-gateway is saturated: retry), which keeps memory flat under any flood.
+gateway is saturated: retry), which keeps memory flat under any flood. One round trip counts
+at most `MAX_BATCH` taps (a longer queue takes several, back to back), so no single script
+holds Redis for long.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from region.reactions import Counted, ReactionCounter, ReactionsUnavailable, Tap
 log = logging.getLogger(__name__)
 
 MAX_WAITING = 50_000   # taps waiting for the next tick on one gateway
+MAX_BATCH = 5_000      # taps counted in one Redis round trip
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ class ReactionIngest:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                await self.flush()
+                while self._taps:
+                    await self.flush()
                 # Pacing, not synchronisation: taps arriving meanwhile make the next batch.
                 await asyncio.sleep(self.tick_s)
         finally:
@@ -128,11 +132,11 @@ class ReactionIngest:
                 waiter.cancel()
 
     async def flush(self) -> None:
-        """Counts everything queued now, in one round trip."""
+        """Counts what is queued now (at most `MAX_BATCH` taps), in one round trip."""
         if not self._taps:
             return
-        taps, waiters = self._taps, self._waiters
-        self._taps, self._waiters = [], []
+        taps, waiters = self._taps[:MAX_BATCH], self._waiters[:MAX_BATCH]
+        del self._taps[:MAX_BATCH], self._waiters[:MAX_BATCH]
         shard, self.shard = self.shard, self.shard + 1
         try:
             counted = await self.counter.count(taps, shard=shard)
