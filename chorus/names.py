@@ -11,7 +11,8 @@ subject / name                         what travels there, who listens
                                        its own posts and comments forwarded to it
 ``live.<region>.<stream>``             the log's RePublish of every stored comment, with
                                        ``Nats-Sequence``/``Nats-Last-Sequence``: the gateways'
-                                       live feed; queue group ``replay-cache`` feeds Redis
+                                       live feed; queue group ``replay-cache`` feeds Redis,
+                                       queue group ``replies`` the thread index
 ``$JS.API.DIRECT.GET.COMMENTS``        Direct Get on the region's log (replay, history)
 ``chorus.presence.q.<region>``         presence query to one region (queue group ``presence``)
 ``chorus.presence.qb.<region>``        presence query of several streams at once (the same queue)
@@ -67,6 +68,7 @@ PRESENCE_CHANGE = "chorus.presence.change"
 PRESENCE_QUEUE = "presence"
 RECENT_QUEUE = "recent"
 REPLAY_CACHE_QUEUE = "replay-cache"
+REPLIES_QUEUE = "replies"      # the thread index's share of the live feed (region/replies_feed.py)
 REGISTRY_PREFIX = "chorus.registry"
 REGISTRY_ALL = f"{REGISTRY_PREFIX}.*"
 
@@ -126,7 +128,6 @@ def legacy_outbox_durable(dest: str) -> str:
 
 LEGACY_ARCHIVE_DURABLE = "archive"
 """The name earlier versions gave ``archive_durable(region)``. Read only to migrate from it."""
-
 
 # -- moderation (global_/moderation.py, region/classifier_worker.py) --------------------------
 
@@ -206,3 +207,8 @@ def reaction_totals_query(region: str) -> str:
 
 def reaction_timeline_query(region: str) -> str:
     return f"chorus.rx.timeline.{region}"
+
+
+# -- hot streams (global_/tiers.py) -------------------------------------------------------------
+
+TIER_NOTICES = "chorus.tier.notice"

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from region import api_archive
+from region import api_archive, replies_api
 from region.cell import CELL, Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
@@ -72,6 +72,7 @@ async def history(request: web.Request) -> web.Response:
                  e.comment, claims.user, moderator=claims.is_moderator))]
     nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
            if len(entries) == limit else None)
+    items = await replies_api.with_counts(cell, stream, items)
     cell.metrics.history_page("log", time.perf_counter() - began)
     return web.json_response({"items": items, "next": nxt})
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from chorus.ids import is_id
+from region import replies_api
 from region.archive import (
     Archive,
     ArchiveUnavailable,
@@ -118,5 +119,6 @@ async def history(request: web.Request, cell: Cell, stream: str, *, user: str,
         page = await archive.page(stream, direction, position, limit, show)
     except ArchiveUnavailable as exc:
         raise _unavailable(exc) from exc
-    return web.json_response({"items": [s.to_json() for s in page.items],
+    items = await replies_api.with_counts(cell, stream, [s.to_json() for s in page.items])
+    return web.json_response({"items": items,
                               "next": page.next.encode() if page.next else None})

@@ -20,7 +20,7 @@ from aiohttp import web
 from nats.aio.client import Client as Nats
 
 from chorus.drivers import driver_errors
-from region import api, live, moderation_api, reactions_api, snapshot_api
+from region import api, live, moderation_api, reactions_api, replies_api, snapshot_api
 from region import web as pages
 from region.cell import CELL, Cell
 from region.edge import request_guard
@@ -217,6 +217,7 @@ def make_app(cell: Cell, *, background: Sequence[Background], stop: asyncio.Even
     app.router.add_get("/v1/regions", regions)
     app.router.add_post("/v1/streams/{stream}/comments", api.post_comment)
     app.router.add_get("/v1/streams/{stream}/comments", api.history)
+    app.router.add_get("/v1/streams/{stream}/comments/{id}/replies", replies_api.thread)
     app.router.add_get("/v1/streams/{stream}/live", live.websocket)
     app.router.add_get("/v1/streams/{stream}/events", live.sse)
     app.router.add_get("/v1/streams/{stream}/poll", live.poll)

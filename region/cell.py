@@ -29,6 +29,7 @@ from region.log import CommentLog
 from region.moderation_service import Moderation
 from region.reactions_gateway import GatewayReactions
 from region.replay import Replayer
+from region.replies import Replies
 from region.session import Position, Session, Transport
 from region.snapshot import SnapshotStore
 from region.tiers import TierBoard
@@ -81,6 +82,9 @@ class Cell:
     # This gateway's copy of the one moderation state, and its way to decide (None: a cell
     # built without moderation, as some unit tests do).
     moderation: Moderation | None = None
+    # Reply threads (region/replies.py): the parent check of a reply, thread pages, reply
+    # counts. None: replies are stored unchecked and no thread is served.
+    replies: Replies | None = None
     # Hot streams: every warm stream's tier as the regions agreed it (region/tiers.py), and
     # the region's snapshot documents (region/snapshot.py). None: every stream is pushed.
     tiers: TierBoard | None = None

@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from chorus.ids import id_time_ms, is_id
+from chorus.ids import is_id
 from chorus.model import Comment
+from region import replies
 from region.archive import ArchiveUnavailable
 from region.auth import Claims
 from region.cell import CELL, Cell
 from region.errors import ApiError, ErrorCode
-from region.log import LogUnavailable
 from region.moderation import (
     GLOBAL,
     REASON_MAX_CHARS,
@@ -39,10 +39,9 @@ from region.moderation import (
     Verdict,
 )
 from region.moderation_service import Moderation
-from region.validation import check_stream, parse_json_body
+from region.validation import check_stream, check_user_id, parse_json_body
 
 AUDIT_MAX_LIMIT = 500
-LOOKUP_SCAN = 500   # log entries read after a comment's time to find it by id (no archive)
 
 
 def _moderation(cell: Cell) -> Moderation:
@@ -106,7 +105,7 @@ async def set_ban(request: web.Request) -> web.Response:
     kind = request.query.get("kind", "ban")
     if kind not in ("ban", "shadow"):
         raise ApiError(ErrorCode.INVALID, "kind is 'ban' or 'shadow'")
-    user = request.match_info["user"]
+    user = check_user_id(request.match_info["user"])
     on = request.method == "PUT"
     doc = await _body(request)
     duration = request.query.get("duration_s", doc.get("duration_s"))
@@ -125,7 +124,7 @@ async def set_timeout(request: web.Request) -> web.Response:
     that ends by itself. DELETE lifts it early."""
     cell = request.app[CELL]
     claims = _moderator(cell, request, "time users out")
-    user = request.match_info["user"]
+    user = check_user_id(request.match_info["user"])
     doc = await _body(request)
     until_ms = None
     if request.method == "PUT":
@@ -142,7 +141,7 @@ async def user_standing(request: web.Request) -> web.Response:
     cell = request.app[CELL]
     _moderator(cell, request, "read a user's standing")
     moderation = _moderation(cell)
-    user = request.match_info["user"]
+    user = check_user_id(request.match_info["user"])
     standing = moderation.state.standing(user, moderation.clock_ms())
     return web.json_response({"user": user, "banned": standing.banned,
                               "shadow": standing.shadow, "until_ms": standing.until_ms})
@@ -263,24 +262,8 @@ async def set_pin(request: web.Request) -> web.Response:
 
 
 async def find_comment(cell: Cell, stream: str, comment_id: str) -> Comment | None:
-    """The comment ``comment_id`` of ``stream``, from the archive when there is one, else
-    from this region's log (which holds it when it was posted here or forwarded here)."""
-    if cell.archive is not None:
-        try:
-            stored = await cell.archive.get(stream, comment_id)
-        except ArchiveUnavailable:
-            stored = None
-        if stored is not None and stored.comment.user:
-            return stored.comment
-    try:
-        since = id_time_ms(comment_id)
-        entries = await cell.log.read_since(stream, since, LOOKUP_SCAN)
-    except (ValueError, LogUnavailable):
-        return None
-    for entry in entries:
-        if entry.comment.id == comment_id:
-            return entry.comment
-    return None
+    """The comment ``comment_id`` of ``stream`` as this region holds it (region/replies.py)."""
+    return await replies.find_comment(cell.log, cell.archive, stream, comment_id)
 
 
 async def retract_comment(request: web.Request) -> web.Response:
