@@ -33,6 +33,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rawclient import (
@@ -44,6 +47,7 @@ from rawclient import (
     WsClient,
     bench_config,
     cluster,
+    forward_counts,
     live_path,
     load_average,
     machine,
@@ -53,7 +57,9 @@ from rawclient import (
     summary_ms,
 )
 
+from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
+from chorus.names import presence_query
 from region.auth import issue_token
 
 REGION = "us-east"
@@ -70,6 +76,7 @@ class Phase:
         self.errors: dict[str, int] = {}
         self.seconds = 0.0
         self.cpu: dict[str, float] = {}
+        self.forwards: dict[str, float] = {}   # rawclient.FORWARD_COUNTERS over the phase
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -86,7 +93,8 @@ class Phase:
                 "client_cores": self.cpu.get("load client", 0.0) / self.seconds,
                 "errors": self.errors,
                 "cpu_by_process": {k: round(v / self.seconds, 3) for k, v in self.cpu.items()
-                                   if v / self.seconds > 0.01}}
+                                   if v / self.seconds > 0.01},
+                **self.forwards}
 
 
 class Load:
@@ -108,12 +116,17 @@ class Load:
                       profile: Path | None = None) -> dict[str, Any]:
         meter = CpuMeter(self.all_pids)
         gateways = {k: v for k, v in self.pids.items() if "gateway" in k}
+        counted = await forward_counts(self.cluster, REGION)
         async with Profiler(profile, phase.name, gateways):
             meter.start()
             began = time.perf_counter()
             await run()
             phase.seconds = time.perf_counter() - began
             phase.cpu = meter.stop()
+        after = await forward_counts(self.cluster, REGION)
+        # Nobody watches in the other regions: every forward is one that presence (a late
+        # answer counted as "viewers") let through for nothing.
+        phase.forwards = {k: v - counted[k] for k, v in after.items() if k in counted}
         return phase.result(set(self.pids))
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -249,6 +262,29 @@ class WsPoster:
             phase.error(verdict)
 
 
+async def presence_answered(c: LocalCluster) -> None:
+    """Waits until every other region answers presence questions. A fresh Redis answers none
+    for one presence TTL (region/presence_redis.py: counts may be incomplete after a loss),
+    and meanwhile every comment is forwarded, fail-open: a start-up effect, not the load's."""
+    nc = await nats.connect(c.config.region(REGION).nats_url)
+    try:
+        for region in c.config.region_names:
+            if region == REGION:
+                continue
+
+            async def answered(region: str = region) -> bool:
+                try:
+                    await nc.request(presence_query(region), json.dumps(
+                        {"stream": "bench-presence"}).encode(), timeout=1)
+                except (nats.errors.Error, TimeoutError):
+                    return False
+                return True
+            await wait_until(answered, what=f"{region}'s presence answers",
+                             timeout_s=c.config.limits.presence_ttl_s + 20)
+    finally:
+        await nc.close()
+
+
 def show(r: dict[str, Any]) -> None:
     print(f"  {r['phase']:<22} {r['posts_per_s']:>7,.0f} posts/s  p50 {r['p50_ms']:6.1f} ms"
           f"  p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms   server CPU/post "
@@ -257,6 +293,10 @@ def show(r: dict[str, Any]) -> None:
           + (f"  errors {r['errors']}" if r["errors"] else ""))
     print("      " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(
         r["cpu_by_process"].items(), key=lambda kv: -kv[1])))
+    if "forwarded" in r:
+        print(f"      us-east forwards to regions without viewers {r['forwarded']:.0f}, "
+              f"skipped {r['skipped_no_viewers']:.0f}; presence questions "
+              f"{r['presence_questions']:.0f}, unanswered {r['presence_unanswered']:.0f}")
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -268,6 +308,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     async with cluster(config) as c:
         load = Load(c)
+        await presence_answered(c)
         print(f"load average before: {load_average()}")
         print(f"\nus-east, 2 gateways, {STREAMS} streams, {seconds:.0f} s per phase:")
         conns = await load.http_connections(args.concurrency)

@@ -23,6 +23,7 @@ import struct
 import sys
 import tempfile
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,40 @@ def region_pids(c: LocalCluster, region: str) -> dict[str, int]:
     """The processes of one region: its gateways, NATS and Redis."""
     return {name: child.pid for name, child in c.children.items()
             if name.startswith(f"{region}/")}
+
+
+# -- what the gateways counted ------------------------------------------------------------------
+
+# Counters a phase's deltas are reported of (summed over every gateway of a region and label).
+FORWARD_COUNTERS = {
+    "forwarded": "chorus_forwarded_total",
+    "skipped_no_viewers": "chorus_forward_skipped_no_viewers_total",
+    "presence_questions": "chorus_presence_queries_total",
+    "presence_unanswered": "chorus_presence_unanswered_total",
+}
+
+
+def _scrape(urls: tuple[str, ...]) -> dict[str, float]:
+    totals = dict.fromkeys(FORWARD_COUNTERS, 0.0)
+    for base in urls:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        for line in text.splitlines():
+            name, _, rest = line.partition("{")
+            for key, metric in FORWARD_COUNTERS.items():
+                if name == metric:
+                    totals[key] += float(rest.rsplit(" ", 1)[1])
+    return totals
+
+
+async def forward_counts(c: LocalCluster, region: str) -> dict[str, float]:
+    """``region``'s forwards (sent, skipped for want of viewers) and presence questions (asked,
+    unanswered) so far, from its gateways' /metrics; {} if a tree has no operator listener."""
+    urls = getattr(c.config.region(region), "operator_urls", ())
+    try:
+        return await asyncio.to_thread(_scrape, tuple(urls))
+    except (OSError, ValueError, IndexError):
+        return {}
 
 
 # -- HTTP --------------------------------------------------------------------------------------
