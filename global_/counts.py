@@ -3,9 +3,10 @@
 
 `GlobalCounts` is region/fanout.py's `RegionCounts`: it asks the presence directory
 (global_/presence.py), the same questions and the same cache that decide a comment's forward,
-so counting costs no round trip that forwarding does not already make: per stream a gateway
-shows, at most one question per other region per half ``presence_cache_ms`` (the directory
-renews an answer ahead of its expiry). Nothing here costs anything per viewer.
+so counting costs no round trip that forwarding does not already make: for all the streams a
+gateway shows, one question per other region per half ``presence_cache_ms`` at most (the
+directory asks about many streams at once, and renews answers ahead of their expiry).
+Nothing here costs anything per viewer.
 
 A region that does not answer keeps its last known count for `STALE_AFTER_S` (`CountBook`,
 pure), so a slow or cut link does not make the global count drop and jump back; after that
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from global_.presence import PresenceDirectory
@@ -66,13 +67,19 @@ class GlobalCounts:
     async def counts(self, stream: str) -> dict[str, int]:
         """Each other region's viewers of ``stream``; a region neither answering now nor
         heard from within `STALE_AFTER_S` is left out. Never raises."""
-        answers = await asyncio.gather(*(self.directory.viewers(stream, r)
-                                         for r in self.regions))
-        out: dict[str, int] = {}
-        for answer in answers:
-            if answer.viewers is not None:
-                self.book.put(stream, answer.region, answer.viewers)
-            known = self.book.get(stream, answer.region)
-            if known is not None:
-                out[answer.region] = known
+        return (await self.counts_of([stream]))[stream]
+
+    async def counts_of(self, streams: Sequence[str]) -> dict[str, dict[str, int]]:
+        """`counts` of each of ``streams``, with at most one question per region."""
+        per_region = await asyncio.gather(*(self.directory.viewers_of(streams, r)
+                                             for r in self.regions))
+        out: dict[str, dict[str, int]] = {stream: {} for stream in streams}
+        for region, answers in zip(self.regions, per_region, strict=True):
+            for stream in streams:
+                answer = answers.get(stream)
+                if answer is not None and answer.viewers is not None:
+                    self.book.put(stream, region, answer.viewers)
+                known = self.book.get(stream, region)
+                if known is not None:
+                    out[stream][region] = known
         return out

@@ -69,9 +69,9 @@ class ViewerHookChain:
 class RegionCounts(Protocol):
     """The other regions' viewers of a stream (global_/counts.py)."""
 
-    async def counts(self, stream: str) -> Mapping[str, int]:
-        """Each other region's count as last heard; a region not heard from is left out.
-        Never raises."""
+    async def counts_of(self, streams: Sequence[str]) -> Mapping[str, Mapping[str, int]]:
+        """For each of ``streams``, each other region's count as last heard (a region not
+        heard from is left out). Never raises."""
         ...
 
 
@@ -278,16 +278,16 @@ class Fanout:
             await self._tell_viewers(tuple(self.sessions))
 
     async def _tell_viewers(self, streams: Sequence[str]) -> None:
-        """Each stream's counts, read once for all its viewers here; pushed when changed."""
+        """Each stream's counts, read once for all its viewers here (and for up to
+        `COUNTS_AT_ONCE` streams in one read of the region's presence and one question to
+        each other region); pushed when changed."""
         for at in range(0, len(streams), COUNTS_AT_ONCE):
             chunk = streams[at:at + COUNTS_AT_ONCE]
-            counted = await asyncio.gather(*(self.viewer_counts(s) for s in chunk),
-                                           return_exceptions=True)
-            for stream, viewers in zip(chunk, counted, strict=True):
-                if isinstance(viewers, PresenceUnavailable):
-                    continue  # told again once the region's presence answers
-                if isinstance(viewers, BaseException):
-                    raise viewers
+            try:
+                counted = await self.viewer_counts_of(chunk)
+            except PresenceUnavailable:
+                continue  # told again once the region's presence answers
+            for stream, viewers in counted.items():
                 if stream in self.sessions and self._told.get(stream) != viewers:
                     self._told[stream] = viewers
                     self.broadcast(stream, viewers)
@@ -295,22 +295,30 @@ class Fanout:
     async def viewer_counts(self, stream: str) -> Viewers:
         """``stream``'s viewers here and in every region. Raises `PresenceUnavailable` when
         this region's presence does not answer."""
-        if self.others is None:
-            return Viewers(count=await self._region_count(stream))
-        local, others = await asyncio.gather(self._region_count(stream),
-                                             self.others.counts(stream))
-        regions = {**others, self.region: local}
-        return Viewers(count=local, total=sum(regions.values()),
-                       regions=tuple(sorted(regions.items())))
+        return (await self.viewer_counts_of([stream]))[stream]
 
-    async def _region_count(self, stream: str) -> int:
+    async def viewer_counts_of(self, streams: Sequence[str]) -> dict[str, Viewers]:
+        """`viewer_counts` of each of ``streams``."""
+        if self.others is None:
+            return {s: Viewers(count=n) for s, n in (await self._region_counts(streams)).items()}
+        local, others = await asyncio.gather(self._region_counts(streams),
+                                             self.others.counts_of(streams))
+        out = {}
+        for stream in streams:
+            regions = {**others.get(stream, {}), self.region: local[stream]}
+            out[stream] = Viewers(count=local[stream], total=sum(regions.values()),
+                                  regions=tuple(sorted(regions.items())))
+        return out
+
+    async def _region_counts(self, streams: Sequence[str]) -> dict[str, int]:
         try:
-            return await self.presence.count(stream)
+            return await self.presence.counts(streams)
         except PresenceUnknown:
             # Presence is being rebuilt after a loss (for one presence TTL): what the viewers
             # were last told stands, or at least this gateway's own viewers.
-            told = self._told.get(stream)
-            return told.count if told is not None else self.counts().get(stream, 0)
+            own = self.counts()
+            return {s: told.count if (told := self._told.get(s)) is not None
+                    else own.get(s, 0) for s in streams}
 
     def greet(self, session: Session) -> None:
         """A viewer just came (or came back): it gets the stream's counts at once, or with

@@ -481,6 +481,36 @@ def test_a_regions_last_count_is_kept_for_a_while_then_dropped() -> None:
     assert len(book._entries) <= 4
 
 
+class FakeDirectory:
+    """Answers like global_/presence.py's directory: ``None`` viewers is no answer."""
+
+    def __init__(self, answers: dict[str, dict[str, int | None]]) -> None:
+        self.answers = answers          # region -> stream -> viewers
+        self.questions: list[tuple[str, tuple[str, ...]]] = []
+
+    async def viewers_of(self, streams: Any, region: str) -> dict[str, Answer]:
+        self.questions.append((region, tuple(streams)))
+        return {s: Answer(region, self.answers[region].get(s)) for s in streams}
+
+
+async def test_other_regions_are_counted_with_one_question_each_for_many_streams() -> None:
+    from global_.counts import GlobalCounts
+
+    now = [0.0]
+    directory = FakeDirectory({"eu-west": {"a": 3, "b": 0}, "ap-south": {"a": 1, "b": 2}})
+    counts = GlobalCounts(cast(Any, directory), ("eu-west", "ap-south"),
+                          CountBook(clock=lambda: now[0]))
+    assert await counts.counts_of(["a", "b"]) == {"a": {"eu-west": 3, "ap-south": 1},
+                                                   "b": {"eu-west": 0, "ap-south": 2}}
+    assert sorted(directory.questions) == [("ap-south", ("a", "b")), ("eu-west", ("a", "b"))]
+    # ap-south stops answering: its last count stands for a while, then it is left out.
+    directory.answers["ap-south"] = {}
+    now[0] = 10
+    assert await counts.counts("a") == {"eu-west": 3, "ap-south": 1}
+    now[0] = 40
+    assert await counts.counts("a") == {"eu-west": 3}
+
+
 # -- frames on both sides ---------------------------------------------------------------------
 
 
