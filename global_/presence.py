@@ -158,6 +158,7 @@ class PresenceDirectory:
         # Questions on their way, shared by every caller that needs the same answer; at most
         # one per (stream, region), each ending within the query timeout.
         self._asking: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        self._batches: set[asyncio.Future[dict[str, Answer]]] = set()  # questions asked
         # Regions that had no responder for batched questions (older code), and since when.
         self._legacy: dict[str, float] = {}
 
@@ -258,7 +259,11 @@ class PresenceDirectory:
                     future.set_exception(exc)
                 else:
                     future.set_result(batch.result()[stream])
-        asyncio.ensure_future(self._ask_many(streams, region)).add_done_callback(settle)
+        batch = asyncio.ensure_future(self._ask_many(streams, region))
+        # Owned here until it ends (within the query timeout), whoever still waits for it.
+        self._batches.add(batch)
+        batch.add_done_callback(self._batches.discard)
+        batch.add_done_callback(settle)
         return futures
 
     def _forget(self, key: tuple[str, str]) -> Callable[[object], None]:
