@@ -70,6 +70,7 @@ class DrillReport:
                 f"  viewer {c.name:<12} on {c.region or '-':<9} received {c.received:>5}  "
                 f"missing {len(c.missing)}  twice {c.rendered_twice}  gaps {c.gaps}  "
                 f"failovers {c.failovers}  failbacks {c.failbacks}"
+                + (f"  unreadable frames {c.malformed}" if c.malformed else "")
                 + (f"  moved after {c.failover_s:.1f} s" if c.failover_s is not None else ""))
         if v.missing:
             lines.append(f"  missing ids: {', '.join(v.missing[:20])}"

@@ -61,6 +61,7 @@ class ViewerEnd:
     failovers: int
     failbacks: int
     failover_s: float | None = None
+    malformed: int = 0       # server frames the SDK could not read (and skipped)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class ViewerCounts:
     failovers: int
     failbacks: int
     failover_s: float | None
+    malformed: int = 0
 
 
 @dataclass
@@ -175,7 +177,7 @@ def judge(posts: Sequence[Post], ends: Sequence[ViewerEnd], arrivals: Sequence[A
             name=end.name, home=end.home, region=end.region, received=len(acked & have),
             missing=missing, rendered_twice=rendered_twice(end.timeline, texts),
             gaps=end.gaps, failovers=end.failovers, failbacks=end.failbacks,
-            failover_s=end.failover_s))
+            failover_s=end.failover_s, malformed=end.malformed))
     duplicates = sum(v.rendered_twice for v in viewers)
     gaps = sum(v.gaps for v in viewers)
     if missing_all:
@@ -184,6 +186,11 @@ def judge(posts: Sequence[Post], ends: Sequence[ViewerEnd], arrivals: Sequence[A
         reasons.append(f"{duplicates} posts rendered twice")
     if gaps:
         reasons.append(f"{gaps} gaps left in timelines")
+    malformed = sum(v.malformed for v in viewers)
+    if malformed:
+        # A frame the SDK skipped may have carried comments: the server and the SDK disagree
+        # on the protocol (docs/protocol.md).
+        reasons.append(f"{malformed} server frames the SDK could not read")
     moved: list[float] = []
     if bounds.viewers_fail_over_from is not None:
         away = [v for v in viewers if v.home == bounds.viewers_fail_over_from]

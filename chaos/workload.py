@@ -186,7 +186,7 @@ class Workload:
             out.append(ViewerEnd(
                 name=w.name, home=w.home, region=w.client.region, timeline=timeline,
                 gaps=len(w.client.timeline.gaps), failovers=w.client.failovers,
-                failbacks=w.client.failbacks,
+                failbacks=w.client.failbacks, malformed=w.client.malformed_frames,
                 failover_s=(w.moved_at - self.fault_at
                             if w.moved_at is not None and self.fault_at is not None
                             else None)))

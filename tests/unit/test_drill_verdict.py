@@ -136,3 +136,10 @@ async def test_hooks_run_with_their_values_quoted(tmp_path: Path) -> None:
         await faults.freeze("us-east/nats")
     with pytest.raises(DrillError, match="no `thaw`"):
         await faults.thaw("us-east/nats")
+
+
+def test_frames_the_sdk_could_not_read_fail_the_drill() -> None:
+    # A skipped frame may have carried comments: the server and the SDK disagree.
+    full = [(cid(1), "a"), (cid(2, "eu-west"), "b")]
+    verdict = judge(POSTS, [end("v1", full, malformed=3)], [])
+    assert not verdict.passed and verdict.viewers[0].malformed == 3
