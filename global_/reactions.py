@@ -139,9 +139,8 @@ class ReactionOutbox:
 
     async def forward(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
         """The worker's handler: returns what ``dest`` did not store (to be retried)."""
-        streams = streams_of(deliveries)
-        answers = dict(zip(streams, await asyncio.gather(
-            *(self.directory.viewers(s, self.dest) for s in streams)), strict=True))
+        # One question about every uncached stream of the batch (never raises).
+        answers = await self.directory.viewers_of(streams_of(deliveries), self.dest)
         plan = decide(deliveries, answers)
         if plan.skip:
             self.metrics.reaction_skipped_no_viewers(self.dest, len(plan.skip))
