@@ -39,6 +39,7 @@ from region.protocol import (
     React,
     Reactions,
     Recovered,
+    Restore,
     Resume,
     Retract,
     ServerFrame,
@@ -381,8 +382,9 @@ async def _sse(request: web.Request, cell: Cell, claims: Claims, stream: str,
 def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
                      ) -> dict[str, object]:
     """What a long-poll response adds for moderation: ``retracted``, the stream's latest
-    retracted comments (a poller learns of them at its next poll, whenever it polls), and
-    ``pin``, the pinned comment. Both absent when empty, as before moderation."""
+    retracted comments (a poller learns of them at its next poll, whenever it polls),
+    ``restored``, comments approved while the poll waited (``restore`` frames), and ``pin``,
+    the pinned comment. Each absent when empty, as before moderation."""
     if cell.moderation is None:
         return {}
     state = cell.moderation.state
@@ -393,6 +395,9 @@ def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
     out: dict[str, object] = {}
     if retracted:
         out["retracted"] = list(retracted)
+    restored = [f.comment.to_json() for f in frames if isinstance(f, Restore)]
+    if restored:
+        out["restored"] = restored
     pin = state.pin(stream)
     if pin is not None:
         out["pin"] = pin.to_json()
@@ -408,7 +413,7 @@ class PollTransport:
 
     async def send(self, frames: Sequence[ServerFrame]) -> None:
         self.frames.extend(frames)
-        if any(isinstance(f, Recovered | Retract | Pinned)
+        if any(isinstance(f, Recovered | Retract | Restore | Pinned)
                or (isinstance(f, Comments) and f.items) for f in frames):
             self.done.set()
 

@@ -90,12 +90,16 @@ class Restrict:
 @dataclass(frozen=True)
 class Verdict:
     """One comment: "retracted" (gone for everyone), "held" (hidden from everyone but its
-    author and moderators until a moderator approves it), "approved" (shown again)."""
+    author and moderators until a moderator approves it), "approved" (shown again).
+    ``comment``: the comment itself, carried by an approval so that every gateway can show
+    it again to its live viewers without reading it from anywhere (None: not found when
+    approved, or a decision of an earlier version)."""
 
     stream: str
     comment_id: str
     author: str
     state: CommentState
+    comment: Comment | None = None
     type: Literal["verdict"] = "verdict"
 
     @property
@@ -208,6 +212,11 @@ def action_json(action: Action) -> dict[str, Any]:
                     "comment": comment.to_json() if comment else None}
         case Terms(scope=scope, add=add, remove=remove):
             return {"type": "terms", "scope": scope, "add": list(add), "remove": list(remove)}
+        case Verdict(comment=comment):
+            doc = {k: v for k, v in vars(action).items() if k != "comment"}
+            if comment is not None:
+                doc["comment"] = comment.to_json()  # absent otherwise, as before approvals
+            return doc
         case _:
             return dict(vars(action))
 
@@ -232,15 +241,15 @@ def action_from_json(doc: Any) -> Action:
             comment_id = _text(doc, "comment_id")
             if not is_id(comment_id):
                 raise DecisionError("verdict 'comment_id' is not a comment id")
-            return Verdict(stream=_stream(doc, "stream"), comment_id=comment_id,
-                           author=_text(doc, "author", empty=True), state=state)
+            stream = _stream(doc, "stream")
+            comment = _comment(doc, "comment")
+            if comment is not None and (comment.id, comment.stream) != (comment_id, stream):
+                raise DecisionError("verdict 'comment' is not the comment it is about")
+            return Verdict(stream=stream, comment_id=comment_id,
+                           author=_text(doc, "author", empty=True), state=state,
+                           comment=comment)
         case "pin":
-            raw = doc.get("comment")
-            try:
-                comment = None if raw is None else Comment.from_json(raw)
-            except ValueError as exc:
-                raise DecisionError(f"pin 'comment': {exc}") from None
-            return Pin(stream=_stream(doc, "stream"), comment=comment)
+            return Pin(stream=_stream(doc, "stream"), comment=_comment(doc, "comment"))
         case "slow_mode":
             return SlowMode(stream=_stream(doc, "stream"), interval_s=_int(doc, "interval_s"))
         case "terms":
@@ -255,6 +264,14 @@ def action_from_json(doc: Any) -> Action:
             return Policy(stream=_stream(doc, "stream"), classifier=action)
         case other:
             raise DecisionError(f"unknown action type {str(other)[:32]!r}")
+
+
+def _comment(doc: dict[str, Any], key: str) -> Comment | None:
+    raw = doc.get(key)
+    try:
+        return None if raw is None else Comment.from_json(raw)
+    except ValueError as exc:
+        raise DecisionError(f"{doc.get('type')} {key!r}: {exc}") from None
 
 
 def _text(doc: dict[str, Any], key: str, *, empty: bool = False) -> str:

@@ -295,7 +295,8 @@ async def retract_comment(request: web.Request) -> web.Response:
 
 async def approve_comment(request: web.Request) -> web.Response:
     """POST /v1/streams/{stream}/comments/{id}/approve: a held (or retracted) comment is
-    shown again, in history and to new viewers."""
+    shown again: in history, to new viewers, and to live viewers in every region (a
+    ``restore`` frame carrying it)."""
     cell = request.app[CELL]
     stream = check_stream(request.match_info["stream"])
     claims = _moderator(cell, request, "approve comments")
@@ -306,7 +307,7 @@ async def approve_comment(request: web.Request) -> web.Response:
     comment = await find_comment(cell, stream, comment_id)
     outcome = await _decide(cell, claims, Verdict(
         stream=stream, comment_id=comment_id, author=comment.user if comment else "",
-        state="approved"), _reason(doc))
+        state="approved", comment=comment), _reason(doc))
     return _answer(outcome, id=comment_id, stream=stream, state="approved")
 
 

@@ -5,7 +5,8 @@ the viewers.
 prefilter built from its blocked terms (region/moderation_prefilter.py) and the decision log
 of the global plane (the `DecisionLog` that region/compose.py hands in). Checking a post reads
 memory only. When a decision is applied, whichever region made it, `on_applied` sends the
-live frames: ``retract`` to the stream's viewers on this gateway, ``pin`` likewise.
+live frames: ``retract`` to the stream's viewers on this gateway, ``restore`` when a comment
+taken down is approved, ``pin`` likewise.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from region.moderation import (
     Verdict,
 )
 from region.moderation_prefilter import Prefilter
-from region.protocol import Pinned, Retract, ServerFrame
+from region.protocol import Pinned, Restore, Retract, ServerFrame
 
 
 class Viewer(Protocol):
@@ -120,9 +121,14 @@ class Moderation:
     def on_applied(self, decision: Decision) -> None:
         """A decision was applied here (made in any region): the live frames it calls for."""
         match decision.action:
+            case Verdict(stream=stream, state="approved", comment=comment):
+                if comment is None:
+                    return  # not found when approved: history and new viewers have it again
+                restored = Restore(stream=stream, comment=comment)
+                for viewer in tuple(self.viewers(stream)):
+                    if comment.visible_to(viewer.user):  # a shadowed one stays its author's
+                        viewer.push(restored)
             case Verdict(stream=stream, comment_id=comment_id, author=author, state=state):
-                if state == "approved":
-                    return  # shown again in history and to new viewers; not pushed live
                 frame = Retract(stream=stream, ids=(comment_id,))
                 for viewer in tuple(self.viewers(stream)):
                     if state == "held" and viewer.user == author:

@@ -269,6 +269,17 @@ class Retract:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """A comment of the stream that was taken down (held for review, or retracted) and that a
+    moderator approved: a client shows it again, in its place by id. Sent live to the
+    stream's viewers; history has it again too."""
+
+    stream: str
+    comment: Comment
+    type: Literal["restore"] = "restore"
+
+
+@dataclass(frozen=True)
 class Pinned:
     """The stream's pinned comment changed; ``comment`` None: unpinned."""
 
@@ -312,7 +323,7 @@ class Snapshot:
 
 
 ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract
-               | Pinned | Reactions | Tier | Snapshot)
+               | Restore | Pinned | Reactions | Tier | Snapshot)
 
 
 def to_json(frame: ServerFrame) -> dict[str, Any]:
@@ -345,6 +356,8 @@ def to_json(frame: ServerFrame) -> dict[str, Any]:
         case Pinned(stream=stream, comment=comment):
             return {"type": "pin", "stream": stream,
                     "comment": comment.to_json() if comment else None}
+        case Restore(stream=stream, comment=restored):
+            return {"type": "restore", "stream": stream, "comment": restored.to_json()}
         case _:
             return {k: v for k, v in vars(frame).items()}
 

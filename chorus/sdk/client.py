@@ -36,6 +36,7 @@ from chorus.sdk.frames import (
     Pong,
     Reactions,
     Recovered,
+    Restore,
     Retract,
     ServerFrame,
     Viewers,
@@ -256,6 +257,9 @@ class Client:
             case Retract(ids=ids):
                 for comment_id in ids:
                     self._retract(comment_id)
+            case Restore(comment=comment):
+                self.retracted.pop(comment.id, None)
+                self._deliver(comment)
             case Pin(comment=comment):
                 self.pin = comment
             case Viewers():

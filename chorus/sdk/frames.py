@@ -135,6 +135,16 @@ class Retract:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """A comment taken down (held for review, or retracted) that a moderator approved: show
+    it again, in its place by id."""
+
+    stream: str
+    comment: Comment
+    type: Literal["restore"] = "restore"
+
+
+@dataclass(frozen=True)
 class Pin:
     """The stream's pinned comment changed; ``comment`` None: unpinned."""
 
@@ -143,8 +153,8 @@ class Pin:
     type: Literal["pin"] = "pin"
 
 
-ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract | Pin
-               | Reactions)
+ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract
+               | Restore | Pin | Reactions)
 
 
 def decode(text: str) -> ServerFrame | None:
@@ -193,6 +203,8 @@ def from_json(doc: Any) -> ServerFrame | None:
                        retry_in_ms=fields.number("retry_in_ms", 0))
         case "retract":
             return Retract(stream=fields.text("stream"), ids=fields.texts("ids"))
+        case "restore":
+            return Restore(stream=fields.text("stream"), comment=fields.comment("comment"))
         case "pin":
             return Pin(stream=fields.text("stream"), comment=fields.optional_comment("comment"))
         case _:

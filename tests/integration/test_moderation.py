@@ -451,3 +451,49 @@ async def test_the_classifier_takes_a_flood_down_by_stream_policy_and_leaves_cha
     finally:
         for viewer in [*viewers.values(), author]:
             await viewer.close()
+
+
+async def test_an_approved_comment_comes_back_to_live_viewers_in_every_region(
+        cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    viewers: list[Any] = [await WsViewer(http, url(cluster, r), unique,
+                                         token(cluster, f"w-{r}"), f"ws-{r}").connect()
+                          for r in REGIONS]
+    viewers.append(await SseViewer(http, url(cluster, "eu-west", 1), unique,
+                                   token(cluster, "sse"), "sse").connect())
+    viewers.append(await Poller(http, url(cluster, "ap-south", 1), unique,
+                                token(cluster, "poll"), "poll").start())
+    await _presence_visible(cluster, unique, REGIONS)
+    try:
+        status, doc = await post(http, url(cluster, "us-east"), unique,
+                                 token(cluster, f"{unique}-author"), text="is this ok?")
+        assert status == 201
+        cid = str(doc["id"])
+        for viewer in viewers:
+            await viewer.until(lambda v=viewer: cid in v.seen, 15)
+        await decide(http, cluster, "DELETE", f"/v1/streams/{unique}/comments/{cid}",
+                     region="eu-west")
+
+        def retracted(v: Any) -> bool:
+            return any(cid in f.get("ids", ()) or cid in f.get("retracted", ())
+                       for f in v.frames)
+        for viewer in viewers:
+            await viewer.until(lambda v=viewer: retracted(v), 5)
+        began = time.monotonic()
+        doc = await decide(http, cluster, "POST",
+                           f"/v1/streams/{unique}/comments/{cid}/approve", region="ap-south")
+        assert doc["decision"]["action"]["comment"]["id"] == cid
+
+        def restored(v: Any) -> bool:
+            return any((f.get("type") == "restore" and f["comment"]["id"] == cid)
+                       or any(c["id"] == cid for c in f.get("restored", ()))
+                       for f in v.frames)
+        for viewer in viewers:
+            await viewer.until(lambda v=viewer: restored(v), 5)
+        assert time.monotonic() - began < DECISION_S + 0.5
+        for region in REGIONS:
+            status, page = await call(http, "GET", f"{url(cluster, region)}/v1/streams/"
+                                      f"{unique}/comments", token(cluster, "reader"))
+            assert cid in [c["id"] for c in page["items"]], region
+    finally:
+        for viewer in viewers:
+            await viewer.close()

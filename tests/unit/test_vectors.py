@@ -17,6 +17,7 @@ import pytest
 
 from chorus.ids import id_time_ms, is_id
 from chorus.model import Comment
+from chorus.sdk import frames as sdk_frames
 from chorus.timeline import Gap, Timeline
 from region import protocol
 from region.cursor import Cursor
@@ -105,6 +106,12 @@ def test_frames(case: dict[str, Any]) -> None:
         assert json.loads(case["json"])["type"] == expect["other"]
         assert expect["other"] not in {"hello", "comments", "recovered", "viewers", "ack",
                                        "pong", "error", "bye"}
+        moderation = _moderation_frame(json.loads(case["json"]))
+        if moderation is not None:
+            # Handed on by the browser SDK, but the server's frame as the gateway writes it,
+            # and typed by the Python SDK.
+            assert json.loads(protocol.encode(moderation)) == json.loads(case["json"])
+            assert sdk_frames.decode(case["json"]) is not None
     elif expect.get("comment"):
         items = json.loads(case["json"])["items"]
         with pytest.raises(ValueError):
@@ -112,6 +119,21 @@ def test_frames(case: dict[str, Any]) -> None:
                 Comment.from_json(item)
     else:
         assert expect == {"malformed": True}
+
+
+def _moderation_frame(doc: dict[str, Any]) -> protocol.ServerFrame | None:
+    """The server's frame for a vector of moderation's frames (None: another frame)."""
+    match doc["type"]:
+        case "retract":
+            return protocol.Retract(stream=doc["stream"], ids=tuple(doc["ids"]))
+        case "pin":
+            comment = doc["comment"]
+            return protocol.Pinned(stream=doc["stream"],
+                                   comment=Comment.from_json(comment) if comment else None)
+        case "restore":
+            return protocol.Restore(stream=doc["stream"],
+                                    comment=Comment.from_json(doc["comment"]))
+    return None
 
 
 def _comment(cid: str) -> Comment:

@@ -182,10 +182,15 @@ class ViewerPage {
         return;
       }
       case "retract": {
-        const id = doc["id"] ?? doc["comment"];
-        if (typeof id === "string") document.getElementById(nodeId(id))?.classList.add("retracted");
+        // {stream, ids}: the client took them out of its timeline; the page does too.
+        const ids = Array.isArray(doc["ids"]) ? doc["ids"] as unknown[] : [];
+        for (const id of ids) {
+          if (typeof id === "string") document.getElementById(nodeId(id))?.remove();
+        }
         return;
       }
+      case "restore":
+        return; // the client put the comment back in its timeline: it came as a comment
       case "pin": {
         const comment = doc["comment"] as Record<string, unknown> | undefined;
         const pin = byId("pin");
@@ -198,9 +203,6 @@ class ViewerPage {
         }
         return;
       }
-      case "unpin":
-        byId("pin").hidden = true;
-        return;
       default:
         return; // a frame this page does not know either
     }

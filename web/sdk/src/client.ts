@@ -18,7 +18,9 @@
  *   from that region's history, by comment id and time;
  * - keeps a `Timeline`: each comment once, in id order, and an explicit `Gap` where history
  *   could not fill a hole;
- * - measures the round trip to its gateway (WebSocket ping/pong, else `/healthz`).
+ * - measures the round trip to its gateway (WebSocket ping/pong, else `/healthz`);
+ * - takes retracted comments out of the timeline, keeps a later copy of one out, and puts
+ *   one back when a moderator approves it (`retract` and `restore`, also handed on).
  * Frame types it does not know arrive as `other` events and are never waited for.
  */
 
@@ -39,6 +41,8 @@ export const HISTORY_PAGE = 200;
 export const HISTORY_MAX_PAGES = 20;
 /** A WebSocket that has not answered this many pings in a row is taken for dead. */
 export const PINGS_UNANSWERED_MAX = 3;
+/** Retracted ids remembered, so that a later copy (history, another region) stays out. */
+export const RETRACTED_KEPT = 10_000;
 const REQUEST_TIMEOUT_MS = 5000;
 
 export type State = "idle" | "connecting" | "live" | "reconnecting" | "closed";
@@ -120,6 +124,7 @@ export class ChorusClient {
   private pingRef = 0;
   private pingsUnanswered = 0;
   private pingSent = new Map<string, number>();
+  private readonly retracted = new Set<string>();
 
   constructor(options: ClientOptions) {
     if (options.seeds.length === 0) throw new RangeError("give at least one seed gateway URL");
@@ -365,6 +370,7 @@ export class ChorusClient {
         return;
       }
       case "other":
+        this.moderated(frame);
         this.emit("other", frame);
         return;
       case "ack":
@@ -374,7 +380,30 @@ export class ChorusClient {
     }
   }
 
+  /** `retract` {stream, ids} and `restore` {stream, comment}: docs/protocol.md. */
+  private moderated(frame: Other): void {
+    if (frame.name === "retract" && Array.isArray(frame.doc["ids"])) {
+      for (const id of frame.doc["ids"] as unknown[]) {
+        if (typeof id !== "string") continue;
+        this.timeline.remove(id);
+        this.retracted.add(id);
+        if (this.retracted.size > RETRACTED_KEPT) {
+          this.retracted.delete(this.retracted.values().next().value as string);
+        }
+      }
+    } else if (frame.name === "restore") {
+      try {
+        const comment = commentFromJson(frame.doc["comment"]);
+        this.retracted.delete(comment.id);
+        this.deliver(comment);
+      } catch {
+        this.malformedFrames += 1;
+      }
+    }
+  }
+
   private deliver(comment: Comment): void {
+    if (this.retracted.has(comment.id)) return;
     if (this.timeline.add(comment)) this.emit("comment", comment);
   }
 

@@ -47,6 +47,14 @@ export class Timeline {
     return true;
   }
 
+  /** Takes a retracted comment out; true when it was there (chorus/timeline.py's `remove`). */
+  remove(commentId: string): boolean {
+    const at = this.indexOf(commentId);
+    if (!this.seen.delete(commentId)) return false;
+    if (at >= 0) this.list.splice(at, 1);
+    return true;
+  }
+
   /** How many of `comments` were new. */
   extend(comments: Iterable<Comment>): number {
     let added = 0;

@@ -38,7 +38,7 @@ export interface Platform {
 
 /** Frame types an event stream may carry beyond the known ones: EventSource delivers only
  * the event names it listens to, so a future frame type needs its name here to be seen. */
-export const ANTICIPATED_EVENTS = ["reactions", "tier", "retract", "pin", "unpin", "snapshot"];
+export const ANTICIPATED_EVENTS = ["reactions", "tier", "retract", "restore", "pin", "snapshot"];
 
 /** How long a connection may take to open before it counts as failed, ms. */
 export const OPEN_TIMEOUT_MS = 5000;
@@ -162,6 +162,7 @@ export function openPoll(platform: Platform, base: string, stream: string, token
   const loop = async (): Promise<void> => {
     let at = cursor;
     let first = true;
+    let pinnedId: string | null = null;
     while (!done) {
       const url = liveUrl(base, stream, "poll", { access_token: token, cursor: at,
         timeout: String(first && at === null ? 0 : timeoutS) });
@@ -199,6 +200,22 @@ export function openPoll(platform: Platform, base: string, stream: string, token
         }
         if ((body["items"] as unknown[]).length > 0) {
           events.frame(frameFromJson({ type: "comments", items: body["items"], cursor: body["cursor"] }));
+        }
+        // Moderation rides on the answer (docs/protocol.md): the frames a WebSocket would send.
+        if (Array.isArray(body["retracted"]) && body["retracted"].length > 0) {
+          events.frame(frameFromJson({ type: "retract", stream, ids: body["retracted"] }));
+        }
+        if (Array.isArray(body["restored"])) {
+          for (const comment of body["restored"] as unknown[]) {
+            events.frame(frameFromJson({ type: "restore", stream, comment }));
+          }
+        }
+        // Every answer carries the pin (absent: none): handed on when it changed.
+        const pin = (body["pin"] ?? null) as Record<string, unknown> | null;
+        const pinId = pin === null ? null : String(pin["id"]);
+        if (pinId !== pinnedId) {
+          pinnedId = pinId;
+          events.frame(frameFromJson({ type: "pin", stream, comment: pin }));
         }
       } catch (err) {
         if (err instanceof MalformedFrame) events.malformed(err);

@@ -110,3 +110,33 @@ async function exercise(client: ChorusClient, down: Set<string>, others: string[
     assert.deepEqual(client.timeline.gaps, []);
     assert.deepEqual(failovers, ["us->eu"]);
 }
+
+describe("client and moderation", () => {
+  it("takes a retracted comment out, keeps a later copy out, and puts it back when restored", async () => {
+    FakeSocket.all = [];
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", backoffMaxMs: 5, pingIntervalMs: 0, platform: platform(new Set()) });
+    const shown: string[] = [];
+    client.on("comment", (c) => shown.push(c.id));
+    await client.start();
+    try {
+      await until(() => FakeSocket.all.length === 1, "a WebSocket to a");
+      const ws = FakeSocket.all[0] as FakeSocket;
+      ws.open();
+      ws.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:0", gateway: "us.0" });
+      await until(() => client.state === "live", "live in us");
+      assert.deepEqual(client.timeline.ids(), [C1.id, C2.id]);
+      ws.frame({ type: "retract", stream: "s", ids: [C1.id] });
+      await until(() => !client.timeline.has(C1.id), "C1 taken out");
+      ws.frame({ type: "comments", items: [C1, C3], cursor: "us:e:3" }); // a late copy
+      await until(() => client.timeline.has(C3.id), "C3 shown");
+      assert.deepEqual(client.timeline.ids(), [C2.id, C3.id]);
+      ws.frame({ type: "restore", stream: "s", comment: C1 });
+      await until(() => client.timeline.has(C1.id), "C1 put back");
+      assert.deepEqual(client.timeline.ids(), [C1.id, C2.id, C3.id]);
+      assert.deepEqual(shown, [C2.id, C1.id, C3.id, C1.id]);
+    } finally {
+      client.close();
+    }
+  });
+});
