@@ -48,6 +48,9 @@ from region.reactions_jetstream import JetStreamReactionLog
 from region.reactions_redis import RedisReactionCounter
 from region.replay import Replayer
 from region.replay_redis import RedisReplayCache
+from region.replies import Replies
+from region.replies_feed import ReplyFeed
+from region.replies_redis import RedisThreadIndex
 
 # The design's target for a comment's delivery (docs/design.md): p99 under 50 ms in its own
 # region, and under the link latency + 50 ms across regions.
@@ -120,6 +123,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
     classifier = ClassifierWorker(nc, region=region.name, state=moderation.state,
                                   decide=replica.decide, metrics=metrics)
+    replies, reply_feed = _replies(nc, config, region, redis, log, archive, moderation)
 
     dependencies = DependencyWatch(nc, redis)
     registry = Registry(nc, region=region.name, interval_s=limits.health_interval_s,
@@ -127,13 +131,13 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
-                                               moderation=moderation),
+                                               moderation=moderation, replies=replies),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers,
                 dependencies=dependencies,
-                moderation=moderation, reactions=reactions)
+                moderation=moderation, replies=replies, reactions=reactions)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
     background = [Background("dependency-watch", dependencies.run),
@@ -141,7 +145,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                   Background("fanout", fanout.run),
                   Background("global-plane", plane.run),
                   Background("moderation-replica", replica.run),
-                  Background("moderation-classifier", classifier.run)]
+                  Background("moderation-classifier", classifier.run),
+                  Background("reply-index", reply_feed.run)]
     background += [Background(name, run) for name, run in reactions.loops()]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
@@ -163,6 +168,19 @@ async def _moderation(nc: Nats, config: Config, region: Region, gateway: str, fa
     await replica.ensure()
     moderation.attach(replica)
     return moderation, replica
+
+
+def _replies(nc: Nats, config: Config, region: Region, redis: aioredis.Redis,
+             log: JetStreamLog, archive: Archive | None, moderation: Moderation
+             ) -> tuple[Replies, ReplyFeed]:
+    """Reply threads: checked against what the region holds, indexed in its Redis from its
+    log's live feed, and shown as moderation allows."""
+    index = RedisThreadIndex(redis)
+    replies = Replies(log, index, archive=archive,
+                      hidden=lambda c, reader, mod: moderation.hidden(c, reader, moderator=mod))
+    feed = ReplyFeed(nc, region=region.name, index=index,
+                     tick_s=config.limits.tick_ms / 1000)
+    return replies, feed
 
 
 def _reactions(config: Config, index: int, redis: aioredis.Redis, log: JetStreamReactionLog,
