@@ -225,7 +225,23 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         # and drains once it is back.
         lags = "   ".join(f"{r.name} {r.extra.get('archive_lag', '?')}" for r in status.regions)
         print(f"archive lag (comments not yet archived): {lags}")
+    _print_hot(status.hot)
     return 0 if status.healthy else 1
+
+
+def _print_hot(hot: dict[str, dict[str, Any]]) -> None:
+    """Streams above the push tier (docs/design.md, "Hot streams"), as their leader region
+    announced them in the last second; a region that disagrees is named (it follows within
+    two seconds, or it is cut off from the leader)."""
+    if not hot:
+        print("hot streams: none (every stream in the push tier)")
+        return
+    print("hot streams:")
+    for stream, s in hot.items():
+        lagging = [r for r, tier in s["regions"].items() if tier != s["tier"]]
+        note = f"; not yet: {', '.join(lagging)}" if lagging else ""
+        print(f"  {stream:<24} {s['tier']:<9} {s['viewers']:>9,} viewers {s['rate_per_s']:>7,}"
+              f" comments/s  (leader {s['leader']}{note})")
 
 
 # -- link ----------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ message                subject (chorus/names.py)        JSON on the wire
 `Query`                                                 "after_s", "before_s"}``
 `ReactionTimeline-`    its reply                        ``{"region", "stream",
 `Answer`                                                "buckets": [[start_s, {kind: n}]]}``
+`TierNotice`           ``TIER_NOTICES``                 ``{"region", "stream", "tier",
+                                                        "viewers", "rate_per_s"}``
 =====================  ==============================  ========================================
 
 The wire carries no kind: the subject says what a message is, and the JSON is exactly what
@@ -49,13 +51,14 @@ from chorus.metrics import Metrics
 from chorus.model import STREAM_ID, Comment
 from region.reactions import KIND as REACTION_KIND
 from region.reactions import MAX_BUCKETS, Bucket
+from region.tiers import TIERS, Notice, Tier
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["presence_query", "presence_answer", "presence_change", "recent_request",
-               "recent_reply", "heartbeat", "moderation_head",
-               "presence_batch_query", "presence_batch_answer", "rx_totals_query",
-               "rx_totals_answer", "rx_timeline_query", "rx_timeline_answer"]
+               "recent_reply", "heartbeat", "moderation_head", "rx_totals_query",
+               "rx_totals_answer", "rx_timeline_query", "rx_timeline_answer", "tier_notice",
+               "presence_batch_query", "presence_batch_answer"]
 
 
 class HubMessageError(ChorusError):
@@ -483,10 +486,51 @@ class ReactionTimelineAnswer:
                         < query.before_s for b in self.buckets))
 
 
+# -- hot streams (global_/tiers.py) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierNotice:
+    """A region keeper's word on a warm stream (region/tiers.py `Notice`): the ``tier`` it
+    holds, and its reading: ``viewers`` in every region and comments a second
+    (``rate_per_s``, whole)."""
+
+    region: str
+    stream: str
+    tier: Tier
+    viewers: int
+    rate_per_s: int
+    kind: Literal["tier_notice"] = "tier_notice"
+
+    def encode(self) -> bytes:
+        return _dumps({"region": self.region, "stream": self.stream, "tier": self.tier,
+                       "viewers": self.viewers, "rate_per_s": self.rate_per_s})
+
+    @classmethod
+    def decode(cls, data: bytes) -> TierNotice:
+        k: Kind = "tier_notice"
+        doc = _object(k, data)
+        tier = _str(k, doc, "tier")
+        if tier not in TIERS:
+            raise HubMessageError(k, f"'tier' is not one of {', '.join(TIERS)}")
+        return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
+                   tier=tier,
+                   viewers=_count(k, doc, "viewers"), rate_per_s=_count(k, doc, "rate_per_s"))
+
+    @classmethod
+    def of(cls, notice: Notice) -> TierNotice:
+        return cls(region=notice.region, stream=notice.stream, tier=notice.tier,
+                   viewers=notice.viewers, rate_per_s=notice.rate_per_s)
+
+    def notice(self) -> Notice:
+        return Notice(region=self.region, stream=self.stream, tier=self.tier,
+                      viewers=self.viewers, rate_per_s=self.rate_per_s)
+
+
 HubMessage = (PresenceQuery | PresenceAnswer | PresenceChange | PresenceBatchQuery
-              | PresenceBatchAnswer | RecentRequest | RecentReply | Heartbeat | ModerationHead
-              | ReactionTotalsQuery | ReactionTotalsAnswer | ReactionTimelineQuery
-              | ReactionTimelineAnswer)
+              | PresenceBatchAnswer | RecentRequest | RecentReply
+              | Heartbeat | ModerationHead | ReactionTotalsQuery | ReactionTotalsAnswer
+              | ReactionTimelineQuery | ReactionTimelineAnswer | TierNotice)
 
 _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "presence_query": PresenceQuery.decode,
@@ -502,6 +546,7 @@ _DECODERS: dict[Kind, Callable[[bytes], HubMessage]] = {
     "rx_totals_answer": ReactionTotalsAnswer.decode,
     "rx_timeline_query": ReactionTimelineQuery.decode,
     "rx_timeline_answer": ReactionTimelineAnswer.decode,
+    "tier_notice": TierNotice.decode,
 }
 
 

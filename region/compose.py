@@ -21,10 +21,13 @@ from chorus.config import Config, Region
 from chorus.durable import pending
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
+from chorus.model import Comment
+from global_.hub import Rejections
 from global_.moderation import ModerationReplica
 from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
 from global_.registry import Registry, RegistryState
+from global_.tiers import TierAgreement
 from region.admission import Admission
 from region.app import Background
 from region.archive import Archive
@@ -37,6 +40,7 @@ from region.fanout import Fanout, ViewerHookChain
 from region.ingest import Ingest
 from region.log_jetstream import JetStreamLog
 from region.moderation import ModerationState
+from region.moderation_legacy import OldBans
 from region.moderation_service import Moderation
 from region.persister import Persister, consumer_spec
 from region.presence_redis import RedisPresence
@@ -51,6 +55,12 @@ from region.replay_redis import RedisReplayCache
 from region.replies import Replies
 from region.replies_feed import ReplyFeed
 from region.replies_redis import RedisThreadIndex
+from region.snapshot import SnapshotStore
+from region.snapshot_redis import RedisSnapshotStore
+from region.snapshot_s3 import S3SnapshotPublisher
+from region.tiers import StreamBuckets, TierBoard
+from region.tiers_feed import TierFeeds
+from region.tiers_redis import RedisTierStore
 
 # The design's target for a comment's delivery (docs/design.md): p99 under 50 ms in its own
 # region, and under the link latency + 50 ms across regions.
@@ -114,9 +124,14 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         remote=plane.remote_reactions,
                         broadcast=lambda stream, frame: fanout.broadcast(stream, frame),
                         watched=lambda: fanout.streams(), metrics=metrics)
+    feeds, snapshots = _tier_feeds(
+        config, region, settings, redis, metrics,
+        hidden=lambda comment: moderation is not None and moderation.state.hidden(comment))
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
                     presence=presence, cache=cache, hooks=ViewerHookChain(plane, feed),
-                    metrics=metrics, others=plane.counts)
+                    metrics=metrics, others=plane.counts, feeds=feeds)
+    board, agreement = _tier_agreement(nc, config, region, gateway, redis, presence, plane,
+                                       fanout, metrics)
     reactions = _reactions(config, index, redis, reaction_log, feed, metrics)
     archive = _archive(config, region)
     public_url = settings.public_url or region.gateway_urls[index]
@@ -131,13 +146,15 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     cell = Cell(config=config, region=region, index=index, nc=nc, redis=redis, log=log,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
-                                               moderation=moderation, replies=replies),
+                                               moderation=moderation, replies=replies,
+                                               buckets=StreamBuckets(board, config.tiers)),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
                 public_url=settings.public_url, peers=settings.peers,
-                dependencies=dependencies,
-                moderation=moderation, replies=replies, reactions=reactions)
+                dependencies=dependencies, moderation=moderation, replies=replies,
+                reactions=reactions,
+                tiers=board, snapshots=snapshots)
     metrics.track_connections(lambda: len(cell.sessions))
     metrics.track_regions(config.region_names, lambda peer: _health(registry.state, peer))
     background = [Background("dependency-watch", dependencies.run),
@@ -146,13 +163,54 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                   Background("global-plane", plane.run),
                   Background("moderation-replica", replica.run),
                   Background("moderation-classifier", classifier.run),
-                  Background("reply-index", reply_feed.run)]
+                  Background("reply-index", reply_feed.run),
+                  Background("old-bans", OldBans(redis, region=region.name,
+                                                 state=moderation.state,
+                                                 decide=replica.decide,
+                                                 ready=replica.ready).run)]
     background += [Background(name, run) for name, run in reactions.loops()]
+    background += [Background("tier-agreement", agreement.run),
+                   Background("tier-feeds", feeds.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))
     background.append(Background("backlog-gauges", _backlog(nc, config, region, metrics).run))
     return cell, background
+
+
+# -- hot streams (region/tiers*.py, region/snapshot*.py, global_/tiers.py) ---------------------
+
+
+def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
+                redis: aioredis.Redis, metrics: Metrics,
+                hidden: Callable[[Comment], bool]) -> tuple[TierFeeds, SnapshotStore]:
+    """The gateway's delivery of hot streams, and the region's snapshot documents: in Redis
+    for every gateway to serve, and deployed, in the cell's S3 bucket behind its CDN."""
+    store = RedisSnapshotStore(redis)
+    publisher = S3SnapshotPublisher(settings.snapshots) if settings.snapshots else None
+    public_url = settings.public_url or region.gateway_urls[settings.node]
+
+    def snapshot_url(stream: str) -> str:
+        if publisher is not None:
+            return publisher.url(stream)
+        return f"{public_url}/v1/streams/{stream}/snapshot"
+
+    feeds = TierFeeds(region=region.name, tiers=config.tiers, metrics=metrics, store=store,
+                      snapshot_url=snapshot_url, publisher=publisher, hidden=hidden)
+    metrics.track_tiers(feeds.counts)
+    return feeds, store
+
+
+def _tier_agreement(nc: Nats, config: Config, region: Region, gateway: str,
+                    redis: aioredis.Redis, presence: RedisPresence, plane: GlobalPlane,
+                    fanout: Fanout, metrics: Metrics) -> tuple[TierBoard, TierAgreement]:
+    """Every region delivers a warm stream in the tier its leader chose (global_/tiers.py)."""
+    board = TierBoard(region.name)
+    agreement = TierAgreement(nc, region=region.name, gateway=gateway, tiers=config.tiers,
+                              board=board, store=RedisTierStore(redis), presence=presence,
+                              directory=plane.directory, host=fanout, metrics=metrics,
+                              rejections=Rejections(metrics))
+    return board, agreement
 
 
 async def _moderation(nc: Nats, config: Config, region: Region, gateway: str, fanout: Fanout,

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from chorus.cluster.process import Child
 from chorus.config import Config
+from chorus.drivers import driver_errors
 from chorus.errors import ClusterError
 from chorus.toxiproxy import Toxiproxy, leaf_proxy_name
 
@@ -37,7 +38,7 @@ async def redis_ok(host: str, port: int) -> bool:
                             socket_connect_timeout=PROBE_TIMEOUT_S)
     try:
         return bool(await client.ping())
-    except (aioredis.RedisError, OSError):
+    except driver_errors("redis"):
         return False
     finally:
         await client.aclose()
@@ -97,6 +98,8 @@ class ClusterStatus:
     hub: bool
     toxiproxy: bool
     regions: list[RegionStatus]
+    # Streams above the push tier, as their keepers announce them (`hot_streams`).
+    hot: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -144,16 +147,64 @@ async def probe(config: Config, *, with_cassandra: bool) -> ClusterStatus:
                 extra={"outbox": outbox},
             )
 
-        hub, toxi_up, regions = await asyncio.gather(
+        hub, toxi_up, regions, hot = await asyncio.gather(
             nats_ok(session, config.hub.host, config.hub.monitor_port, leafs=0),
             _toxi_ok(toxi),
             asyncio.gather(*(region_status(i) for i in range(len(config.regions)))),
+            hot_streams(config),
         )
     if with_cassandra:
         lags = await asyncio.gather(*(archive_lag(config, r.name) for r in config.regions))
         for region_status_, lag in zip(regions, lags, strict=True):
             region_status_.extra["archive_lag"] = lag
-    return ClusterStatus(hub=hub, toxiproxy=toxi_up, regions=list(regions))
+    return ClusterStatus(hub=hub, toxiproxy=toxi_up, regions=list(regions), hot=hot)
+
+
+HOT_LISTEN_S = 1.2  # a keeper announces its warm streams every half second (region/tiers.py)
+
+
+async def hot_streams(config: Config, listen_s: float = HOT_LISTEN_S
+                      ) -> dict[str, dict[str, Any]]:
+    """Every warm stream the regions' keepers announce over the hub within ``listen_s``: its
+    tier (its leader's: the smallest region announcing it), the leader's reading, and each
+    region's word. Streams in the push tier are left out; {} when the hub does not answer."""
+    import nats
+    from nats.errors import Error as NatsError
+
+    from chorus.names import TIER_NOTICES
+    from global_.hub import HubMessageError, TierNotice
+
+    try:
+        nc = await nats.connect(f"nats://{config.hub.host}:{config.hub.client_port}",
+                                connect_timeout=PROBE_TIMEOUT_S, max_reconnect_attempts=0,
+                                allow_reconnect=False, error_cb=_quiet)
+    except (NatsError, OSError, TimeoutError):
+        return {}
+    heard: dict[str, dict[str, TierNotice]] = {}
+    try:
+        sub = await nc.subscribe(TIER_NOTICES)
+        deadline = time.monotonic() + listen_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except (NatsError, TimeoutError):
+                break
+            try:
+                notice = TierNotice.decode(msg.data)
+            except HubMessageError:
+                continue
+            heard.setdefault(notice.stream, {})[notice.region] = notice
+    finally:
+        await nc.close()
+    out = {}
+    for stream, by_region in sorted(heard.items()):
+        leader = by_region[min(by_region)]
+        if leader.tier == "push":
+            continue
+        out[stream] = {"tier": leader.tier, "leader": leader.region,
+                       "viewers": leader.viewers, "rate_per_s": leader.rate_per_s,
+                       "regions": {r: n.tier for r, n in sorted(by_region.items())}}
+    return out
 
 
 async def _none() -> None:

@@ -38,7 +38,10 @@ from chorus.sdk.frames import (
     Recovered,
     Restore,
     Retract,
+    Sample,
     ServerFrame,
+    Snapshot,
+    Tier,
     Viewers,
 )
 from chorus.sdk.posting import Outcome, Pins, outcome_of, post_targets
@@ -105,6 +108,12 @@ class Client:
         self.viewers: Viewers | None = None
         self.reactions: Reactions | None = None
         self.reaction_totals: dict[str, int] = {}
+        # Hot streams: the tier the server delivers the stream in (None: push, as on any
+        # connection until told otherwise), what the last batch stood for ("showing n of m"),
+        # and the last snapshot document (whose comments also join the timeline).
+        self.tier: Tier | None = None
+        self.sample: Sample | None = None
+        self.snapshot: Snapshot | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -236,6 +245,7 @@ class Client:
         match frame:
             case Hello(cursor=cursor, pin=pin):
                 self.pin = pin
+                self.tier = None  # a stream above push says so right after hello
                 arrived_fresh = self.region != region.name or self.cursor is None
                 self.region = region.name
                 if arrived_fresh:
@@ -244,14 +254,26 @@ class Client:
                     self.cursor = cursor
                     await self._fill_from_history(url)
                 self.connected.set()
-            case Comments(items=items, cursor=cursor):
+            case Comments(items=items, cursor=cursor, sample=sample):
                 for comment in items:
                     self._deliver(comment)
                 self.cursor = cursor
+                self.sample = sample
             case Recovered(recovered=recovered, cursor=cursor):
                 self.cursor = cursor
-                if not recovered:
+                if not recovered and self.tier_name == "push":
+                    # (Above push the timeline is a sample by design: a gap that the server
+                    # could not replay is not paged in from history either.)
                     await self._fill_from_history(url)
+            case Tier(cursor=cursor):
+                self.tier = frame
+                self.cursor = cursor
+                if frame.tier == "push":
+                    self.sample = None
+            case Snapshot(comments=comments, priority=lane):
+                self.snapshot = frame
+                for comment in (*lane, *comments):
+                    self._deliver(comment)
             case Bye():
                 pass  # the connection ends next; the loop resumes with our own cursor
             case Retract(ids=ids):
@@ -272,6 +294,11 @@ class Client:
             case _:
                 assert_never(frame)
         self._changed.set()
+
+    @property
+    def tier_name(self) -> str:
+        """push, sampled or snapshot: how the stream is delivered now."""
+        return self.tier.tier if self.tier is not None else "push"
 
     def _malformed(self, exc: MalformedFrame) -> None:
         self.malformed_frames += 1

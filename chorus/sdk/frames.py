@@ -42,11 +42,22 @@ class Hello:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """What a batch of a sampled stream stands for: in the last second ``shown`` comments went
+    to every viewer, of ``posted`` ("showing n of m")."""
+
+    shown: int
+    posted: int
+
+
+@dataclass(frozen=True)
 class Comments:
-    """A batch of comments in the region's order, oldest first; keep ``cursor``."""
+    """A batch of comments in the region's order, oldest first; keep ``cursor``. ``sample``:
+    set while the stream is sampled (or in snapshot)."""
 
     items: tuple[Comment, ...]
     cursor: str
+    sample: Sample | None = None
     type: Literal["comments"] = "comments"
 
 
@@ -153,8 +164,43 @@ class Pin:
     type: Literal["pin"] = "pin"
 
 
+@dataclass(frozen=True)
+class Tier:
+    """How the server delivers the stream from here: ``push`` (every comment), ``sampled`` (at
+    most ``per_viewer_per_s`` a second, the priority lane and one's own on top) or
+    ``snapshot`` (the document at ``snapshot_url``, rewritten every ``interval_s``, also sent
+    as `Snapshot` frames). ``cursor`` is the cursor from here: a tier change is no gap."""
+
+    tier: str
+    cursor: str
+    per_viewer_per_s: int | None = None
+    snapshot_url: str | None = None
+    interval_s: float | None = None
+    type: Literal["tier"] = "tier"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream in the snapshot tier, as its region rendered it: a sample of its recent
+    ``comments`` and its recent ``priority`` lane (oldest first), ``viewers`` in every region,
+    comments a second in every region (``rate_per_s``) and ``posted`` in the region in the
+    last ``interval_s``; ``etag`` identifies the document."""
+
+    stream: str
+    region: str
+    at_ms: int
+    interval_s: float
+    viewers: int
+    rate_per_s: int
+    posted: int
+    comments: tuple[Comment, ...]
+    priority: tuple[Comment, ...]
+    etag: str = ""
+    type: Literal["snapshot"] = "snapshot"
+
+
 ServerFrame = (Hello | Comments | Recovered | Viewers | Ack | Pong | Error | Bye | Retract
-               | Restore | Pin | Reactions)
+               | Restore | Pin | Reactions | Tier | Snapshot)
 
 
 def decode(text: str) -> ServerFrame | None:
@@ -178,7 +224,23 @@ def from_json(doc: Any) -> ServerFrame | None:
                          epoch=fields.text("epoch"), cursor=fields.text("cursor"),
                          gateway=fields.text("gateway"), pin=fields.optional_comment("pin"))
         case "comments":
-            return Comments(items=fields.comments("items"), cursor=fields.text("cursor"))
+            return Comments(items=fields.comments("items"), cursor=fields.text("cursor"),
+                            sample=fields.sample("sample"))
+        case "tier":
+            return Tier(tier=fields.text("tier"), cursor=fields.text("cursor"),
+                        per_viewer_per_s=fields.optional_number("per_viewer_per_s"),
+                        snapshot_url=fields.optional_text("snapshot_url"),
+                        interval_s=fields.optional_seconds("interval_s"))
+        case "snapshot":
+            return Snapshot(stream=fields.text("stream"), region=fields.text("region"),
+                            at_ms=fields.number("at_ms"),
+                            interval_s=fields.optional_seconds("interval_s") or 0.0,
+                            viewers=fields.number("viewers"),
+                            rate_per_s=fields.number("rate_per_s"),
+                            posted=fields.number("posted"),
+                            comments=fields.comments("comments"),
+                            priority=fields.comments("priority"),
+                            etag=fields.text("etag", ""))
         case "recovered":
             return Recovered(recovered=fields.flag("recovered"), cursor=fields.text("cursor"),
                              reason=fields.text("reason", ""))
@@ -276,6 +338,32 @@ class _Fields:
             return Comment.from_json(value)
         except ValueError as exc:
             raise MalformedFrame(self.kind, f"'{key}': {exc}") from None
+
+    def optional_number(self, key: str) -> int | None:
+        return None if self._get(key, None) is None else self.number(key)
+
+    def optional_text(self, key: str) -> str | None:
+        return None if self._get(key, None) is None else self.text(key)
+
+    def optional_seconds(self, key: str) -> float | None:
+        value = self._get(key, None)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise self._wrong(key, "a number of seconds")
+        return float(value)
+
+    def sample(self, key: str) -> Sample | None:
+        value = self._get(key, None)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self._wrong(key, "an object with 'shown' and 'posted'")
+        inner = _Fields({**value, "type": self.kind})
+        shown, posted = inner.number("shown"), inner.number("posted")
+        if shown < 0 or posted < 0:
+            raise self._wrong(key, "an object of two counts")
+        return Sample(shown=shown, posted=posted)
 
     def optional_comment(self, key: str) -> Comment | None:
         if self._get(key, None) is None:
