@@ -58,13 +58,11 @@ class Ingest:
         if post.reply_to is not None and self.replies is not None:
             await self.replies.check_parent(stream, post.reply_to)
         bucket = self.buckets.bucket(stream) if self.buckets is not None else None
-        shadow = await self.admission.admit(claims.user, stream, slow_ms=slow_ms,
-                                            bucket=bucket)
-        shadow = shadow or moderated_shadow
+        await self.admission.admit(claims.user, stream, slow_ms=slow_ms, bucket=bucket)
         comment = Comment(id=self.ids.next(), stream=stream, region=self.region,
                           user=claims.user, name=claims.name, text=post.text,
                           ts=time.time_ns() // 1_000_000, reply_to=post.reply_to,
-                          badge=claims.badge, shadow=shadow)
+                          badge=claims.badge, shadow=moderated_shadow)
         msg_id = (f"k:{stream}:{claims.user}:{post.client_key}" if post.client_key
                   else comment.id)
         try:

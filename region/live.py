@@ -58,6 +58,9 @@ SEND_BUFFER_BYTES = 64 * 1024  # kernel send buffer per connection: bounds memor
 #                                a peer that stops reading show up as a full queue quickly
 SSE_KEEPALIVE_S = 15.0
 POLL_MAX_TIMEOUT_S = 60.0
+# A poll answer carries the comments approved this recently (a poller between two polls
+# misses the live restore frame; clients take a comment once by its id).
+RESTORED_POLL_S = 30
 _SECONDS = re.compile(r"\A[0-9]{1,3}(\.[0-9]{1,3})?\Z")
 # Why aiohttp ended a WebSocket, by its close code: the session's close reason.
 _CLOSED_BY_PROTOCOL = {int(CloseCode.PROTOCOL_ERROR): "protocol_error",
@@ -379,12 +382,13 @@ async def _sse(request: web.Request, cell: Cell, claims: Claims, stream: str,
 # -- long-poll ---------------------------------------------------------------------------------
 
 
-def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
+def _poll_moderation(cell: Cell, stream: str, user: str, frames: Sequence[ServerFrame]
                      ) -> dict[str, object]:
     """What a long-poll response adds for moderation: ``retracted``, the stream's latest
     retracted comments (a poller learns of them at its next poll, whenever it polls),
-    ``restored``, comments approved while the poll waited (``restore`` frames), and ``pin``,
-    the pinned comment. Each absent when empty, as before moderation."""
+    ``restored``, comments approved while the poll waited (``restore`` frames) or shortly
+    before (`RESTORED_POLL_S`: the poller may have been between two polls), and ``pin``, the
+    pinned comment. Each absent when empty, as before moderation."""
     if cell.moderation is None:
         return {}
     state = cell.moderation.state
@@ -395,9 +399,12 @@ def _poll_moderation(cell: Cell, stream: str, frames: Sequence[ServerFrame]
     out: dict[str, object] = {}
     if retracted:
         out["retracted"] = list(retracted)
-    restored = [f.comment.to_json() for f in frames if isinstance(f, Restore)]
-    if restored:
-        out["restored"] = restored
+    since_ms = time.time_ns() // 1_000_000 - RESTORED_POLL_S * 1000
+    restored = {c.id: c for c in state.recent_restorations(stream, since_ms)}
+    restored.update((f.comment.id, f.comment) for f in frames if isinstance(f, Restore))
+    shown = [c.to_json() for c in restored.values() if c.visible_to(user)]
+    if shown:
+        out["restored"] = shown
     pin = state.pin(stream)
     if pin is not None:
         out["pin"] = pin.to_json()
@@ -462,7 +469,7 @@ async def poll(request: web.Request) -> web.Response:
     body: dict[str, object] = {"items": items, "cursor": cursor}
     if recovered is not None:
         body["recovered"] = recovered
-    body.update(_poll_moderation(cell, stream, transport.frames))
+    body.update(_poll_moderation(cell, stream, claims.user, transport.frames))
     body.update(_poll_counts(transport.frames))
     body.update(_poll_tier(session, transport.frames))
     if session.close_reason == "unavailable":

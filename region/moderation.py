@@ -53,6 +53,7 @@ REASON_MAX_CHARS = 500
 AUDIT_MAX = 10_000             # audit records kept in memory per gateway, newest last
 RETRACTED_MAX = 200_000        # comment verdicts remembered; the oldest comments go first
 RECENT_RETRACTIONS = 100       # per stream, sent to resuming and polling clients
+RECENT_RESTORATIONS = 100      # approved comments remembered per stream, for polling clients
 
 ClassifierAction = Literal["retract", "hold", "off"]
 CommentState = Literal["retracted", "held", "approved"]
@@ -342,6 +343,7 @@ class ModerationState:
     _comments: OrderedDict[tuple[str, str], tuple[CommentState, str]] = field(
         default_factory=OrderedDict)
     _recent: dict[str, deque[str]] = field(default_factory=dict)
+    _restored: dict[str, deque[tuple[int, Comment]]] = field(default_factory=dict)
     _pins: dict[str, Comment | None] = field(default_factory=dict)
     _slow: dict[str, int] = field(default_factory=dict)
     _terms: dict[str, dict[str, bool]] = field(default_factory=dict)
@@ -367,8 +369,12 @@ class ModerationState:
         match action:
             case Restrict(active=active, until_ms=until):
                 self._restrictions[key] = _Restriction(decision.order, active, until)
-            case Verdict(stream=stream, comment_id=comment_id, author=author, state=state):
+            case Verdict(stream=stream, comment_id=comment_id, author=author, state=state,
+                         comment=comment):
                 self._set_verdict(stream, comment_id, author, state)
+                if state == "approved" and comment is not None:
+                    self._restored.setdefault(stream, deque(maxlen=RECENT_RESTORATIONS)
+                                              ).append((decision.ts_ms, comment))
             case Pin(stream=stream, comment=comment):
                 self._pins[stream] = comment
             case SlowMode(stream=stream, interval_s=interval):
@@ -443,6 +449,13 @@ class ModerationState:
         """The stream's latest retracted or held comments (at most `RECENT_RETRACTIONS`)."""
         return tuple(i for i in self._recent.get(stream, ())
                      if (stream, i) in self._comments)
+
+    def recent_restorations(self, stream: str, since_ms: int) -> tuple[Comment, ...]:
+        """The stream's comments approved at or after ``since_ms`` (the deciding gateway's
+        clock) and shown now: a long-poll carries them, as a poller may have been between
+        two polls when the live ``restore`` frame went out."""
+        return tuple(c for ts, c in self._restored.get(stream, ())
+                     if ts >= since_ms and (stream, c.id) not in self._comments)
 
     def pin(self, stream: str) -> Comment | None:
         return self._pins.get(stream)

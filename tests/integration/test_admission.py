@@ -1,6 +1,7 @@
 """Admitting a post (region/admission.py) with the Lua script production runs
-(region/ratelimit.py `ADMIT_LUA`), against the region's real Redis: bans, shadow bans, the
-per-user and per-stream token buckets, burst, refill and the retry time a refusal carries.
+(region/ratelimit.py `ADMIT_LUA`), against the region's real Redis: the per-user and
+per-stream token buckets, burst, refill and the retry time a refusal carries, and that the
+ban sets of earlier versions are not read any more.
 
 Every test uses its own users and streams (``unique``), hence its own bucket keys. Refill is
 tested without waiting: a bucket's state is written as it would be some milliseconds ago, by
@@ -60,67 +61,21 @@ async def set_bucket(redis: aioredis.Redis, key: str, tokens: float, age_ms: int
     await redis.hset(key, mapping={"tokens": tokens, "ts": now - age_ms})  # type: ignore[misc]
 
 
-# -- bans -----------------------------------------------------------------------------------------
+# -- bans are not the script's ---------------------------------------------------------------
 
 
-async def test_a_banned_user_is_refused_until_unbanned(cluster: LocalCluster,
-                                                       redis: aioredis.Redis,
-                                                       unique: str) -> None:
+async def test_the_ban_sets_of_earlier_versions_refuse_no_one(cluster: LocalCluster,
+                                                              redis: aioredis.Redis,
+                                                              unique: str) -> None:
+    # Bans are the moderation state's (tests/integration/test_moderation.py); what is left in
+    # the old sets is carried over into it at a gateway's start, not read on the post path.
     admit = admission(cluster, redis)
     user, stream = f"{unique}-u", f"{unique}-s"
-    assert await admit.admit(user, stream) is False
-    await admit.set_ban(user, "ban", True)
+    await redis.sadd("chorus:banned", user)  # type: ignore[misc]
     try:
-        err = await refused(admit, user, stream)
-        assert err.code.status == 403 and err.retry_after_s is None
-        assert await admit.admit(f"{unique}-other", stream) is False  # only that user
+        await admit.admit(user, stream)
     finally:
-        await admit.set_ban(user, "ban", False)
-    assert await admit.admit(user, stream) is False
-
-
-async def test_a_banned_post_takes_no_token(cluster: LocalCluster, redis: aioredis.Redis,
-                                            unique: str) -> None:
-    admit = admission(cluster, redis, user_rate=0.001, user_burst=1, stream_rate=0.001,
-                      stream_burst=1)
-    banned, stream = f"{unique}-banned", f"{unique}-s"
-    await admit.set_ban(banned, "ban", True)
-    try:
-        for _ in range(3):
-            assert (await refused(admit, banned, stream)).code.status == 403
-        # The stream's one token is still there for someone else.
-        assert await admit.admit(f"{unique}-ok", stream) is False
-    finally:
-        await admit.set_ban(banned, "ban", False)
-
-
-async def test_a_shadow_banned_user_is_admitted_as_shadow_and_still_rate_limited(
-        cluster: LocalCluster, redis: aioredis.Redis, unique: str) -> None:
-    admit = admission(cluster, redis, user_rate=0.001, user_burst=2)
-    shadow, stream = f"{unique}-shadow", f"{unique}-s"
-    await admit.set_ban(shadow, "shadow", True)
-    try:
-        assert await admit.admit(shadow, stream) is True
-        assert await admit.admit(f"{unique}-other", stream) is False
-        assert await admit.admit(shadow, stream) is True
-        assert (await refused(admit, shadow, stream)).code.status == 429
-    finally:
-        await admit.set_ban(shadow, "shadow", False)
-    await redis.delete(f"chorus:rl:u:{shadow}")
-    assert await admit.admit(shadow, stream) is False
-
-
-async def test_a_ban_outranks_a_shadow_ban(cluster: LocalCluster, redis: aioredis.Redis,
-                                           unique: str) -> None:
-    admit = admission(cluster, redis)
-    user = f"{unique}-u"
-    await admit.set_ban(user, "shadow", True)
-    await admit.set_ban(user, "ban", True)
-    try:
-        assert (await refused(admit, user, f"{unique}-s")).code.status == 403
-    finally:
-        await admit.set_ban(user, "ban", False)
-        await admit.set_ban(user, "shadow", False)
+        await redis.srem("chorus:banned", user)  # type: ignore[misc]
 
 
 # -- buckets --------------------------------------------------------------------------------------
@@ -131,7 +86,7 @@ async def test_a_user_gets_a_burst_then_429_with_the_time_to_the_next_token(
     admit = admission(cluster, redis, user_rate=2.0, user_burst=3)
     user, stream = f"{unique}-u", f"{unique}-s"
     for _ in range(3):
-        assert await admit.admit(user, stream) is False
+        await admit.admit(user, stream)
     err = await refused(admit, user, stream)
     assert err.code.status == 429 and "user" in err.message
     # An empty bucket at 2 tokens/s has its next token within 0.5 s (less the few ms that
@@ -139,7 +94,7 @@ async def test_a_user_gets_a_burst_then_429_with_the_time_to_the_next_token(
     assert err.retry_after_s is not None and 0.3 < err.retry_after_s <= 0.5
     # The bucket is the user's, on every stream, and nobody else's.
     assert (await refused(admit, user, f"{unique}-s2")).code.status == 429
-    assert await admit.admit(f"{unique}-other", stream) is False
+    await admit.admit(f"{unique}-other", stream)
 
 
 async def test_a_stream_gets_a_burst_over_all_its_users_then_429(
@@ -147,11 +102,11 @@ async def test_a_stream_gets_a_burst_over_all_its_users_then_429(
     admit = admission(cluster, redis, stream_rate=4.0, stream_burst=5)
     stream = f"{unique}-s"
     for i in range(5):
-        assert await admit.admit(f"{unique}-u{i}", stream) is False
+        await admit.admit(f"{unique}-u{i}", stream)
     err = await refused(admit, f"{unique}-late", stream)
     assert err.code.status == 429 and "stream" in err.message
     assert err.retry_after_s is not None and 0.15 < err.retry_after_s <= 0.25
-    assert await admit.admit(f"{unique}-late", f"{unique}-s2") is False  # another stream
+    await admit.admit(f"{unique}-late", f"{unique}-s2")  # another stream
 
 
 async def test_a_refused_post_takes_no_token_from_the_other_bucket(
@@ -161,15 +116,15 @@ async def test_a_refused_post_takes_no_token_from_the_other_bucket(
     ana, bob = f"{unique}-ana", f"{unique}-bob"
     s1, s2, s3 = f"{unique}-s1", f"{unique}-s2", f"{unique}-s3"
     # Refused by the stream: ana keeps her token.
-    assert await admit.admit(bob, s1) is False
-    assert await admit.admit(bob, s1) is False
+    await admit.admit(bob, s1)
+    await admit.admit(bob, s1)
     assert "stream" in (await refused(admit, ana, s1)).message
-    assert await admit.admit(ana, s2) is False
-    assert await admit.admit(ana, s2) is False
+    await admit.admit(ana, s2)
+    await admit.admit(ana, s2)
     # Refused by the user: the stream keeps its tokens, both of them.
     assert "user" in (await refused(admit, ana, s3)).message
-    assert await admit.admit(f"{unique}-cy", s3) is False
-    assert await admit.admit(f"{unique}-dee", s3) is False
+    await admit.admit(f"{unique}-cy", s3)
+    await admit.admit(f"{unique}-dee", s3)
 
 
 async def test_a_bucket_refills_at_its_rate(cluster: LocalCluster, redis: aioredis.Redis,
@@ -183,7 +138,7 @@ async def test_a_bucket_refills_at_its_rate(cluster: LocalCluster, redis: aiored
     assert err.retry_after_s is not None and 0.15 < err.retry_after_s <= 0.25
     # Empty 500 ms ago: one token since.
     await set_bucket(redis, key, 0.0, age_ms=500)
-    assert await admit.admit(user, stream) is False
+    await admit.admit(user, stream)
     assert (await refused(admit, user, stream)).code.status == 429
 
 
@@ -194,7 +149,7 @@ async def test_refill_stops_at_the_burst(cluster: LocalCluster, redis: aioredis.
     # Empty an hour ago: 7,200 tokens' worth of time, but a bucket holds 3.
     await set_bucket(redis, f"chorus:rl:u:{user}", 0.0, age_ms=3_600_000)
     for _ in range(3):
-        assert await admit.admit(user, stream) is False
+        await admit.admit(user, stream)
     assert (await refused(admit, user, stream)).code.status == 429
 
 
@@ -204,7 +159,7 @@ async def test_a_bucket_expires_once_it_would_be_full(cluster: LocalCluster,
     admit = admission(cluster, redis, user_rate=2.0, user_burst=10, stream_rate=50.0,
                       stream_burst=100)
     user, stream = f"{unique}-u", f"{unique}-s"
-    assert await admit.admit(user, stream) is False
+    await admit.admit(user, stream)
     # Full again after burst / rate (5 s and 2 s), plus a second: a missing key is a full
     # bucket, so Redis keeps no state for users who stopped posting.
     user_ttl = await redis.pttl(f"chorus:rl:u:{user}")
@@ -212,23 +167,18 @@ async def test_a_bucket_expires_once_it_would_be_full(cluster: LocalCluster,
     assert 5_000 < user_ttl <= 6_000 and 2_000 < stream_ttl <= 3_000
 
 
-async def test_the_script_answers_verdict_retry_ms_and_shadow(
-        redis: aioredis.Redis, unique: str) -> None:
+async def test_the_script_answers_verdict_and_retry_ms(redis: aioredis.Redis,
+                                                      unique: str) -> None:
     script = redis.register_script(ADMIT_LUA)
-    banned, shadow = f"{unique}:banned", f"{unique}:shadow"
-    user_key, stream_key = f"{unique}:rl:u", f"{unique}:rl:s"
-    keys = [banned, shadow, user_key, stream_key]
+    keys = [f"{unique}:rl:u", f"{unique}:rl:s"]
 
-    async def run(user: str) -> list[int]:
-        return list(await script(keys=keys, args=[user, 1, 1, 10, 10]))
+    async def run() -> list[int]:
+        return list(await script(keys=keys, args=[1, 1, 10, 10]))
 
     try:
-        await redis.sadd(shadow, "mia")  # type: ignore[misc]
-        assert await run("mia") == [0, 0, 1]
-        verdict, retry_ms, is_shadow = await run("mia")
-        assert (verdict, is_shadow) == (2, 1) and 900 < retry_ms <= 1000
-        await redis.sadd(banned, "mia")  # type: ignore[misc]
-        assert await run("mia") == [1, 0, 0]
+        assert await run() == [0, 0]
+        verdict, retry_ms = await run()
+        assert verdict == 2 and 900 < retry_ms <= 1000
     finally:
         await redis.delete(*keys)
 
@@ -243,8 +193,5 @@ async def test_a_redis_that_does_not_answer_is_a_503(cluster: LocalCluster) -> N
         err = await refused(admit, "ana", "s")
         assert err.code.status == 503 and err.retry_after_s == 1
         assert isinstance(err.__cause__, OSError | RedisError)
-        with pytest.raises(ApiError) as info:
-            await admit.set_ban("ana", "ban", True)
-        assert info.value.code.status == 503
     finally:
         await down.aclose()

@@ -497,3 +497,45 @@ async def test_an_approved_comment_comes_back_to_live_viewers_in_every_region(
     finally:
         for viewer in viewers:
             await viewer.close()
+
+
+async def test_bans_left_in_the_old_redis_sets_are_carried_over_when_a_gateway_starts(
+        cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    banned, shadow = f"{unique}-old-ban", f"{unique}-old-shadow"
+    r = aioredis.from_url(cluster.config.region("eu-west").redis_url)
+    try:
+        await r.sadd("chorus:banned", banned)  # type: ignore[misc]
+        await r.sadd("chorus:shadowbanned", shadow)  # type: ignore[misc]
+        victim = "eu-west/gateway-1"
+        restarted = await cluster.restart(victim)
+
+        async def carried_everywhere() -> bool:
+            for region in REGIONS:
+                _, ban = await call(http, "GET", f"{url(cluster, region)}/v1/moderation/users/"
+                                    f"{banned}", mod_token(cluster))
+                _, shade = await call(http, "GET", f"{url(cluster, region)}/v1/moderation/"
+                                      f"users/{shadow}", mod_token(cluster))
+                if not (ban.get("banned") and shade.get("shadow")):
+                    return False
+            return True
+        await wait_until(carried_everywhere, what="the old bans to hold in every region",
+                         timeout_s=30, interval_s=0.2, children=[restarted])
+        assert not await r.exists("chorus:banned", "chorus:shadowbanned")
+        status, _ = await post(http, url(cluster, "us-east"), unique, token(cluster, banned),
+                               text="still here?")
+        assert status == 403
+        status, doc = await post(http, url(cluster, "ap-south"), unique,
+                                 token(cluster, shadow), text="me too")
+        assert status == 201 and doc["shadow"] is True
+        _, audit = await call(http, "GET", f"{url(cluster, 'us-east')}/v1/moderation/audit"
+                              f"?user={banned}", mod_token(cluster))
+        assert [(d["by"], d["reason"]) for d in audit["items"]][-1] == (
+            "carry-over", "chorus:banned of eu-west")
+        # Lifted like any other ban.
+        await decide(http, cluster, "DELETE", f"/v1/moderation/bans/{banned}")
+        status, _ = await post(http, url(cluster, "us-east"), unique, token(cluster, banned),
+                               text="back")
+        assert status == 201
+    finally:
+        await r.delete("chorus:banned", "chorus:shadowbanned")
+        await r.aclose()

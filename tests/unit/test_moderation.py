@@ -34,6 +34,8 @@ def comment(cid: str = CID, user: str = "ann") -> Comment:
 def test_every_action_survives_the_wire() -> None:
     for action in (Restrict(user="bob", kind="shadow", active=True, until_ms=5),
                    Verdict(stream="s", comment_id=CID, author="ann", state="held"),
+                   Verdict(stream="s", comment_id=CID, author="ann", state="approved",
+                           comment=comment()),
                    Pin(stream="s", comment=comment()), Pin(stream="s", comment=None),
                    SlowMode(stream="s", interval_s=30),
                    Terms(scope="*", add=("a b",), remove=("c",)),
@@ -127,3 +129,21 @@ def test_the_audit_trail_is_bounded_and_filtered() -> None:
     mine = state.audit_records(user="u1", limit=3)
     assert len(mine) == 3 and all(d.action.user == "u1" for d in mine)  # type: ignore[union-attr]
     assert mine[0].seq > mine[1].seq
+
+
+def test_an_approval_carries_its_comment_and_is_remembered_for_pollers() -> None:
+    state = ModerationState()
+    state.apply(decision(Verdict(stream="s", comment_id=CID, author="ann", state="held")))
+    assert state.recent_restorations("s", 0) == ()
+    state.apply(decision(Verdict(stream="s", comment_id=CID, author="ann", state="approved",
+                                 comment=comment()), seq=2, ts=2000))
+    assert not state.hidden(comment())
+    assert state.recent_restorations("s", 2000) == (comment(),)
+    assert state.recent_restorations("s", 2001) == ()          # older than asked for
+    state.apply(decision(Verdict(stream="s", comment_id=CID, author="ann", state="retracted"),
+                         seq=3, ts=3000))
+    assert state.recent_restorations("s", 0) == ()             # taken down again
+    with pytest.raises(DecisionError, match="not the comment"):
+        Decision.decode(decision(Verdict(stream="s", comment_id="0000000000020000-us-east.0",
+                                         author="ann", state="approved",
+                                         comment=comment())).encode())
