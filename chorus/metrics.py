@@ -277,6 +277,10 @@ class Metrics:
         self._tier_notices = Counter(
             "chorus_tier_notices", "Tier notices over the hub, by direction (sent, received).",
             (*base, "direction"), registry=r)
+        self._priority_expedited = Counter(
+            "chorus_priority_expedited", "Priority comments of hot streams this gateway sent "
+            "straight to a destination region's log, ahead of the outbox (global_/priority.py).",
+            per_dest, registry=r)
         for tier in TIERS:
             self._tier_changes.labels(*ids, tier)
         for direction in ("sent", "received"):
@@ -444,6 +448,9 @@ class Metrics:
 
     def snapshot_rendered(self) -> None:
         self._snapshots_rendered.inc()
+
+    def priority_expedited(self, dest: str) -> None:
+        self._priority_expedited.labels(*self._ids, self._known(dest)).inc()
 
     def tier_notice(self, direction: str) -> None:
         """``direction``: sent or received."""

@@ -288,3 +288,7 @@ class StreamBuckets:
         if not self.board.announced(stream):
             return None
         return stream_bucket(stream, self.board.tier(stream, self.clock()), self.tiers)
+
+    def hot(self, stream: str) -> bool:
+        """Whether ``stream`` is above the push tier."""
+        return self.board.announced(stream) and self.board.tier(stream, self.clock()) != "push"
