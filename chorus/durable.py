@@ -42,6 +42,8 @@ from chorus.names import COMMENTS_STREAM
 
 log = logging.getLogger(__name__)
 
+HOLD_CHECK_S = 0.1   # how often a held worker looks whether it may fetch again
+
 
 @dataclass(frozen=True)
 class ConsumerSpec:
@@ -172,6 +174,12 @@ class DurableWorker(Generic[P]):
     backoff_max_s: float = 5.0
     on_retry: Callable[[], None] | None = None  # a batch was not finished (metrics)
     on_bad: Callable[[int], None] | None = None  # n messages were not comments (metrics)
+    # While this says True the worker fetches nothing new (what it holds goes on). The outbox
+    # holds back while it retries a batch its destination did not take: what it has not
+    # fetched stays in JetStream in order, for whichever gateway fetches next once the link is
+    # back, instead of this gateway hoarding a long stretch that another gateway's stretch
+    # would then interleave with (comments out of their origin's order by the whole outage).
+    hold: Callable[[], bool] | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
     decode: Callable[[bytes], P] | None = None
 
@@ -210,9 +218,10 @@ class DurableWorker(Generic[P]):
                 for task in [t for t in inflight if t.done()]:
                     inflight.discard(task)
                     task.result()
-                while len(inflight) >= self.spec.in_flight:
-                    done, inflight = await asyncio.wait(inflight,
-                                                        return_when=asyncio.FIRST_COMPLETED)
+                while len(inflight) >= self.spec.in_flight or (
+                        inflight and self.hold is not None and self.hold()):
+                    done, inflight = await asyncio.wait(
+                        inflight, timeout=HOLD_CHECK_S, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         task.result()
                 try:

@@ -11,9 +11,9 @@ go into ``dest``'s log with ``Nats-Msg-Id`` = comment id, so ``dest`` stores eac
 comment is acknowledged locally only after ``dest``'s JetStream acknowledged it; what
 ``dest`` did not take stays with this gateway ("in progress" at JetStream) and is offered
 again after a backoff until it does, at the head of the line (later batches wait behind it
-rather than overtake it): when a link heals the outbox drains in order. A
-comment offered again is decided again: if ``dest`` has meanwhile said it has no viewers of
-the stream, it is skipped, and a viewer who joins there later gets it by bootstrap.
+rather than overtake it): when a link heals the outbox drains in order. A comment offered
+again is not decided again (asking a destination behind a cut link costs the whole presence
+query timeout); one that JetStream redelivers to another gateway is.
 
 Every gateway of the region runs an outbox per destination on the same consumer. A worker
 keeps up to `IN_FLIGHT` batches in flight, so that a destination one long round trip away
@@ -64,13 +64,15 @@ PUBLISH_TIMEOUT_S = 2.0
 # waits the outbox is stalled (one batch in flight), so keep it short, above one batch's worst
 # case (a publish timeout).
 ACK_WAIT_S = 10.0
-# Between attempts at a destination that did not take a batch: the ceiling bounds how late a
-# comment arrives once its link is back. (With a link cut and healed every 2 s, batches that
-# retried on their own with a 5 s ceiling overtook each other: comments arrived 33 s out of
-# their origin's order. Now the failed batch is retried at the head of the line, and a failed
-# attempt at a cut link costs little: no responders, at once.)
-BACKOFF_MIN_S = 0.2
-BACKOFF_MAX_S = 1.0
+# Between attempts at a destination that did not take a batch. Short and nearly regular: only
+# the batch at the head of the line retries (the others wait behind it), an attempt at a cut
+# link fails at once (no responders) and costs nothing, and every gateway of the region must
+# notice a link that is back within the same fraction of a second, or one gateway's batches
+# overtake another's. (With a link cut and healed every 2 s, batches retrying on their own
+# with a ceiling of 5 s arrived 33 s out of their origin's order.)
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 0.25
+CALM_S = 3.0   # after an outage, one batch in flight at a time for this long
 
 
 def outbox_spec(region: str, dest: str) -> ConsumerSpec:
@@ -119,10 +121,12 @@ class Outbox:
         self.worker = DurableWorker(nc, outbox_spec(region, dest), region, self.forward,
                                     name=self.name, backoff_first_s=BACKOFF_MIN_S,
                                     backoff_max_s=BACKOFF_MAX_S,
-                                    on_retry=lambda: metrics.forward_failed(dest))
+                                    on_retry=lambda: metrics.forward_failed(dest),
+                                    hold=self._holding)
         self._retrying = asyncio.Lock()   # held by the batch being retried at the head
         self._waiting = 0                 # batches waiting behind it
         self._failing = False             # logged once per outage, not once per attempt
+        self._calm_until = 0.0            # monotonic time until which one batch at a time
 
     async def run(self) -> None:
         """Forwards until cancelled; survives NATS restarts and a deleted consumer."""
@@ -151,12 +155,23 @@ class Outbox:
             while rest:
                 self.metrics.forward_failed(self.dest)
                 await self._keep_alive(rest, backoff.wait())
-                rest, reason = await self._forward_once(rest)
+                # Decided already: sent again without asking the destination's presence,
+                # which a cut link leaves unanswered for the whole query timeout.
+                rest, reason = await self._publish_all(rest)
+            # Back, but maybe only for a moment (a flapping link): one batch at a time for
+            # a while, so that a batch that meets the next cut is not overtaken by the ones
+            # sent beside it.
+            self._calm_until = time.monotonic() + CALM_S
             if self._failing:
                 self._failing = False
                 log.warning("%s: going again (%d batches were waiting behind)", self.name,
                             self._waiting)
         return ()
+
+    def _holding(self) -> bool:
+        """The worker's ``hold``: fetch nothing new while a batch is retried, and keep one
+        batch in flight for `CALM_S` after (chorus/durable.py says why)."""
+        return self._retrying.locked() or time.monotonic() < self._calm_until
 
     async def _wait_turn(self) -> None:
         self._waiting += 1
@@ -191,19 +206,23 @@ class Outbox:
             self.metrics.skipped_no_viewers(self.dest, len(plan.skip))
         if not plan.send:
             return [], ""
+        return await self._publish_all(plan.send)
+
+    async def _publish_all(self, send: Sequence[Delivery]) -> tuple[list[Delivery], str]:
+        """Publishes ``send``; what ``dest`` did not store, and why (in words)."""
         # Pipelined: one connection keeps the publishes in order.
-        results = await asyncio.gather(*(self._publish(d.comment) for d in plan.send),
+        results = await asyncio.gather(*(self._publish(d.comment) for d in send),
                                        return_exceptions=True)
         failed: list[Delivery] = []
         reason = ""
-        for delivery, result in zip(plan.send, results, strict=True):
+        for delivery, result in zip(send, results, strict=True):
             if isinstance(result, LogUnavailable):
                 failed.append(delivery)
                 reason = reason or str(result)
             elif isinstance(result, BaseException):
                 raise result  # a bug, not the destination: it ends the worker
-        if len(plan.send) > len(failed):
-            self.metrics.forwarded(self.dest, len(plan.send) - len(failed))
+        if len(send) > len(failed):
+            self.metrics.forwarded(self.dest, len(send) - len(failed))
         return failed, reason
 
     async def _publish(self, comment: Comment) -> None:
