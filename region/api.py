@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from region import api_archive, replies_api
+from region import api_archive, moderation_api, replies_api
 from region.cell import CELL, Cell
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
@@ -74,7 +74,8 @@ async def history(request: web.Request) -> web.Response:
            if len(entries) == limit else None)
     items = await replies_api.with_counts(cell, stream, items)
     cell.metrics.history_page("log", time.perf_counter() - began)
-    return web.json_response({"items": items, "next": nxt})
+    return web.json_response({"items": items, "next": nxt,
+                              **moderation_api.pin_of(cell, stream)})
 
 
 def _log_history_params(request: web.Request) -> None:

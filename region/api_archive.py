@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from chorus.ids import is_id
-from region import replies_api
+from region import moderation_api, replies_api
 from region.archive import (
     Archive,
     ArchiveUnavailable,
@@ -121,4 +121,5 @@ async def history(request: web.Request, cell: Cell, stream: str, *, user: str,
         raise _unavailable(exc) from exc
     items = await replies_api.with_counts(cell, stream, [s.to_json() for s in page.items])
     return web.json_response({"items": items,
-                              "next": page.next.encode() if page.next else None})
+                              "next": page.next.encode() if page.next else None,
+                              **moderation_api.pin_of(cell, stream)})

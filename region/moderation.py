@@ -458,7 +458,12 @@ class ModerationState:
                      if ts >= since_ms and (stream, c.id) not in self._comments)
 
     def pin(self, stream: str) -> Comment | None:
-        return self._pins.get(stream)
+        """The stream's pinned comment; None when nothing is pinned, or when the pinned
+        comment was taken down since (a pin never shows what retraction hid)."""
+        pinned = self._pins.get(stream)
+        if pinned is None or (stream, pinned.id) in self._comments:
+            return None
+        return pinned
 
     def slow_mode_s(self, stream: str) -> int:
         return self._slow.get(stream, 0)

@@ -236,6 +236,12 @@ async def stream_moderation(request: web.Request) -> web.Response:
                               "pin": pin.to_json() if pin else None})
 
 
+def pin_of(cell: Cell, stream: str) -> dict[str, Any]:
+    """What a history page adds for the stream's pin: ``{"pin": comment}`` (empty: none)."""
+    pin = cell.moderation.state.pin(stream) if cell.moderation is not None else None
+    return {"pin": pin.to_json()} if pin is not None else {}
+
+
 async def set_pin(request: web.Request) -> web.Response:
     """PUT /v1/streams/{stream}/pin ``{"comment_id"}`` pins; DELETE unpins."""
     cell = request.app[CELL]

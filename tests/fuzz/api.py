@@ -2,7 +2,8 @@
 real gateway: generated requests, valid by the description (positive) and not (negative),
 each answered without a server error, in the documented form.
 
-Skipped: the SSE stream (an endless response); long-polls are sent with ``timeout=0``.
+Skipped: the SSE stream (an endless response) and blocking terms in every stream (it would
+refuse other tests' posts); long-polls are sent with ``timeout=0``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from tests.fuzz.properties import TALLY
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 SKIPPED = {"/v1/streams/{stream}/events"}
+# Decisions that would change what every other test on the same cluster meets: a term blocked
+# in every stream refuses their posts (a generated "a" blocks every comment with the word a).
+SKIPPED_OPERATIONS = {("POST", "/v1/moderation/terms")}
 POSITIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
                    response_schema_conformance]
 NEGATIVE_CHECKS = [not_a_server_error, content_type_conformance]
@@ -38,7 +42,8 @@ def strategy() -> st.SearchStrategy[tuple[GenerationMode, Any]]:
     choices = []
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.path in SKIPPED:
+        if operation.path in SKIPPED or (
+                operation.method.upper(), operation.path) in SKIPPED_OPERATIONS:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             choices.append(st.tuples(st.just(mode), operation.as_strategy(generation_mode=mode)))

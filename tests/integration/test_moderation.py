@@ -270,10 +270,16 @@ async def test_a_pin_reaches_viewers_and_late_joiners_in_every_region(
                                   token(cluster, "late"), "late").connect()
             assert late.of_type("hello")[0]["pin"]["id"] == cid
             await late.close()
+            _, page = await call(http, "GET", f"{url(cluster, region)}/v1/streams/{unique}/"
+                                 "comments", token(cluster, "reader"))
+            assert page["pin"]["id"] == cid, region   # and in history
         await decide(http, cluster, "DELETE", f"/v1/streams/{unique}/pin")
         for viewer in viewers:
             await viewer.until(lambda v=viewer: any(
                 f.get("type") == "pin" and f.get("comment") is None for f in v.frames), 5)
+        _, page = await call(http, "GET", f"{url(cluster, 'eu-west')}/v1/streams/{unique}/"
+                             "comments", token(cluster, "reader"))
+        assert "pin" not in page
     finally:
         for viewer in viewers:
             await viewer.close()

@@ -147,3 +147,15 @@ def test_an_approval_carries_its_comment_and_is_remembered_for_pollers() -> None
         Decision.decode(decision(Verdict(stream="s", comment_id="0000000000020000-us-east.0",
                                          author="ann", state="approved",
                                          comment=comment())).encode())
+
+
+def test_a_pin_taken_down_is_no_pin() -> None:
+    state = ModerationState()
+    state.apply(decision(Pin(stream="s", comment=comment())))
+    assert state.pin("s") == comment()
+    state.apply(decision(Verdict(stream="s", comment_id=CID, author="ann", state="retracted"),
+                         seq=2, ts=2000))
+    assert state.pin("s") is None
+    state.apply(decision(Verdict(stream="s", comment_id=CID, author="ann", state="approved"),
+                         seq=3, ts=3000))
+    assert state.pin("s") == comment()
