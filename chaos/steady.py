@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from chaos.workload import Workload
+from chaos.workload import Workload, phrase
 from chorus.cluster.health import http_json
 from chorus.config import Config
 
@@ -57,9 +57,9 @@ async def check(config: Config, workload: Workload, *, within_s: float) -> Stead
             await asyncio.sleep(POLL_S)  # polling the servers' health
     if bad:
         return Steady(False, time.monotonic() - began, bad)
-    probes = await asyncio.gather(*(workload.post_one(p, f"{workload.stream} probe "
-                                                      f"{time.time_ns()} from {p.home}")
-                                    for p in workload.posters()))
+    workload.probes += 1
+    probes = await asyncio.gather(*(workload.post_one(
+        p, f"probe {phrase(workload.probes)} from {p.home}") for p in workload.posters()))
     notes = [f"probe from {p.region} was {p.outcome}" for p in probes if p.outcome != "acked"]
     ids = {p.id for p in probes if p.id is not None}
     try:

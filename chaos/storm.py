@@ -28,6 +28,7 @@ import aiohttp
 from chaos.faults import Faults
 from chaos.report import DrillReport
 from chaos.verdict import Arrival, Post, Verdict, ViewerCounts, judge
+from chaos.workload import phrase
 from chorus.backoff import Backoff
 from chorus.config import Config
 from region.auth import issue_token
@@ -195,7 +196,7 @@ async def _post(http: aiohttp.ClientSession, config: Config, region: str, stream
     n = 0
     while not stop.is_set():
         n += 1
-        text = f"{stream} storm comment {n}"
+        text = f"storm {phrase(n)}"
         body = {"text": text, "client_key": f"storm-{n}"}
         for _ in range(10):
             try:

@@ -143,3 +143,12 @@ def test_frames_the_sdk_could_not_read_fail_the_drill() -> None:
     full = [(cid(1), "a"), (cid(2, "eu-west"), "b")]
     verdict = judge(POSTS, [end("v1", full, malformed=3)], [])
     assert not verdict.passed and verdict.viewers[0].malformed == 3
+
+
+def test_workload_texts_are_distinct_to_the_moderation_classifier() -> None:
+    # The classifier folds digits away: "comment 1" and "comment 2" would be one flood.
+    from chaos.workload import phrase
+    from region.moderation_prefilter import fold
+
+    folded = {" ".join(fold(f"{phrase(n)}, says us-east")) for n in range(3000)}
+    assert len(folded) == 3000
