@@ -4,7 +4,7 @@ region through one and through two gateways; what a sampled viewer costs its gat
 
     .venv/bin/python bench/hot.py                  # both parts, its own clusters
     .venv/bin/python bench/hot.py --quick          # shorter steps, fewer viewers
-    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers
+    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers, follow
 
 **ramp** (a cluster per tier: the push run's thresholds are out of reach, the sampled run's
 are reached by one viewer and 5 comments/s): ``--viewers`` WebSocket viewers per region (half
@@ -20,6 +20,9 @@ sampled one where the region stops keeping up (stored below 90% of the rate, or 
 viewer per region, ``--concurrency`` posters in a closed loop on one stream for ``--step``
 seconds, through one of us-east's gateways and then through both, in ``--rounds`` turns:
 comments stored a second, and the CPU it took per process.
+
+**follow**: what following a sampled stream costs a gateway per comment (a lone
+nats-server, the fanout's own decoding and the sampler, without the cluster).
 
 **viewers**: ``--many`` sampled viewers on one gateway, the stream posted to at 100, 400 and
 1,000 comments a second: the gateway's CPU per viewer, which must not grow with the rate.
@@ -287,6 +290,9 @@ async def ramp(tier: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             meter.start()
             began = time.perf_counter()
             await posting.open_loop(rate, args.step)
+            # The step lasts until its last post is answered: a region that cannot keep up
+            # answers the step's posts over a longer time, and that is its rate.
+            posting_s = max(args.step, time.perf_counter() - began)
             await asyncio.sleep(1.0)  # the last posts reach the farthest region
             seconds = time.perf_counter() - began
             used = meter.stop()
@@ -300,7 +306,7 @@ async def ramp(tier: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                         for cid, sent in posting.host_sent.items() if cid in probe.arrived]
                 lane[region] = (round(pct(late, 99), 1) if late else None,
                                 len(posting.host_sent) - len(late))
-            stored = (posting.stored - stored_before) / args.step
+            stored = (posting.stored - stored_before) / posting_s
             errors = sum(posting.errors.values()) - errors_before
             row = {"tier": tier, "rate": rate, "stored_per_s": round(stored, 1),
                    "deliveries_per_viewer_per_s": round(sum(per_viewer) / max(1, len(live)), 1),
@@ -451,16 +457,97 @@ async def viewer_cost(args: argparse.Namespace, tier: str) -> list[dict[str, Any
     return rows
 
 
+async def follow_cost(n: int = 60_000) -> dict[str, float]:
+    """The CPU a gateway spends per comment of a sampled stream it follows, alone: a lone
+    nats-server, messages shaped as the log's RePublish, the fanout's `entry_of` and
+    `TierFeeds.take` (the sampler) in this process; the publisher's own cost, measured
+    first without a follower, is taken off."""
+    import resource
+    import socket
+    import subprocess
+
+    import nats
+
+    from chorus.cluster.binaries import find_binaries
+    from chorus.config import Tiers
+    from chorus.metrics import Metrics
+    from chorus.model import Comment
+    from region.fanout import entry_of
+    from region.tiers_feed import Followed, TierFeeds
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(
+        str(find_binaries().nats_server), "-a", "127.0.0.1", "-p", str(port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pub = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=5,
+                                 max_reconnect_attempts=20, reconnect_time_wait=0.2)
+        follower = await nats.connect(f"nats://127.0.0.1:{port}", pending_size=1 << 30)
+        body = Comment(id="0190000000000000-us-east.0", stream="s", region="us-east",
+                       user="user123", name="User 123", text="what a goal!!! " * 4,
+                       ts=1).encode()
+
+        async def publish(subject: str) -> None:
+            for i in range(1, n + 1):
+                await pub.publish(subject, body, headers={
+                    "Nats-Sequence": str(i), "Nats-Last-Sequence": str(i - 1)})
+                if i % 5000 == 0:
+                    await pub.flush()
+            await pub.flush()
+
+        began = cpu()
+        await publish("nobody.listens")
+        publisher = (cpu() - began) / n
+        feeds = TierFeeds(region="us-east", tiers=Tiers(), metrics=Metrics("us-east", "0"),
+                          store=None, snapshot_url=lambda stream: "")
+        feeds.streams["s"] = Followed()
+        feeds.apply("s", "sampled", keeper=False, reading=None)
+        got = 0
+        done = asyncio.Event()
+
+        async def on_live(msg: Any) -> None:
+            nonlocal got
+            feeds.take(entry_of(msg))
+            got += 1
+            if got == n:
+                done.set()
+
+        await follower.subscribe("live.us-east.s", cb=on_live)
+        await follower.flush()
+        began = cpu()
+        await publish("live.us-east.s")
+        await asyncio.wait_for(done.wait(), 120)
+        following = (cpu() - began) / n - publisher
+        await pub.close()
+        await follower.close()
+    finally:
+        server.terminate()
+        await server.wait()
+    row = {"us_per_comment": round(following * 1e6, 1),
+           "comments_per_s_per_core": round(1 / following)}
+    print(f"\nfollowing a sampled stream: {row['us_per_comment']} us of CPU per comment "
+          f"(about {row['comments_per_s_per_core']:,} comments/s per core)")
+    return row
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     out: dict[str, Any] = {}
     if "ramp" in args.parts:
-        out["ramp"] = [*await ramp("push", args), *await ramp("sampled", args)]
+        out["ramp"] = [row for tier in args.tiers.split(",") for row in await ramp(tier, args)]
     if "ingest" in args.parts:
         print(f"\none hot stream's ingest in {ORIGIN} (sampled tier, closed loop, "
               f"{args.concurrency} posters, {args.step:.0f} s):")
         out["ingest"] = await ingest(args)
+    if "follow" in args.parts:
+        out["follow"] = await follow_cost()
     if "viewers" in args.parts:
         out["viewers"] = [*await viewer_cost(args, "sampled"),
                           *await viewer_cost(args, "snapshot")]
@@ -470,7 +557,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="ramp,ingest,viewers")
+    parser.add_argument("--parts", default="ramp,ingest,viewers,follow")
+    parser.add_argument("--tiers", default="push,sampled", help="ramp: the tiers to ramp")
     parser.add_argument("--many", type=int, default=2000,
                         help="viewers on one gateway (part viewers)")
     parser.add_argument("--viewers", type=int, default=100, help="per region")

@@ -26,6 +26,7 @@ from global_.hub import Rejections
 from global_.moderation import ModerationReplica
 from global_.outbox import outbox_spec
 from global_.plane import GlobalPlane
+from global_.priority import PriorityForwarder
 from global_.registry import Registry, RegistryState
 from global_.tiers import TierAgreement
 from region.admission import Admission
@@ -132,6 +133,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                     metrics=metrics, others=plane.counts, feeds=feeds)
     board, agreement = _tier_agreement(nc, config, region, gateway, redis, presence, plane,
                                        fanout, metrics)
+    priority_lane = PriorityForwarder(nc, region=region.name, others=plane.others,
+                                      directory=plane.directory, metrics=metrics)
     reactions = _reactions(config, index, redis, reaction_log, feed, metrics)
     archive = _archive(config, region)
     public_url = settings.public_url or region.gateway_urls[index]
@@ -147,7 +150,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
                                                moderation=moderation, replies=replies,
-                                               buckets=StreamBuckets(board, config.tiers)),
+                                               buckets=StreamBuckets(board, config.tiers),
+                                               expedite=priority_lane.expedite),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,
                 directory=RegistryDirectory(config, registry.state),
@@ -170,7 +174,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                                                  ready=replica.ready).run)]
     background += [Background(name, run) for name, run in reactions.loops()]
     background += [Background("tier-agreement", agreement.run),
-                   Background("tier-feeds", feeds.run)]
+                   Background("tier-feeds", feeds.run),
+                   Background("priority-lane", priority_lane.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
         background.append(Background("archive-persister", persister.run))

@@ -9,6 +9,7 @@ needs no other store, and survives a Redis restart.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from chorus.ids import IdGenerator
@@ -19,6 +20,7 @@ from region.auth import Claims
 from region.errors import ApiError, ErrorCode
 from region.log import Appended, CommentLog, LogUnavailable
 from region.moderation_service import Moderation
+from region.sampling import priority
 from region.tiers import StreamBuckets
 from region.validation import PostInput
 
@@ -34,7 +36,8 @@ class Ingest:
                  ids: IdGenerator, *, metrics: Metrics | None = None,
                  moderation: Moderation | None = None,
                  replies: ReplyCheck | None = None,
-                 buckets: StreamBuckets | None = None) -> None:
+                 buckets: StreamBuckets | None = None,
+                 expedite: Callable[[Comment], None] | None = None) -> None:
         self.region = region
         self.log = log
         self.admission = admission
@@ -47,6 +50,8 @@ class Ingest:
         # A hot stream's token bucket, by its tier (region/tiers.py); None: always the
         # stream's own. A stream in the push tier costs a dictionary lookup.
         self.buckets = buckets
+        # A hot stream's priority comment, once stored, to the other regions at once.
+        self.expedite = expedite
 
     async def post(self, claims: Claims, stream: str, post: PostInput) -> Appended:
         began = time.perf_counter()
@@ -72,4 +77,7 @@ class Ingest:
                            "retry with the same client_key", retry_after_s=1) from exc
         if self.metrics is not None:
             self.metrics.post_stored(time.perf_counter() - began)
+        if (self.expedite is not None and not appended.duplicate and priority(comment)
+                and self.buckets is not None and self.buckets.hot(stream)):
+            self.expedite(comment)  # global_/priority.py: ahead of the outbox's queue
         return appended

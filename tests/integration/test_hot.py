@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 
 from chorus.cluster.binaries import Binaries
-from chorus.cluster.health import hot_streams, wait_until
+from chorus.cluster.health import hot_streams, outboxes, wait_until
 from chorus.cluster.local import LocalCluster
 from chorus.cluster.ports import relocate
 from chorus.config import Config, Tiers
@@ -327,10 +327,13 @@ async def test_sampling_loses_nothing_every_region_stores_every_comment(
         hot: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
     viewers = await viewers_in(http, hot, unique)
     poster = Poster(http, hot, unique, regions=REGIONS)
+    host = token(hot, "lane-host", "host")
     try:
         poster.start(40)
         await until_all(viewers, "sampled")
-        await asyncio.sleep(3)                  # a flood in the sampled tier
+        for i, region in enumerate(REGIONS):     # a flood in the sampled tier, and the
+            await poster.post(host, url(hot, region), f"host {i}")  # priority lane's shortcut
+            await asyncio.sleep(1)
         await poster.stop()
         total = len(poster.ids)
 
@@ -346,6 +349,21 @@ async def test_sampling_loses_nothing_every_region_stores_every_comment(
                 return await stored(region) >= total
             await wait_until(complete, what=f"{total} comments in {region}'s log",
                              timeout_s=20)
+
+        async def drained() -> bool:
+            depths = [d for r in REGIONS for d in (await outboxes(hot.config, r)).values()]
+            return all(d == 0 for d in depths)
+        await wait_until(drained, what="every outbox drained", timeout_s=20)
+        # Each once: the priority lane's shortcut and the outbox's copy are one comment.
+        assert [await stored(r) for r in REGIONS] == [total] * 3
+        expedited = 0.0
+        for region in REGIONS:
+            for operator in hot.config.region(region).operator_urls:
+                async with http.get(f"{operator}/metrics") as resp:
+                    text = await resp.text()
+                expedited += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                 if line.startswith("chorus_priority_expedited_total{"))
+        assert expedited >= 3 * 2 * 0.5, expedited   # most shortcuts taken (cached presence)
         # History pages every one of them, newest first.
         seen: set[str] = set()
         before: str | None = None
