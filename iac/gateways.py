@@ -234,6 +234,9 @@ class Gateways(pulumi.ComponentResource):
         environment = {
             "CHORUS_REGION": args.region.name,
             "CHORUS_GATEWAY_PORT": str(port),
+            # The snapshot store's client needs its AWS region; said here rather than left to
+            # whatever the platform sets, so the task is complete as defined.
+            "AWS_REGION": args.aws_region,
             **args.environment,
         }
         environment_outputs = {"CHORUS_PUBLIC_URL": public_url}

@@ -133,8 +133,10 @@ def test_the_gateway_image_accepts_the_environment_its_task_gets(deployed: Run,
     for region in repo_regions.regions:
         spec = container(deployed, region.name)
         env = {e["name"]: str(e["value"]) for e in spec["environment"]}
-        # Secrets are injected by ECS at start; stand in their values.
+        # Secrets are injected by ECS at start; stand in their values, and the task role's
+        # credentials endpoint that ECS gives every task with a role.
         env.update({s["name"]: SECRETS.auth_secret for s in spec["secrets"]})
+        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = "/v2/credentials/stand-in"
         env["CHORUS_NATS_URLS"] = env["CHORUS_NATS_URLS"] or "tls://nats.invalid:4222"
         config, settings = settings_from_env(env, repo_regions)
         assert settings.region == region.name
