@@ -59,7 +59,8 @@ async def check(config: Config, workload: Workload, *, within_s: float) -> Stead
         return Steady(False, time.monotonic() - began, bad)
     workload.probes += 1
     probes = await asyncio.gather(*(workload.post_one(
-        p, f"probe {phrase(workload.probes)} from {p.home}") for p in workload.posters()))
+        p, f"probe {phrase(workload.seed + (1 << 41) + workload.probes)} from {p.home}")
+        for p in workload.posters()))
     notes = [f"probe from {p.region} was {p.outcome}" for p in probes if p.outcome != "acked"]
     ids = {p.id for p in probes if p.id is not None}
     try:

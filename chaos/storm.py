@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -94,7 +95,7 @@ async def run(config: Config, faults: Faults, *, region: str, clients: int,
     # Each viewer its own user, and at most `PER_ADDRESS` of them from one loopback address:
     # the gateways cap connections per user and per address (limits.max_connections_per_*).
     viewers = [BareViewer(tuple(r.gateway_urls), stream,
-                          issue_token(config.auth.dev_secret, f"drill-storm-{i}"))
+                          issue_token(config.auth.dev_secret, f"{stream}-{i}"))
                for i in range(clients)]
     sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(
         limit=0, local_addr=(f"127.0.{10 + k // 250}.{1 + k % 250}", 0)))
@@ -192,11 +193,12 @@ async def run(config: Config, faults: Faults, *, region: str, clients: int,
 async def _post(http: aiohttp.ClientSession, config: Config, region: str, stream: str,
                 posts: list[Post], stop: asyncio.Event) -> None:
     url = config.region(region).gateway_urls[-1]
-    token = issue_token(config.auth.dev_secret, "drill-storm-poster")
+    token = issue_token(config.auth.dev_secret, f"drill-storm-poster-{stream}")
+    seed = random.randrange(1 << 40)   # texts no earlier drill posted (the classifier)
     n = 0
     while not stop.is_set():
         n += 1
-        text = f"storm {phrase(n)}"
+        text = f"storm {phrase(seed + n)}"
         body = {"text": text, "client_key": f"storm-{n}"}
         for _ in range(10):
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -77,6 +78,9 @@ class Workload:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _n: int = 0
     probes: int = 0      # steady-state probe rounds so far
+    # Where this workload's phrases start: drills run one after another within the
+    # classifier's window, and must not repeat each other's texts either.
+    seed: int = field(default_factory=lambda: random.randrange(1 << 40))
 
     @classmethod
     def new(cls, config: Config, *, viewers_per_region: int, rate: float,
@@ -97,7 +101,8 @@ class Workload:
         for region in self.config.regions:
             for i in range(self.viewers_per_region):
                 name = f"{region.name}-{i}"
-                client = Client(seeds, token=issue_token(secret, f"drill-{name}"),
+                # Users of their own in each drill: the classifier remembers users too.
+                client = Client(seeds, token=issue_token(secret, f"drill-{self.seed:x}-{name}"),
                                 stream=self.stream, prefer=region.name, backoff_max_s=2.0,
                                 on_comment=self._arrived(name))
                 self.watchers.append(Watcher(name, region.name, client))
@@ -173,7 +178,7 @@ class Workload:
 
     async def post_one(self, poster: Watcher, text: str | None = None) -> Post:
         self._n += 1
-        text = text or f"{phrase(self._n)}, says {poster.home}"
+        text = text or f"{phrase(self.seed + self._n)}, says {poster.home}"
         try:
             comment = await poster.client.post(text, attempts=POST_ATTEMPTS)
         except ChorusClientError as exc:
