@@ -165,9 +165,9 @@ async def test_link_latency_shows_in_the_round_trip(
     finally:
         cluster.set_link("ap-south", latency_ms=ap.link.latency_ms,
                          jitter_ms=ap.link.jitter_ms)
-    # 150 ms more each way: 300 ms more per round trip.
-    assert slowed - base >= 300 - jitter, (base, slowed)
-    assert slowed - base < 300 + 200, (base, slowed)
+    # 150 ms more each way: no round trip is faster than the configured one plus 300 ms. (A
+    # difference against the baseline is no bound: processing time varies with load.)
+    assert slowed >= configured + 300 - jitter, (base, slowed, configured)
 
 
 def test_relocated_config_shares_no_port_with_the_repo(cluster_config: Config,
