@@ -3,6 +3,9 @@ and a count of the inputs each property saw at the end of the run."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 from _pytest.terminal import TerminalReporter
 
@@ -22,9 +25,17 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int,
                             config: pytest.Config) -> None:
     if not TALLY:
         return
-    failed = len(terminalreporter.stats.get("failed", []))
+    failed = failed_properties(terminalreporter.stats.get("failed", []))
     terminalreporter.section("fuzzed inputs")
     for name, count in sorted(TALLY.items()):
         terminalreporter.write_line(f"{name:>18}: {count:>10,}")
     terminalreporter.write_line(f"{'total':>18}: {sum(TALLY.values()):>10,}  "
                                 f"(properties that failed: {failed})")
+
+
+def failed_properties(reports: Iterable[Any]) -> int:
+    """How many of the failed tests ``reports`` are fuzz properties: the hypothesis tests that
+    drive tests/fuzz/properties.py (hypothesis marks each one), short or long. Another test
+    that failed in the same run (an integration test, the API fuzzing on a real gateway) is
+    not an input that broke a property, and the summary says nothing about it."""
+    return sum(1 for report in reports if "hypothesis" in getattr(report, "keywords", {}))
