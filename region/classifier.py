@@ -10,7 +10,9 @@ signals that the spam of live chat shows, each from `Window` (what this worker s
 last `WINDOW_S` seconds):
 
 - flooding: the same text (folded: case, accents, leetspeak, digits and punctuation
-  removed) from several users, in any streams, or again and again from one user;
+  removed) from several users, in any streams, or again and again from one user; except
+  that an ordinary text's numbers tell one user's texts apart while that user posts at a
+  human pace (`ordinary_numbers`): "round 1", "round 2" is a sequence, not one text again;
 - links, weighed more from an account first seen moments ago;
 - caps and emoji floods;
 - posting rate.
@@ -45,6 +47,8 @@ _LINK = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\b[a-z0-9-]{2,}\.(?:com|net|or
 
 
 _NUMBER = re.compile(r"(?<!\w)\d+(?!\w)")
+# A digit against a letter ("n0w", "b4d", "f0llowers"): leetspeak, spelled to slip past.
+_LEET = re.compile(r"[^\W\d_]\d|\d[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Signals:
 
     same_text_users: int      # distinct users who posted this folded text in the window
     same_text_by_user: int    # times this user posted it in the window (this one included)
+    same_numbers_by_user: int  # of those, with the same standalone numbers as this one
     user_rate: int            # this user's comments in the last RATE_WINDOW_S
     user_age_s: float         # since this worker first saw the user
 
@@ -83,6 +88,19 @@ def fingerprint(text: str) -> str:
     return "".join(out)
 
 
+def ordinary_numbers(text: str) -> bool:
+    """Whether ``text``'s standalone numbers are part of what it says ("comment 2", "3-1
+    for us!"), not what a spammer varies: it has some, and no leetspeak and no link, the
+    marks of a text spelled to slip past (``buy n0w 123``)."""
+    return (_NUMBER.search(text) is not None and _LEET.search(text) is None
+            and _LINK.search(text) is None)
+
+
+def _numbers(text: str) -> str:
+    """The standalone numbers of ``text`` in order, as one key ("1 2"; "" when none)."""
+    return " ".join(n.lstrip("0") or "0" for n in _NUMBER.findall(text))
+
+
 def _emoji(ch: str) -> bool:
     return unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF
 
@@ -101,9 +119,15 @@ class HeuristicClassifier:
         if signals.same_text_users >= self.flood_users:
             score += 0.6
             reasons.append(f"the same text from {signals.same_text_users} users")
-        if signals.same_text_by_user >= self.repeats:
+        repeated = signals.same_text_by_user
+        if signals.user_rate < self.rate and ordinary_numbers(comment.text):
+            # A numbered sequence at a human pace (a quiz's answers, "comment 1, comment 2"):
+            # only the same numbers again are the same text again. At a bot's pace, or
+            # spelled to slip past, the numbers are the variation of one text.
+            repeated = signals.same_numbers_by_user
+        if repeated >= self.repeats:
             score += 0.6
-            reasons.append(f"the same text {signals.same_text_by_user} times")
+            reasons.append(f"the same text {repeated} times")
         if _LINK.search(comment.text):
             score += 0.3
             reasons.append("a link")
@@ -133,8 +157,11 @@ class Window:
     feed the window from the region's whole live feed and still score the comments it was
     handed (whichever copy came first)."""
 
-    _texts: deque[tuple[float, str, str]] = field(default_factory=deque)  # (t, fp, user)
+    # (t, fp, user, numbers): each text in the window, counted in the two maps below
+    _texts: deque[tuple[float, str, str, str]] = field(default_factory=deque)
     _by_text: dict[str, dict[str, int]] = field(default_factory=dict)     # fp -> user -> n
+    # (fp, user, numbers) -> n: one user's texts told apart by their standalone numbers too
+    _by_numbers: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _users: OrderedDict[str, tuple[float, deque[float]]] = field(default_factory=OrderedDict)
     _observed: OrderedDict[str, Signals] = field(default_factory=OrderedDict)  # id -> signals
     _started: float | None = None
@@ -154,11 +181,13 @@ class Window:
             self._started = now_s
         self._expire(now_s)
         fp = fingerprint(comment.text)
-        same_users = same_by_user = 0
+        same_users = same_by_user = same_numbers = 0
         if len(fp) >= MIN_FLOOD_CHARS:
             users = self._by_text.setdefault(fp, {})
             users[comment.user] = users.get(comment.user, 0) + 1
-            self._texts.append((now_s, fp, comment.user))
+            key = (fp, comment.user, _numbers(comment.text))
+            self._by_numbers[key] = same_numbers = self._by_numbers.get(key, 0) + 1
+            self._texts.append((now_s, fp, comment.user, key[2]))
             same_users, same_by_user = len(users), users[comment.user]
             if len(self._texts) > MAX_TEXTS:
                 self._forget_text()
@@ -173,7 +202,7 @@ class Window:
         # restart everyone would look new.
         known = now_s - self._started >= NEW_ACCOUNT_S
         return Signals(same_text_users=same_users, same_text_by_user=same_by_user,
-                       user_rate=len(recent),
+                       same_numbers_by_user=same_numbers, user_rate=len(recent),
                        user_age_s=now_s - first if known else float("inf"))
 
     def _expire(self, now_s: float) -> None:
@@ -181,7 +210,13 @@ class Window:
             self._forget_text()
 
     def _forget_text(self) -> None:
-        _, fp, user = self._texts.popleft()
+        _, fp, user, numbers = self._texts.popleft()
+        key = (fp, user, numbers)
+        left = self._by_numbers.get(key, 0) - 1
+        if left > 0:
+            self._by_numbers[key] = left
+        else:
+            self._by_numbers.pop(key, None)
         users = self._by_text.get(fp)
         if users is None:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chorus.model import Comment
-from region.classifier import HeuristicClassifier, Window, fingerprint
+from region.classifier import HeuristicClassifier, Window, fingerprint, ordinary_numbers
 
 ORDINARY = [line for line in (Path(__file__).parent.parent / "data" / "ordinary_comments.txt"
                               ).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -80,3 +80,42 @@ def test_a_comment_observed_twice_counts_once() -> None:
     again = window.observe(comment(2, "bot2", text), 310)
     assert again == first[1] and again.same_text_users == 2
     assert window.observe(comment(4, "bot4", text), 311).same_text_users == 4
+
+
+# -- numbers ----------------------------------------------------------------------------------
+
+
+def test_one_users_numbered_texts_at_a_human_pace_are_not_a_flood() -> None:
+    # A drill or a quiz: "comment 1", "comment 2"... from one user, one every 3 s.
+    posts = [(300 + i * 3.0, "ana", "s", f"drill comment number {i} from us-east")
+             for i in range(1, 15)]
+    assert not any(run(posts))
+
+
+def test_the_same_numbered_text_again_is_still_a_repeat() -> None:
+    posts = [(300 + i * 3.0, "ana", "s", "drill comment number 7 from us-east")
+             for i in range(4)]
+    assert run(posts) == [False, False, True, True]
+
+
+def test_numbered_texts_at_a_bots_pace_are_one_text_again() -> None:
+    posts = [(300 + i * 0.3, "bot", "s", f"follow my channel for prizes {i}")
+             for i in range(12)]
+    flagged = run(posts)
+    assert not any(flagged[:2]) and all(flagged[7:])   # from the 8th in 10 s on
+
+
+def test_numbers_in_a_text_spelled_to_slip_past_are_its_variation() -> None:
+    leet = [(300 + i * 3.0, "pest", "s", f"buy n0w cheap followers {100 + i}")
+            for i in range(4)]
+    assert run(leet) == [False, False, True, True]
+    link = [(300 + i * 3.0, "pest", "s", f"cheap followers at shop.example.com {i}")
+            for i in range(4)]
+    assert run(link)[2:] == [True, True]
+
+
+def test_ordinary_numbers() -> None:
+    assert ordinary_numbers("comment 2") and ordinary_numbers("3-1 for us!")
+    for text in ("no numbers here", "buy n0w 123", "free f0llowers 7", "b4d 1",
+                 "see www.example.com 2"):
+        assert not ordinary_numbers(text), text
