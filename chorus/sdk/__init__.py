@@ -9,7 +9,9 @@ What it does for the application:
 - discovers the regions from any gateway (``/v1/regions``) and ranks the healthy ones by
   measured round trip, breaking near-ties by the configured link latency (``prefer`` first);
 - watches over WebSocket, falling back to SSE when a WebSocket cannot be opened;
-- resumes with its cursor after a disconnect, backing off exponentially with jitter;
+- resumes with its cursor after a disconnect, backing off exponentially with jitter (a
+  connection counts as made only once the server said hello, and a server's retry hint, a
+  close code's or a 429's, is a floor under the wait);
 - fails over when its region is gone (``failover_after`` failed attempts in a row) to the
   next healthy region, where cursors do not apply: it joins at the head and fills what it may
   have missed from that region's history, by comment id and time;
@@ -20,6 +22,7 @@ The package, one concept per module:
 
     client.py       `Client`: the watch loop (reconnect, resume, failover) and post
     regions.py      discovery, ranking, the next region on failover (decisions pure)
+    reconnect.py    the wait before the next connection attempt (pure)
     transports.py   WebSocket and SSE, each yielding typed frames
     frames.py       the server's frames as typed values, decoded from JSON (pure)
     history.py      the history fill and its stop rule (pure)

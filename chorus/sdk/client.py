@@ -1,9 +1,10 @@
 """`Client`: watch one stream and post to it, from the nearest healthy region.
 
 The watch loop owns one connection at a time: it resumes with its cursor after a disconnect,
-fails over to the next region after ``failover_after`` failed attempts in a row, and fills
-from history whatever the live connection cannot vouch for. Decisions live in regions.py and
-history.py, wire formats in frames.py and transports.py; this module only sequences them.
+fails over to the next region after ``failover_after`` failed attempts in a row (an attempt
+that ended before the server's ``hello`` failed too), and fills from history whatever the
+live connection cannot vouch for. Decisions live in regions.py, reconnect.py and history.py,
+wire formats in frames.py and transports.py; this module only sequences them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import uuid
 from collections import OrderedDict
@@ -45,6 +45,7 @@ from chorus.sdk.frames import (
     Viewers,
 )
 from chorus.sdk.posting import Outcome, Pins, outcome_of, post_targets
+from chorus.sdk.reconnect import Attempt, retry_after, wait_after
 from chorus.sdk.regions import Failback, RegionInfo, Rotation, discover, measure, next_region
 from chorus.timeline import Timeline
 
@@ -93,12 +94,15 @@ class Client:
         self.failovers = 0
         self.failbacks = 0                      # returns to the home region after a failover
         self.reconnects = 0
+        # Seconds the watch loop waits before its next attempt (0: it is not waiting).
+        self.retry_in_s = 0.0
         self.malformed_frames = 0               # frames a server got wrong, skipped
         self.regions: list[RegionInfo] = []
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._pins = Pins()
+        self._attempt = Attempt()               # the connection attempt under way
         # Moderation: the stream's pinned comment (None: none), and the comments taken down,
         # remembered so that a copy arriving later (history, another region) stays out.
         self.pin: Comment | None = None
@@ -167,18 +171,20 @@ class Client:
         while True:
             url = rotation.url()
             went_home = False
+            attempt = self._attempt = Attempt()
             try:
                 went_home = await self._watch_away(region, url, home)
-                rotation.succeeded()  # a connection that worked, then ended
-                backoff.reset()
             except Unreachable as exc:
                 log.debug("%s: %s", url, exc)
-                if rotation.failed():
-                    with contextlib.suppress(ChorusClientError):
-                        self.regions = await self._discover()
-                    region = next_region(self.regions, region.name)
-                    rotation = self._rotation(region)
-                    self.failovers += 1
+                attempt.retry_after_s = exc.retry_after_s
+            if attempt.hello:
+                rotation.succeeded()  # a connection that worked, then ended
+            elif rotation.failed():   # never opened, refused, or closed before hello
+                with contextlib.suppress(ChorusClientError):
+                    self.regions = await self._discover()
+                region = next_region(self.regions, region.name)
+                rotation = self._rotation(region)
+                self.failovers += 1
             self.connected.clear()
             self.reconnects += 1
             if went_home:
@@ -186,7 +192,11 @@ class Client:
                 rotation = self._rotation(region)
                 self.failbacks += 1
                 continue  # home is healthy: no reason to wait
-            await backoff.wait()
+            self.retry_in_s = wait_after(attempt, backoff)
+            try:
+                await asyncio.sleep(self.retry_in_s)  # pacing the retry (reconnect.py)
+            finally:
+                self.retry_in_s = 0.0
 
     def _rotation(self, region: RegionInfo) -> Rotation:
         return Rotation(region.urls, self.failover_after,
@@ -226,12 +236,12 @@ class Client:
         if self.transport in ("auto", "ws"):
             try:
                 await self._consume(region, url, transports.websocket(
-                    self._http, url, self.stream, cursor, self._malformed))
+                    self._http, url, self.stream, cursor, self._malformed, self._closed))
                 return
             except HandshakeRefused as exc:
                 # A refusal about the client holds for SSE too; anything else (a proxy
                 # without WebSocket support, say) may not.
-                if self.transport == "ws" or exc.status in (401, 403):
+                if self.transport == "ws" or exc.status in (401, 403, 429):
                     raise
         await self._consume(region, url, transports.sse(
             self._http, url, self.stream, cursor, self._malformed))
@@ -244,6 +254,7 @@ class Client:
     async def _on_frame(self, region: RegionInfo, url: str, frame: ServerFrame) -> None:
         match frame:
             case Hello(cursor=cursor, pin=pin):
+                self._attempt.hello = True
                 self.pin = pin
                 self.tier = None  # a stream above push says so right after hello
                 arrived_fresh = self.region != region.name or self.cursor is None
@@ -274,8 +285,11 @@ class Client:
                 self.snapshot = frame
                 for comment in (*lane, *comments):
                     self._deliver(comment)
-            case Bye():
-                pass  # the connection ends next; the loop resumes with our own cursor
+            case Bye(retry_in_ms=retry_in_ms):
+                # The connection ends next; the loop resumes with our own cursor, not sooner
+                # than the server asked.
+                if retry_in_ms > 0:
+                    self._attempt.retry_after_s = retry_in_ms / 1000
             case Retract(ids=ids):
                 for comment_id in ids:
                     self._retract(comment_id)
@@ -299,6 +313,9 @@ class Client:
     def tier_name(self) -> str:
         """push, sampled or snapshot: how the stream is delivered now."""
         return self.tier.tier if self.tier is not None else "push"
+
+    def _closed(self, code: int) -> None:
+        self._attempt.close_code = code
 
     def _malformed(self, exc: MalformedFrame) -> None:
         self.malformed_frames += 1
@@ -433,12 +450,3 @@ def _refusal(status: int, doc: Any) -> ChorusClientError:
         error = {}
     return ChorusClientError(status, str(error.get("code", "?")), str(error.get("message", "")))
 
-
-def retry_after(header: str | None) -> float:
-    """Seconds to wait from a 429's ``Retry-After`` (our gateways send seconds); 1 when it
-    is missing or not a number of seconds (an HTTP date, say)."""
-    try:
-        seconds = float(header) if header is not None else 1.0
-    except ValueError:
-        return 1.0
-    return max(0.0, seconds) if math.isfinite(seconds) else 1.0

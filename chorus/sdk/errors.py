@@ -32,13 +32,20 @@ class ChorusClientError(Exception):
 
 
 class Unreachable(Exception):
-    """A gateway could not be reached or refused the connection; try the next one."""
+    """A gateway could not be reached or refused the connection; try the next one.
+    ``retry_after_s``: the refusal's ``Retry-After`` in seconds (None: it gave none)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class HandshakeRefused(Unreachable):
     """The WebSocket upgrade was answered with HTTP ``status``: the SSE transport may still
-    work there, unless the refusal is about the client (401, 403)."""
+    work there, unless the refusal is about the client (401, 403, 429)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"WebSocket upgrade answered {status}: {message}")
+    def __init__(self, status: int, message: str, *,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(f"WebSocket upgrade answered {status}: {message}",
+                         retry_after_s=retry_after_s)
         self.status = status

@@ -3,9 +3,10 @@ the server's frames typed (chorus/sdk/frames.py), and end when the connection do
 
 A transport knows nothing of cursors, regions or failover (chorus/sdk/client.py does); it
 reports what went wrong in the SDK's terms: `Unreachable` when no connection could be opened
-(`HandshakeRefused` for a refused WebSocket upgrade), a plain end of iteration when an open
-connection ends, and every malformed frame to ``on_malformed`` before skipping it. Close the
-generator (``contextlib.aclosing``) to close the connection.
+(`HandshakeRefused` for a refused WebSocket upgrade; either with the refusal's
+``Retry-After``), a plain end of iteration when an open connection ends (a WebSocket's close
+code to ``on_close`` first), and every malformed frame to ``on_malformed`` before skipping
+it. Close the generator (``contextlib.aclosing``) to close the connection.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import aiohttp
 from chorus.sdk import frames
 from chorus.sdk.errors import HandshakeRefused, Unreachable
 from chorus.sdk.frames import MalformedFrame, ServerFrame
+from chorus.sdk.reconnect import retry_after
 
 WS_HEARTBEAT_S = 30.0   # ping an idle WebSocket this often, so a dead peer is noticed
 
 OnMalformed = Callable[[MalformedFrame], None]
+OnClose = Callable[[int], None]
 Frames = AsyncGenerator[ServerFrame, None]
 
 
@@ -34,14 +37,17 @@ def _decoded(text: str, on_malformed: OnMalformed) -> ServerFrame | None:
 
 
 async def websocket(http: aiohttp.ClientSession, url: str, stream: str, cursor: str | None,
-                    on_malformed: OnMalformed) -> Frames:
-    """``GET {url}/v1/streams/{stream}/live``, resuming after ``cursor`` when given."""
+                    on_malformed: OnMalformed, on_close: OnClose | None = None) -> Frames:
+    """``GET {url}/v1/streams/{stream}/live``, resuming after ``cursor`` when given;
+    ``on_close`` gets the close code when the server closed the connection with one."""
     params = {"cursor": cursor} if cursor else {}
     try:
         ws = await http.ws_connect(f"{url}/v1/streams/{stream}/live", params=params,
                                    heartbeat=WS_HEARTBEAT_S)
     except aiohttp.WSServerHandshakeError as exc:
-        raise HandshakeRefused(exc.status, exc.message) from exc
+        hint = exc.headers.get("Retry-After") if exc.headers else None
+        raise HandshakeRefused(exc.status, exc.message,
+                               retry_after_s=retry_after(hint) if hint else None) from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise Unreachable(str(exc)) from exc
     try:
@@ -54,6 +60,8 @@ async def websocket(http: aiohttp.ClientSession, url: str, stream: str, cursor: 
         pass  # the connection ended under us: the caller resumes, as after a close
     finally:
         await ws.close()
+    if on_close is not None and ws.close_code is not None:
+        on_close(ws.close_code)
 
 
 async def sse(http: aiohttp.ClientSession, url: str, stream: str, cursor: str | None,
@@ -66,7 +74,9 @@ async def sse(http: aiohttp.ClientSession, url: str, stream: str, cursor: str | 
         raise Unreachable(str(exc)) from exc
     try:
         if resp.status != 200:
-            raise Unreachable(f"SSE answered {resp.status}")
+            hint = resp.headers.get("Retry-After")
+            raise Unreachable(f"SSE answered {resp.status}",
+                              retry_after_s=retry_after(hint) if hint else None)
         events = SseEvents()
         async for raw in resp.content:
             data = events.feed(raw.decode())

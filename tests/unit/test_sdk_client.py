@@ -1,6 +1,7 @@
 """The client against a scripted gateway on a free port: what a real gateway never sends
 (malformed and unknown frames) and failures it cannot be made to give on cue (a 429, then a
-503). The real system is exercised by tests/integration/test_global.py."""
+503, a connection refused or closed before hello). The real system is exercised by
+tests/integration/test_global.py."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from chorus.cluster.health import wait_until
 from chorus.model import Comment
 from chorus.sdk import ChorusClientError, Client
-from chorus.sdk.client import retry_after
+from chorus.sdk.reconnect import retry_after
 
 STREAM = "s"
 
@@ -47,6 +49,11 @@ class Gateway:
         self.url = ""
         self.post_answers: list[web.Response] = []
         self.posts: list[dict[str, object]] = []
+        # How the live endpoints answer: the script; "refuse": as a gateway past a user's
+        # connection cap (an error frame, close 4429; SSE: 429 with Retry-After 7);
+        # "close": closed at once, before any hello.
+        self.live_mode = "script"
+        self.live_attempts = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -69,8 +76,18 @@ class Gateway:
         return web.json_response({"items": [], "next": None})
 
     async def live(self, request: web.Request) -> web.WebSocketResponse:
+        self.live_attempts += 1
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        if self.live_mode == "refuse":
+            await ws.send_str(json.dumps({"type": "error", "code": "too_many_connections",
+                                          "message": "close one first", "retryable": True,
+                                          "ref": None}))
+            await ws.close(code=4429, message=b"too_many_connections")
+            return ws
+        if self.live_mode == "close":
+            await ws.close()
+            return ws
         for frame in SCRIPT:
             await ws.send_str(_text(frame))
         async for _ in ws:  # until the client leaves
@@ -78,6 +95,11 @@ class Gateway:
         return ws
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        self.live_attempts += 1
+        if self.live_mode == "refuse":
+            return web.json_response(
+                {"error": {"code": "too_many_connections", "message": "close one first"}},
+                status=429, headers={"Retry-After": "7"})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for frame in SCRIPT:
@@ -163,3 +185,38 @@ def test_bad_arguments_are_refused() -> None:
         Client(["http://x"], token="t", stream=STREAM, transport="carrier-pigeon")
     with pytest.raises(ValueError, match="backoff_max_s"):
         Client(["http://x"], token="t", stream=STREAM, backoff_max_s=0)
+
+
+# -- reconnecting -------------------------------------------------------------------------------
+
+
+async def _retrying(client: Client) -> float:
+    """The wait the watch loop chose after its first attempt, once it waits."""
+    async def waiting() -> bool:
+        return client.retry_in_s > 0
+    await wait_until(waiting, what="the client to wait before reconnecting", timeout_s=10)
+    return client.retry_in_s
+
+
+@pytest.mark.parametrize(("transport", "hint_s"), [("ws", 5.0), ("sse", 7.0)])
+async def test_a_refused_connection_waits_as_long_as_the_server_asks(
+        gateway: Gateway, transport: str, hint_s: float) -> None:
+    # The backoff alone would retry within 50 ms; close 4429 stands for Retry-After 5 (what
+    # the same refusal says over HTTP), and the SSE refusal says 7.
+    gateway.live_mode = "refuse"
+    async with Client([gateway.url], token="t", stream=STREAM, transport=transport,
+                      backoff_max_s=0.05) as client:
+        assert await _retrying(client) >= hint_s
+        assert gateway.live_attempts == 1 and client.region is None
+
+
+async def test_a_connection_closed_before_hello_is_a_failed_attempt(gateway: Gateway) -> None:
+    # Not a connection that worked: the attempts count towards failover (here, the one region
+    # again), where before each one started the backoff over.
+    gateway.live_mode = "close"
+    async with Client([gateway.url], token="t", stream=STREAM, transport="ws",
+                      failover_after=2, backoff_max_s=0.05) as client:
+        async def failed_over() -> bool:
+            return client.failovers >= 1
+        await wait_until(failed_over, what="a failover", timeout_s=10)
+        assert client.region is None and gateway.live_attempts >= 2
