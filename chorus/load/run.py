@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -44,6 +45,7 @@ CONNECT_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 5
 RESOURCE_INTERVAL_S = 1.0
 WAITING_MAX = 50            # posts queued per poster before more are dropped as "busy"
+POST_TIMEOUT_S = 10.0       # a post's request; and how long the run waits for the last ones
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -70,6 +72,7 @@ class Counters:
     delivered: int = 0
     reconnects: int = 0
     connect_failures: int = 0
+    gaps: int = 0             # times a viewer was told of a gap (recovered: false)
 
 
 class Run:
@@ -106,6 +109,8 @@ class Run:
         self._stop = asyncio.Event()
         self._next_post = 0
         self._posting_done = False
+        self._posts_open = 0      # posts spawned whose answer has not come (or failed)
+        self.stopped_at: float | None = None
         self._failed: set[int] = set()
         self._waiting = {r.name: 0 for r in config.regions}
         self._turns = {r.name: 0 for r in config.regions}
@@ -144,10 +149,12 @@ class Run:
     async def _finish(self) -> None:
         await asyncio.sleep(self.spec.duration_s)
         self._posting_done = True
-        # Posts still waiting for their answer are owed too, once acknowledged.
-        until = time.monotonic() + 10
-        while time.monotonic() < until and any(
-                p.acked is None and n not in self._failed for n, p in self.posts.items()):
+        # Posts still waiting for their answer are owed too, once acknowledged: wait for
+        # them all, those not started yet included (a post spawned in the last tick has not
+        # even taken its number), or the drain below would find nothing owed and stop while
+        # they are on their way.
+        until = time.monotonic() + POST_TIMEOUT_S
+        while time.monotonic() < until and self._posts_open:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 0.1)
         # The last comments may still be on their way, the farthest region last.
@@ -155,6 +162,9 @@ class Run:
         while time.monotonic() < deadline and not self._all_delivered():
             with contextlib.suppress(TimeoutError):  # a check a second, not a busy loop
                 await asyncio.wait_for(self._stop.wait(), 1.0)
+        # Whoever still watches stops watching now: a comment acknowledged in the last
+        # `settle_s` (only when the drain ran out) was on its way, not lost.
+        self.stopped_at = time.monotonic()
         self._stop.set()
 
     def _all_delivered(self) -> bool:
@@ -240,6 +250,8 @@ class Run:
         last = time.monotonic()
         while not self._posting_done and not self._stop.is_set():
             await asyncio.sleep(0.01)
+            if self._posting_done:
+                break
             now = time.monotonic()
             dt, last = now - last, now
             rates = plan.rates_at(self.spec, min(now - self.started, self.spec.duration_s))
@@ -250,9 +262,16 @@ class Run:
                     if self._waiting[region] >= WAITING_MAX * self.spec.posters:
                         self.counters.refused[-1] = self.counters.refused.get(-1, 0) + 1
                         continue  # the region's posters are far behind: drop, and say so
+                    self._posts_open += 1
                     self._spawn(self._post(region, stream, posters[region]))
 
     async def _post(self, region: str, stream: int, poster: asyncio.Semaphore) -> None:
+        try:
+            await self._post_once(region, stream, poster)
+        finally:
+            self._posts_open -= 1
+
+    async def _post_once(self, region: str, stream: int, poster: asyncio.Semaphore) -> None:
         self._waiting[region] += 1
         try:
             await poster.acquire()
@@ -273,7 +292,7 @@ class Run:
                     f"{urls[turn % len(urls)]}/v1/streams/{self.streams[stream]}/comments",
                     json={"text": f"load {self.run_id} {n}"},
                     headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
-                    timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S)) as resp:
                 status = resp.status
                 await resp.read()
         except (aiohttp.ClientError, TimeoutError):
@@ -404,7 +423,10 @@ class Run:
             "latency_ms": pairs, "latency_samples_dropped": self.latencies.dropped,
             "loss": {"expected": acc.expected, "missing": acc.missing,
                      "duplicates": acc.duplicates, "viewers_with_loss": acc.viewers_with_loss,
-                     "missing_by_transport": acc.missing_by_transport},
+                     "missing_by_transport": acc.missing_by_transport,
+                     "gapped": acc.gapped, "gaps_said": self.counters.gaps,
+                     "by_region": {r: dataclasses.asdict(row)
+                                   for r, row in acc.by_region.items()}},
             "server": usage,
         }
 
@@ -446,6 +468,9 @@ class _Viewer:
         self.done = False
         self.live = True
         self._leave = asyncio.Event()
+        # When the cursor last moved (hello or comments): a gap said after it starts there.
+        self._moved_at = math.inf
+        self._resumed = False     # this connection was opened with a cursor
 
     def leave(self) -> None:
         self._leave.set()
@@ -466,6 +491,7 @@ class _Viewer:
         try:
             attempts = 0
             while not self._leave.is_set() and not self.owner._stop.is_set():
+                self._resumed = self.cursor is not None
                 try:
                     await self._until_leave(self.run_once())
                 except (aiohttp.ClientError, TimeoutError, ValueError):
@@ -483,7 +509,8 @@ class _Viewer:
             self.connected = False
             self.done = True
             if self.timeline.joined != math.inf:
-                self.timeline.left = (None if self.owner._stop.is_set()
+                self.timeline.left = (self.owner.stopped_at if self.owner._stop.is_set()
+                                      and self.owner.stopped_at is not None
                                       else time.monotonic())
 
     async def _until_leave(self, work: Any) -> None:
@@ -504,17 +531,33 @@ class _Viewer:
         kind = frame.get("type")
         if kind == "hello":
             self.connected = True
+            now = time.monotonic()
             if self.timeline.joined == math.inf:
-                self.timeline.joined = time.monotonic()
+                self.timeline.joined = now
+            elif not self._resumed:
+                # Back without a cursor: it starts at the stream's newest comment, and what
+                # came while it was away is not owed live.
+                self._said_gap(now)
+            self._moved_at = now
             self.cursor = self.cursor or frame.get("cursor")
         elif kind == "recovered":
             self.live = True
+            if frame.get("recovered") is False:
+                self._said_gap(time.monotonic())
             self.cursor = frame.get("cursor") or self.cursor
         elif kind == "comments":
             self.owner.received(self, frame.get("items", []))
+            self._moved_at = time.monotonic()
             self.cursor = frame.get("cursor") or self.cursor
         elif kind == "bye":
             self.cursor = frame.get("cursor") or self.cursor
+
+    def _said_gap(self, now: float) -> None:
+        """The server said (or the reconnection means) that what came after the cursor up to
+        now may be missing: from the last move of the cursor, less what was still on its way
+        then, to now."""
+        self.timeline.gap(min(self._moved_at, now) - self.owner.spec.settle_s, now)
+        self.owner.counters.gaps += 1
 
     async def _websocket(self, base: str, params: dict[str, str]) -> None:
         if self.cursor:
@@ -553,10 +596,13 @@ class _Viewer:
             if first:
                 self._frame({"type": "hello", "cursor": body.get("cursor")})
                 first = False
+            elif body.get("recovered") is False:
+                self._said_gap(time.monotonic())
             self.live = True
             items = body.get("items", [])
             if items:
                 self.owner.received(self, items)
+                self._moved_at = time.monotonic()
             self.cursor = body.get("cursor") or self.cursor
 
 
@@ -600,7 +646,12 @@ def text(report: dict[str, Any]) -> str:
     loss = report["loss"]
     lines.append(f"timelines: {loss['expected']} deliveries owed, {loss['missing']} missing, "
                  f"{loss['duplicates']} duplicates ({loss['viewers_with_loss']} viewers with "
-                 "a loss)")
+                 f"a loss); {loss['gapped']} not owed live, in the {loss['gaps_said']} gaps "
+                 "said to viewers")
+    for region, row in loss["by_region"].items():
+        lines.append(f"  viewers in {region}: {row['expected']} owed, {row['missing']} "
+                     f"missing, {row['gapped']} in gaps said "
+                     f"({row['viewers_with_loss']} viewers with a loss)")
     lines += ["", f"{'origin -> viewer region':<26} {'n':>7} {'p50':>8} {'p90':>8} {'p99':>8} "
               f"{'p99.9':>8} {'max':>8}  (ms)"]
     for pair, row in report["latency_ms"].items():

@@ -33,16 +33,18 @@ class Post:
 
 @dataclass
 class Timeline:
-    """What one viewer received: when it joined and left (monotonic seconds), each post
-    number it got once, and how many it got twice."""
+    """What one viewer received: when it joined (its first ``hello``) and left (monotonic
+    seconds), each post number it got once, how many it got twice, and the stretches of time
+    it was told it cannot have (a ``recovered: false``, or a reconnection without a cursor)."""
 
     region: str
     stream: int
     transport: str
     joined: float
-    left: float | None = None     # None: stayed to the end
+    left: float | None = None     # None: still watching
     seen: set[int] = field(default_factory=set)
     duplicates: int = 0
+    gaps: list[tuple[float, float]] = field(default_factory=list)
 
     def receive(self, n: int) -> bool:
         """Records post ``n``; False when it is a duplicate."""
@@ -52,18 +54,47 @@ class Timeline:
         self.seen.add(n)
         return True
 
+    def gap(self, since: float, until: float) -> None:
+        """The viewer was told that what was acknowledged from ``since`` to ``until`` may be
+        missing from its live feed (a real client pages it from history)."""
+        self.gaps.append((since, until))
+
+    def in_gap(self, at: float) -> bool:
+        return any(since <= at <= until for since, until in self.gaps)
+
+
+def watched(timeline: Timeline, post: Post, settle_s: float) -> bool:
+    """Whether ``timeline``'s viewer was watching all along while ``post`` was posted: its
+    stream's, acknowledged, begun after the viewer's first ``hello`` and acknowledged at least
+    ``settle_s`` before it left (a comment acknowledged as its viewer leaves is still on its
+    way, not lost)."""
+    if post.stream != timeline.stream or post.acked is None or post.began < timeline.joined:
+        return False
+    return timeline.left is None or post.acked <= timeline.left - settle_s
+
 
 def expected(timeline: Timeline, posts: Iterable[Post], settle_s: float) -> set[int]:
-    """The posts a viewer must have got: its stream's, acknowledged, begun after it joined,
-    and (if it left) acknowledged at least ``settle_s`` before it left."""
-    out = set()
-    for post in posts:
-        if post.stream != timeline.stream or post.acked is None or post.began < timeline.joined:
-            continue
-        if timeline.left is not None and post.acked > timeline.left - settle_s:
-            continue
-        out.add(post.n)
-    return out
+    """The posts a viewer must have got: those it `watched`, outside the gaps it was told
+    of."""
+    return {post.n for post in posts if watched(timeline, post, settle_s)
+            and not (timeline.in_gap(post.acked or 0.0) and post.n not in timeline.seen)}
+
+
+def gapped(timeline: Timeline, posts: Iterable[Post], settle_s: float) -> set[int]:
+    """The posts a viewer `watched` but did not get because a gap it was told of covers
+    them: not owed live, and not a loss (G2 allows a gap that is said)."""
+    return {post.n for post in posts if watched(timeline, post, settle_s)
+            and post.n not in timeline.seen and timeline.in_gap(post.acked or 0.0)}
+
+
+@dataclass(frozen=True)
+class RegionLoss:
+    """One viewer region's share of the accounting."""
+
+    expected: int = 0
+    missing: int = 0
+    gapped: int = 0
+    viewers_with_loss: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,26 +104,40 @@ class Accounting:
     duplicates: int
     viewers_with_loss: int
     missing_by_transport: dict[str, int] = field(default_factory=dict)
+    gapped: int = 0
+    by_region: dict[str, RegionLoss] = field(default_factory=dict)
 
 
 def account(timelines: Iterable[Timeline], posts: Sequence[Post],
             settle_s: float) -> Accounting:
+    """Missing: acknowledged, posted while its viewer watched (`watched`), not delivered, and
+    not covered by a gap the viewer was told of. Counted in all and per viewer region."""
     by_stream: dict[int, list[Post]] = defaultdict(list)
     for post in posts:
         by_stream[post.stream].append(post)
-    total = missing = dups = lossy = 0
+    total = missing = dups = lossy = excused = 0
     by_transport: dict[str, int] = defaultdict(int)
+    regions: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for timeline in timelines:
-        want = expected(timeline, by_stream[timeline.stream], settle_s)
+        mine = by_stream[timeline.stream]
+        want = expected(timeline, mine, settle_s)
         lost = len(want - timeline.seen)
+        told = len(gapped(timeline, mine, settle_s))
         total += len(want)
         missing += lost
+        excused += told
         dups += timeline.duplicates
         lossy += lost > 0
         if lost:
             by_transport[timeline.transport] += lost
+        row = regions[timeline.region]
+        row[0] += len(want)
+        row[1] += lost
+        row[2] += told
+        row[3] += lost > 0
     return Accounting(expected=total, missing=missing, duplicates=dups, viewers_with_loss=lossy,
-                      missing_by_transport=dict(by_transport))
+                      missing_by_transport=dict(by_transport), gapped=excused,
+                      by_region={r: RegionLoss(*row) for r, row in sorted(regions.items())})
 
 
 class Latencies:

@@ -33,3 +33,21 @@ async def test_a_short_run_measures_every_region_pair(cluster: LocalCluster,
     files = write_report(report, run, tmp_path)
     assert all(f.stat().st_size > 0 for f in files)
     assert {f.name for f in files} >= {"report.json", "latency.png", "server.png"}
+
+
+async def test_a_churn_run_loses_nothing(cluster: LocalCluster) -> None:
+    # Viewers living 2 s and more join and leave all along, in every region, over every
+    # transport, a few per stream so that regions often have none of a stream (the outboxes
+    # skip it, the late-join bootstrap fills it) and posts come to the last second of the run.
+    spec = LoadSpec(profile="churn", viewers=4, posters=2, rate=3.0, duration_s=12.0,
+                    streams=2, mix=(("ws", 0.5), ("sse", 0.3), ("poll", 0.2)), drain_s=10.0)
+    run = Run(cluster.config, spec, seed=11)
+    report = await run.run()
+    loss = report["loss"]
+    regions = cluster.config.region_names
+    assert report["viewers"]["opened"] > 4 * len(regions)   # they came and went
+    assert report["posts"]["acked"] == report["posts"]["sent"]
+    assert set(loss["by_region"]) == set(regions)
+    assert all(row["expected"] > 0 for row in loss["by_region"].values())
+    assert (loss["missing"], loss["duplicates"]) == (0, 0), loss
+    assert loss["gapped"] == 0 and loss["gaps_said"] == 0   # nothing here may cause a gap

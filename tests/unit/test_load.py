@@ -94,6 +94,31 @@ def test_loss_and_duplicates_from_timelines() -> None:
     assert acc.expected == 7 + 3
     assert acc.missing == 1 and acc.duplicates == 1 and acc.viewers_with_loss == 1
     assert acc.missing_by_transport == {"ws": 1}
+    assert acc.by_region == {"eu-west": stats.RegionLoss(expected=10, missing=1,
+                                                          viewers_with_loss=1),
+                             "us-east": stats.RegionLoss()}
+
+
+def test_missing_is_only_what_a_viewer_watched_and_was_not_told_it_lacks() -> None:
+    # Posts every second, each acknowledged 0.2 s after it began.
+    posts = [stats.Post(n=i, region="eu-west", stream=0, began=float(i), acked=i + 0.2)
+             for i in range(20)]
+    viewer = stats.Timeline(region="us-east", stream=0, transport="ws", joined=4.5, left=15.0)
+    # Before its hello (0-4), acknowledged in the last settle_s before it left (12-14), after
+    # it left (15-19): none owed. From 5 to 11 it watched; a gap it was told of covers 8-9.
+    viewer.gap(7.5, 9.5)
+    for n in (5, 6, 7, 11):
+        viewer.receive(n)
+    assert stats.expected(viewer, posts, settle_s=3.0) == {5, 6, 7, 10, 11}
+    assert stats.gapped(viewer, posts, settle_s=3.0) == {8, 9}
+    acc = stats.account([viewer], posts, settle_s=3.0)
+    assert (acc.expected, acc.missing, acc.gapped) == (5, 1, 2)   # 10: watched, not told
+    assert acc.by_region["us-east"] == stats.RegionLoss(expected=5, missing=1, gapped=2,
+                                                        viewers_with_loss=1)
+    # A post received inside a gap was delivered after all: owed and not missing.
+    viewer.receive(8)
+    assert 8 in stats.expected(viewer, posts, settle_s=3.0)
+    assert stats.account([viewer], posts, settle_s=3.0).missing == 1
 
 
 def test_latencies_are_bounded_and_summarised_per_pair() -> None:
