@@ -4,7 +4,7 @@ region through one and through two gateways; what a sampled viewer costs its gat
 
     .venv/bin/python bench/hot.py                  # both parts, its own clusters
     .venv/bin/python bench/hot.py --quick          # shorter steps, fewer viewers
-    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers, follow
+    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers, follow, cache
 
 **ramp** (a cluster per tier: the push run's thresholds are out of reach, the sampled run's
 are reached by one viewer and 5 comments/s): ``--viewers`` WebSocket viewers per region (half
@@ -23,6 +23,11 @@ comments stored a second, and the CPU it took per process.
 
 **follow**: what following a sampled stream costs a gateway per comment (a lone
 nats-server, the fanout's own decoding and the sampler, without the cluster).
+
+**cache**: the replay cache of one stream posted to at 100,000 comments a second (a tick's
+batch of 2,500 entries a write), on a lone redis-server, with the stream's one key (push) and
+with its 16 keys (above push), in alternating rounds: Redis's CPU per entry written and per
+resume of 500 read back, and the largest share of the writes one key took.
 
 **viewers**: ``--many`` sampled viewers on one gateway, the stream posted to at 100, 400 and
 1,000 comments a second: the gateway's CPU per viewer, which must not grow with the rate.
@@ -55,6 +60,7 @@ from rawclient import (
     WsClient,
     bench_config,
     cluster,
+    cpu_seconds,
     live_path,
     load_average,
     machine,
@@ -536,6 +542,82 @@ async def follow_cost(n: int = 60_000) -> dict[str, float]:
     return row
 
 
+async def cache_cost(rounds: int = 3, n: int = 50_000, batch: int = 2_500,
+                     resumes: int = 200) -> list[dict[str, Any]]:
+    """Redis's CPU per replay-cache entry and per resume, one key against 16 keys: the same
+    entries, the same reads, alternating rounds on one lone redis-server."""
+    import random
+    import socket
+    import subprocess
+
+    import redis.asyncio as aioredis
+
+    from chorus.cluster.binaries import find_binaries
+    from chorus.model import Comment
+    from region.log import Entry
+    from region.replay import shard_of
+    from region.replay_redis import RedisReplayCache
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(
+        str(find_binaries().redis_server), "--port", str(port), "--save", "",
+        "--appendonly", "no", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        client = aioredis.Redis(port=port)
+        await wait_for_async(client.ping, 10, "redis-server")
+        rng = random.Random(7)
+        for turn in range(rounds):
+            for shards in (1, 16):
+                stream = f"cache{turn}x{shards}"
+                cache = RedisReplayCache(client, 2000, hot=(lambda _: True) if shards > 1
+                                         else (lambda _: False), shards=16)
+                entries = [Entry(seq, seq - 1, Comment(
+                    id=f"{seq:016x}-us-east.{seq % 4}", stream=stream, region="us-east",
+                    user=f"user{seq % 5000}", name="User", text="what a goal!!! " * 4,
+                    ts=seq)) for seq in range(1, n + 1)]
+                began = cpu_seconds(server.pid)
+                for at in range(0, n, batch):
+                    await cache.add(entries[at:at + batch])
+                wrote = cpu_seconds(server.pid) - began
+                began = cpu_seconds(server.pid)
+                for _ in range(resumes):
+                    got = await cache.after(stream, rng.randrange(n - 1900, n - 500), 500)
+                    assert len(got) == 500, len(got)
+                read = cpu_seconds(server.pid) - began
+                share = (max(sum(1 for e in entries if shard_of(e.comment.id, 16) == k)
+                             for k in range(16)) / n if shards > 1 else 1.0)
+                row = {"keys": shards, "load": load_average(),
+                       "redis_us_per_entry": round(wrote / n * 1e6, 2),
+                       "redis_us_per_resume": round(read / resumes * 1e6),
+                       "largest_key_share": round(share, 3)}
+                rows.append(row)
+                print(f"replay cache, {shards:2d} key(s): Redis {row['redis_us_per_entry']} us "
+                      f"per entry written, {row['redis_us_per_resume']} us per resume of 500; "
+                      f"largest key {share:.1%} of the writes (load {row['load']})")
+                await client.delete(*cache.keys(stream), f"chorus:r:{stream}")
+        await client.aclose()
+    finally:
+        server.terminate()
+        await server.wait()
+    return rows
+
+
+async def wait_for_async(check: Callable[[], Any], timeout_s: float, what: str) -> None:
+    """Until ``check()`` answers (an awaitable that raises while ``what`` is not up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await check()
+            return
+        except Exception:   # not up yet: any driver error
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)   # polling a server that is starting
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
@@ -548,6 +630,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["ingest"] = await ingest(args)
     if "follow" in args.parts:
         out["follow"] = await follow_cost()
+    if "cache" in args.parts:
+        out["cache"] = await cache_cost()
     if "viewers" in args.parts:
         out["viewers"] = [*await viewer_cost(args, "sampled"),
                           *await viewer_cost(args, "snapshot")]

@@ -112,7 +112,10 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     _observe(config, region, metrics)
     log = JetStreamLog(nc, region.name)
     await log.ensure()
-    cache = RedisReplayCache(redis, limits.replay_window)
+    # A hot stream's cache is spread over as many keys as its bucket (the tiers agreed).
+    cache = RedisReplayCache(redis, limits.replay_window,
+                             hot=lambda stream: buckets.hot(stream),
+                             shards=config.tiers.hot_stream_shards)
     admission = Admission(redis, limits)
     presence = RedisPresence(redis, limits.presence_ttl_s)
     reaction_log = JetStreamReactionLog(nc, region.name,
@@ -133,6 +136,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                     metrics=metrics, others=plane.counts, feeds=feeds)
     board, agreement = _tier_agreement(nc, config, region, gateway, redis, presence, plane,
                                        fanout, metrics)
+    buckets = StreamBuckets(board, config.tiers)
     priority_lane = PriorityForwarder(nc, region=region.name, others=plane.others,
                                       directory=plane.directory, metrics=metrics)
     reactions = _reactions(config, index, redis, reaction_log, feed, metrics)
@@ -150,7 +154,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                 archive=archive, ingest=Ingest(region.name, log, admission,
                                                IdGenerator(gateway), metrics=metrics,
                                                moderation=moderation, replies=replies,
-                                               buckets=StreamBuckets(board, config.tiers),
+                                               buckets=buckets,
                                                expedite=priority_lane.expedite),
                 fanout=fanout, replayer=Replayer(log, cache, limits.replay_window),
                 admission=admission, metrics=metrics,

@@ -6,11 +6,19 @@ clients resuming after a gateway crash do not all read JetStream. A cached run i
 when its ``prev`` chain proves it starts right after the cursor and has no hole; anything
 else (a flushed or restarted Redis, a missed write) is read from the log and written back to
 the cache, so the cache rebuilds itself from JetStream.
+
+A stream above the push tier would make its one cache key a serial point of the region (every
+comment of the stream, one sorted set, one Redis shard). Its entries are spread instead over
+several keys by a hash of the comment id (`shard_of`), and a read merges them (`merge_pages`):
+each key is read a page at a time and the merge keeps only what no key can still have below
+it. The ``prev`` chain makes the layout a matter of cost only: a read that finds entries under
+the other layout (the stream just changed tier) finds a hole, reads the log and writes back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +35,36 @@ def contiguous(entries: Sequence[Entry], after_seq: int) -> bool:
             return False
         prev = entry.seq
     return True
+
+
+def shard_of(comment_id: str, shards: int) -> int:
+    """The cache key (0 to ``shards`` - 1) of a hot stream's entry: a hash of its comment id,
+    so that every key gets an even share whatever other streams the log interleaves (log
+    sequences modulo ``shards`` would not: two streams posting in turn split by parity)."""
+    return zlib.crc32(comment_id.encode()) % shards
+
+
+def page_size(limit: int, keys: int) -> int:
+    """Entries to ask each of ``keys`` for when ``limit`` are wanted in all: twice an even
+    share, so that one page of every key usually covers ``limit`` (never more than it)."""
+    return min(limit, -(-2 * limit // keys) + 1)
+
+
+def merge_pages(pages: Sequence[Sequence[Entry]], asked: int, limit: int
+                ) -> tuple[list[Entry], bool]:
+    """The first ``limit`` entries of the union of ``pages`` that are certain to have no
+    other entry of any key before them, in sequence order, duplicates dropped; and whether a
+    key may still hold entries after them (a page of ``asked`` entries was full). A full
+    page's last entry bounds what can be trusted: that key's next entries come after it."""
+    full = [page[-1].seq for page in pages if len(page) >= asked]
+    bound = min(full) if full else None
+    merged: dict[int, Entry] = {}
+    for page in pages:
+        for e in page:
+            if bound is None or e.seq <= bound:
+                merged.setdefault(e.seq, e)
+    out = [merged[seq] for seq in sorted(merged)][:limit]
+    return out, bool(full) or len(merged) > limit
 
 
 @dataclass(frozen=True)

@@ -1,51 +1,115 @@
-"""`ReplayCache` in the region's Redis: ``chorus:r:<stream>`` is a sorted set scored by log
-sequence whose members are ``{"seq", "prev", "c": comment}``, trimmed to the window."""
+"""`ReplayCache` in the region's Redis: sorted sets scored by log sequence whose members are
+``{"seq", "prev", "c": comment}``, trimmed to the window.
+
+A stream in the push tier has one key, ``chorus:r:<stream>``. A stream above it (``hot``:
+the tier the regions agreed, region/tiers.py) has ``shards`` keys, ``chorus:rs:<stream>:<n>``
+with ``n`` = `shard_of` its comment id, each trimmed to twice its share of the window: no
+single key, and in a Redis Cluster no single shard, takes every comment of the stream. A read
+of a hot stream merges its keys and the push key (which holds what came before the stream
+was hot), one pipelined round trip per page of every key (region/replay.py `merge_pages`).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
 from chorus.drivers import translated
 from chorus.model import Comment
 from region.log import Entry
-from region.replay import CacheUnavailable
+from region.replay import CacheUnavailable, merge_pages, page_size, shard_of
 
 TTL_S = 24 * 3600  # a stream nobody posts to for a day drops out of the cache
+SHARDS = 16        # keys of a hot stream (the compose root passes tiers.hot_stream_shards)
+MAX_ROUNDS = 4     # pages of every key a read takes; beyond, the log answers the rest
 
 
 def _key(stream: str) -> str:
     return f"chorus:r:{stream}"
 
 
+def _shard_key(stream: str, shard: int) -> str:
+    # No hash tag: in a Redis Cluster each key lands on its own slot.
+    return f"chorus:rs:{stream}:{shard}"
+
+
+def _never(stream: str) -> bool:
+    return False
+
+
 class RedisReplayCache:
-    def __init__(self, redis: aioredis.Redis, window: int) -> None:
+    """``window``: entries kept per stream. ``hot(stream)``: whether the stream is above the
+    push tier now (None: every stream has one key). ``shards``: keys of a hot stream."""
+
+    def __init__(self, redis: aioredis.Redis, window: int, *,
+                 hot: Callable[[str], bool] | None = None, shards: int = SHARDS) -> None:
+        if shards < 1:
+            raise ValueError("shards is at least 1")
         self.redis = redis
         self.window = window
+        self.hot = hot or _never
+        self.shards = shards
+        self.shard_window = -(-2 * window // shards)
+
+    def keys(self, stream: str) -> list[str]:
+        """The keys a read of ``stream`` merges (the push key first)."""
+        if not self.hot(stream):
+            return [_key(stream)]
+        return [_key(stream), *(_shard_key(stream, n) for n in range(self.shards))]
 
     async def add(self, entries: Sequence[Entry]) -> None:
-        by_stream: dict[str, dict[str, int]] = {}
+        by_key: dict[str, dict[str, int]] = {}
+        keep: dict[str, int] = {}     # entries each key is trimmed to
+        hot: dict[str, bool] = {}
         for e in entries:
+            stream = e.comment.stream
+            if stream not in hot:
+                hot[stream] = self.hot(stream)
+            if hot[stream]:
+                key = _shard_key(stream, shard_of(e.comment.id, self.shards))
+                keep[key] = self.shard_window
+            else:
+                key = _key(stream)
+                keep[key] = self.window
             member = json.dumps({"seq": e.seq, "prev": e.prev, "c": e.comment.to_json()},
                                 ensure_ascii=False, separators=(",", ":"))
-            by_stream.setdefault(e.comment.stream, {})[member] = e.seq
+            by_key.setdefault(key, {})[member] = e.seq
         with translated(CacheUnavailable, "writing the replay cache", driver="redis"):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for stream, members in by_stream.items():
-                    pipe.zadd(_key(stream), members)
-                    pipe.zremrangebyrank(_key(stream), 0, -(self.window + 1))
-                    pipe.expire(_key(stream), TTL_S)
+                for key, members in by_key.items():
+                    pipe.zadd(key, members)
+                    pipe.zremrangebyrank(key, 0, -(keep[key] + 1))
+                    pipe.expire(key, TTL_S)
                 await pipe.execute()
 
     async def after(self, stream: str, after_seq: int, limit: int) -> list[Entry]:
-        with translated(CacheUnavailable, "reading the replay cache", driver="redis"):
-            raw = await self.redis.zrangebyscore(_key(stream), f"({after_seq}", "+inf",
-                                                 start=0, num=limit)
-        out = []
-        for member in raw:
-            doc = json.loads(member)
-            out.append(Entry(seq=int(doc["seq"]), prev=int(doc["prev"]),
-                             comment=Comment.from_json(doc["c"])))
+        keys = self.keys(stream)
+        if len(keys) == 1:
+            with translated(CacheUnavailable, "reading the replay cache", driver="redis"):
+                raw = await self.redis.zrangebyscore(keys[0], f"({after_seq}", "+inf",
+                                                     start=0, num=limit)
+            return [_entry(member) for member in raw]
+        out: list[Entry] = []
+        for _ in range(MAX_ROUNDS):
+            want = limit - len(out)
+            asked = page_size(want, len(keys))
+            with translated(CacheUnavailable, "reading the replay cache", driver="redis"):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.zrangebyscore(key, f"({after_seq}", "+inf", start=0, num=asked)
+                    pages = await pipe.execute()
+            got, more = merge_pages([[_entry(m) for m in page] for page in pages], asked, want)
+            out.extend(got)
+            if not got or not more or len(out) >= limit:
+                break
+            after_seq = got[-1].seq
+        # Fewer than ``limit`` when the rounds ran out: the replayer reads the rest from the
+        # log (it checks a short run against the log's head).
         return out
+
+
+def _entry(member: bytes | str) -> Entry:
+    doc = json.loads(member)
+    return Entry(seq=int(doc["seq"]), prev=int(doc["prev"]), comment=Comment.from_json(doc["c"]))

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 from chorus.model import Comment
 from region.log import Appended, Entry, Page
-from region.replay import CacheUnavailable, Replayer, contiguous
+from region.replay import (
+    CacheUnavailable,
+    Replayer,
+    contiguous,
+    merge_pages,
+    page_size,
+    shard_of,
+)
 
 
 def entry(seq: int, prev: int, stream: str = "s") -> Entry:
@@ -106,3 +113,95 @@ async def test_a_cache_missing_its_tail_is_completed_from_the_log() -> None:
     result = await Replayer(log, cache, window=10).catch_up("s", 0)
     assert [e.seq for e in result.entries] == [2, 4, 9, 12] and not result.more
     assert sorted(cache.entries) == [2, 4, 9, 12]
+
+
+# -- a hot stream's cache keys -----------------------------------------------------------------
+
+
+def test_shard_of_spreads_ids_evenly_and_always_the_same_way() -> None:
+    ids = [f"{ms:012x}0000-us-east.{n}" for ms in range(1000) for n in range(4)]
+    counts = [0] * 16
+    for comment_id in ids:
+        counts[shard_of(comment_id, 16)] += 1
+    assert min(counts) > 4000 / 16 * 0.75 and max(counts) < 4000 / 16 * 1.25
+    assert all(shard_of(i, 16) == shard_of(i, 16) for i in ids[:50])
+    assert {shard_of(i, 1) for i in ids} == {0}
+
+
+def test_shard_of_does_not_follow_the_log_sequence() -> None:
+    # Two streams posting in turn: one has every odd sequence. By id it still uses every key.
+    odd = [entry(seq, seq - 2) for seq in range(1, 400, 2)]
+    assert len({shard_of(e.comment.id, 16) for e in odd}) == 16
+
+
+def test_page_size_is_twice_a_share_and_never_above_the_limit() -> None:
+    assert page_size(500, 17) == 60
+    assert page_size(1, 17) == 1
+    assert page_size(10, 1) == 10
+
+
+def test_merge_keeps_only_what_no_full_page_can_precede() -> None:
+    a = [entry(1, 0), entry(4, 3), entry(7, 6)]    # full (asked 3): may hold more after 7
+    b = [entry(2, 1), entry(3, 2)]                 # all it has after the cursor
+    c = [entry(5, 4), entry(9, 8), entry(11, 9)]   # full: bound is min(7, 11) = 7
+    got, more = merge_pages([a, b, c], asked=3, limit=10)
+    assert [e.seq for e in got] == [1, 2, 3, 4, 5, 7] and more
+
+
+def test_merge_without_full_pages_is_everything_in_order_once() -> None:
+    got, more = merge_pages([[entry(3, 2), entry(8, 3)], [entry(2, 0), entry(3, 2)], []],
+                            asked=5, limit=10)
+    assert [e.seq for e in got] == [2, 3, 8] and not more
+
+
+def test_merge_stops_at_the_limit_and_says_there_is_more() -> None:
+    got, more = merge_pages([[entry(1, 0), entry(3, 2)], [entry(2, 1), entry(4, 3)]],
+                            asked=5, limit=3)
+    assert [e.seq for e in got] == [1, 2, 3] and more
+
+
+class ShardedCache(MemCache):
+    """The Redis cache's read on plain values: keys by `shard_of`, pages merged in rounds."""
+
+    def __init__(self, shards: int) -> None:
+        super().__init__()
+        self.keys: list[dict[int, Entry]] = [{} for _ in range(shards)]
+
+    async def add(self, entries: Sequence[Entry]) -> None:
+        for e in entries:
+            self.keys[shard_of(e.comment.id, len(self.keys))][e.seq] = e
+
+    async def after(self, stream: str, after_seq: int, limit: int) -> list[Entry]:
+        out: list[Entry] = []
+        while len(out) < limit:
+            want = limit - len(out)
+            asked = page_size(want, len(self.keys))
+            pages = [[k[s] for s in sorted(k) if s > after_seq][:asked] for k in self.keys]
+            got, more = merge_pages(pages, asked, want)
+            out.extend(got)
+            if not got or not more:
+                break
+            after_seq = got[-1].seq
+        return out
+
+
+async def test_a_sharded_cache_answers_a_resume_without_the_log() -> None:
+    log = MemLog(list(range(3, 3000, 3)))   # another stream has the other sequences
+    cache = ShardedCache(16)
+    await cache.add(log.entries)
+    replayer = Replayer(log, cache, window=2000)
+    result = await replayer.catch_up("s", 300, batch=500)
+    assert [e.seq for e in result.entries] == list(range(303, 303 + 3 * 500, 3))
+    assert result.more and log.reads == 0
+    result = await replayer.catch_up("s", result.entries[-1].seq, first=False, batch=500)
+    assert [e.seq for e in result.entries] == list(range(1803, 3000, 3)) and not result.more
+    assert log.reads == 0
+
+
+async def test_a_key_missing_from_a_sharded_cache_is_read_from_the_log() -> None:
+    log = MemLog(list(range(1, 200)))
+    cache = ShardedCache(4)
+    await cache.add(log.entries)
+    cache.keys[2].clear()   # that key's Redis shard lost its data
+    result = await Replayer(log, cache, window=2000).catch_up("s", 0)
+    assert [e.seq for e in result.entries] == list(range(1, 200)) and log.reads == 1
