@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aiohttp import WSMsgType, web
 
 from region.auth import Claims
+from region.broadcast import Prepared
 from region.cell import CELL, Cell
 from region.connections import Ticket
 from region.cursor import Cursor
@@ -46,6 +47,7 @@ from region.protocol import (
     Tier,
     Viewers,
     encode,
+    error_of,
     parse_client_frame,
     to_json,
 )
@@ -56,6 +58,9 @@ from region.validation import check_stream
 BAD_FRAMES_IN_A_ROW = 10      # then the connection is closed with CloseCode.BAD_FRAMES
 SEND_BUFFER_BYTES = 64 * 1024  # kernel send buffer per connection: bounds memory, and makes
 #                                a peer that stops reading show up as a full queue quickly
+# Bytes a WebSocket's transport may hold unsent and still take a shared frame directly
+# (asyncio's own high-water mark, at which aiohttp's writes start to wait).
+SHARED_WRITE_MAX = 64 * 1024
 SSE_KEEPALIVE_S = 15.0
 POLL_MAX_TIMEOUT_S = 60.0
 # A poll answer carries the comments approved this recently (a poller between two polls
@@ -172,6 +177,18 @@ class WebSocketTransport:
         if self.request.transport is not None:
             self.request.transport.abort()
 
+    def send_prepared(self, frame: Prepared) -> bool:
+        """Writes a stream's batch frame, encoded once for every viewer, straight onto the
+        socket: aiohttp would frame it again per viewer and await per write. Refused while
+        the socket holds `SHARED_WRITE_MAX` bytes or more not yet sent: the frame then goes
+        through the writer's queue, whose bound cuts a viewer that stopped reading."""
+        transport = self.request.transport
+        if (self.ws.closed or transport is None or transport.is_closing()
+                or transport.get_write_buffer_size() >= SHARED_WRITE_MAX):
+            return False
+        transport.write(frame.websocket)
+        return True
+
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     cell, claims, stream = _open(request)
@@ -208,7 +225,7 @@ async def _refuse(ws: web.WebSocketResponse, request: web.Request,
     and close 4429: a browser sees neither the status nor the body of a refused upgrade."""
     await ws.prepare(request)
     with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await ws.send_str(encode(Error.of(err)))
+        await ws.send_str(encode(error_of(err)))
         await ws.close(code=int(CloseCode.TOO_MANY_CONNECTIONS),
                        message=err.code.code.encode())
     return ws
@@ -244,7 +261,7 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
         frame = parse_client_frame(text, cell.config.limits)
     except ApiError as err:
         cell.metrics.error(err.code.code)
-        session.push(Error.of(err, _ref_of(text)))
+        session.push(error_of(err, _ref_of(text)))
         return False
     match frame:
         case Resume(cursor=cursor):
@@ -254,7 +271,7 @@ async def _handle_frame(cell: Cell, claims: Claims, stream: str, session: Sessio
                 appended = await cell.ingest.post(claims, stream, post)
             except ApiError as err:
                 cell.metrics.error(err.code.code)
-                session.push(Error.of(err, ref))
+                session.push(error_of(err, ref))
                 return err.code.status != 422 and err.code.status != 413
             session.push(Ack(comment=appended.comment, ref=ref, duplicate=appended.duplicate))
         case Ping(ref=ref):
@@ -275,7 +292,7 @@ def _react(cell: Cell, claims: Claims, stream: str, session: Session, kind: str,
 
     def refused(err: ApiError) -> None:
         cell.metrics.error(err.code.code)
-        session.push(Error.of(err, ref))
+        session.push(error_of(err, ref))
 
     try:
         verdict = cell.reactions.ingest.take(Tap(user=claims.user, stream=stream, kind=kind))

@@ -11,11 +11,27 @@ import enum
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from chorus.config import Limits
-from chorus.model import Comment
+
+# The server's frames, defined once in chorus/sdk/frames.py ("server frames" below says
+# why); re-exported, as the server's modules take every frame from here.
+from chorus.sdk.frames import Ack as Ack
+from chorus.sdk.frames import Bye as Bye
+from chorus.sdk.frames import Comments as Comments
+from chorus.sdk.frames import Error as Error
+from chorus.sdk.frames import Hello as Hello
+from chorus.sdk.frames import Pin
+from chorus.sdk.frames import Pong as Pong
+from chorus.sdk.frames import Reactions as Reactions
+from chorus.sdk.frames import Recovered as Recovered
+from chorus.sdk.frames import Restore as Restore
+from chorus.sdk.frames import Retract as Retract
+from chorus.sdk.frames import Sample as Sample
+from chorus.sdk.frames import Tier as Tier
+from chorus.sdk.frames import Viewers as Viewers
 from region.cursor import Cursor
 from region.errors import ApiError, ErrorCode
 from region.snapshot import Rendered
@@ -134,81 +150,26 @@ def _only(doc: dict[str, Any], allowed: set[str]) -> None:
 
 
 # -- server frames ------------------------------------------------------------------------------
+# The frames a client receives are defined once, in chorus/sdk/frames.py (which imports nothing
+# of the region, so an application takes the SDK without the server); the server writes those
+# very values, with its encoder below. Only the snapshot is the server's own: it goes out as
+# the document its region rendered once for every viewer (region/snapshot.py), where the SDK
+# holds the document decoded.
+
+Pinned = Pin  # the pin frame's name here: region/ names the moderation decision `Pin`
 
 
-@dataclass(frozen=True)
-class Hello:
-    region: str
-    stream: str
-    epoch: str
-    cursor: str
-    gateway: str
-    pin: Comment | None = None      # the stream's pinned comment, for a late joiner
-    type: Literal["hello"] = "hello"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What a batch of a sampled stream stands for: in the last second, ``shown`` comments
-    went to every viewer of ``posted`` (a viewer's own come on top)."""
-
-    shown: int
-    posted: int
-
-
-@dataclass(frozen=True)
-class Comments:
-    items: tuple[Comment, ...]
-    cursor: str
-    sample: Sample | None = None    # set while the stream is sampled (or in snapshot)
-    type: Literal["comments"] = "comments"
-
-
-@dataclass(frozen=True)
-class Recovered:
-    recovered: bool
-    cursor: str
-    reason: str = ""
-    type: Literal["recovered"] = "recovered"
-
-
-@dataclass(frozen=True)
-class Viewers:
-    """Viewers of the stream: ``count`` in this region (what earlier versions sent), ``total``
-    in every region, ``regions`` per region (a region not heard from is left out; empty: the
-    other regions were not asked, and ``total`` and ``regions`` are not sent). One value per
-    stream per gateway, pushed to each of its viewers: its JSON is encoded once."""
-
-    count: int
-    total: int = 0
-    regions: tuple[tuple[str, int], ...] = ()
-    type: Literal["viewers"] = "viewers"
-
-    @property
-    def json_text(self) -> str:
-        return _shared_json(self)
-
-
-@dataclass(frozen=True)
-class Reactions:
-    """About once a second while a stream has reactions: ``counts`` per kind that arrived
-    since the previous frame (``second``: the newest second among them, in seconds since the
-    epoch) and the stream's ``totals`` over every region. Encoded once per gateway."""
-
-    second: int
-    counts: tuple[tuple[str, int], ...]
-    totals: tuple[tuple[str, int], ...]
-    type: Literal["reactions"] = "reactions"
-
-    @property
-    def json_text(self) -> str:
-        return _shared_json(self)
+def error_of(err: ApiError, ref: str | None = None) -> Error:
+    """The ``error`` frame that refuses a client frame (with its ``ref``) for ``err``."""
+    return Error(code=err.code.code, message=err.message, retryable=err.code.retryable,
+                 ref=ref)
 
 
 @functools.lru_cache(maxsize=4096)
 def _shared_json(frame: Viewers | Reactions) -> str:
-    """The JSON of a frame pushed to every viewer of a stream, encoded once however many
-    viewers get it (frames are frozen values: equal frames share their text)."""
+    """The JSON of a frame pushed to every viewer of a stream (``viewers``, ``reactions``),
+    encoded once however many viewers get it (frames are frozen values: equal frames share
+    their text)."""
     doc: dict[str, Any]
     if isinstance(frame, Viewers):
         doc = {"type": "viewers", "count": frame.count}
@@ -220,98 +181,14 @@ def _shared_json(frame: Viewers | Reactions) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-@dataclass(frozen=True)
-class Ack:
-    comment: Comment
-    ref: str | None = None
-    duplicate: bool = False
-    type: Literal["ack"] = "ack"
-
-
-@dataclass(frozen=True)
-class Pong:
-    ref: str | None = None
-    type: Literal["pong"] = "pong"
-
-
-@dataclass(frozen=True)
-class Error:
-    code: str
-    message: str
-    retryable: bool = False
-    ref: str | None = None
-    type: Literal["error"] = "error"
-
-    @classmethod
-    def of(cls, err: ApiError, ref: str | None = None) -> Error:
-        return cls(code=err.code.code, message=err.message, retryable=err.code.retryable,
-                   ref=ref)
-
-
-@dataclass(frozen=True)
-class Bye:
-    reason: str
-    cursor: str
-    regions: tuple[str, ...] = field(default_factory=tuple)
-    retry_in_ms: int = 0
-    type: Literal["bye"] = "bye"
-
-
-@dataclass(frozen=True)
-class Retract:
-    """Comments of the stream that a moderator, their author or the classifier took down:
-    a client removes them from what it shows. Sent live to every viewer, and on a resume for
-    the stream's latest ones (the viewer may have missed the live frame)."""
-
-    stream: str
-    ids: tuple[str, ...]
-    type: Literal["retract"] = "retract"
-
-
-@dataclass(frozen=True)
-class Restore:
-    """A comment of the stream that was taken down (held for review, or retracted) and that a
-    moderator approved: a client shows it again, in its place by id. Sent live to the
-    stream's viewers; history has it again too."""
-
-    stream: str
-    comment: Comment
-    type: Literal["restore"] = "restore"
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """The stream's pinned comment changed; ``comment`` None: unpinned."""
-
-    stream: str
-    comment: Comment | None
-    type: Literal["pin"] = "pin"
-
-
 # -- hot streams (region/tiers.py, region/tiers_feed.py) ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Tier:
-    """The stream's delivery changed to ``tier`` (push, sampled or snapshot), or is not push
-    as the connection starts (right after ``hello``). ``cursor`` is the client's cursor from
-    here: what came before was delivered or accounted for, so a tier change is never a gap.
-    ``per_viewer_per_s``: the sample's size a second (sampled); ``snapshot_url``: where the
-    stream's document is polled (snapshot; the same document also comes as ``snapshot``
-    frames); ``interval_s``: how often it is rewritten."""
-
-    tier: str
-    cursor: str
-    per_viewer_per_s: int | None = None
-    snapshot_url: str | None = None
-    interval_s: float | None = None
-    type: Literal["tier"] = "tier"
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """The stream's snapshot document (region/snapshot.py) with its ETag: the same bytes the
-    snapshot URL serves, encoded once per gateway for all its viewers."""
+    snapshot URL serves, encoded once per gateway for all its viewers. (A client decodes it
+    as chorus/sdk/frames.py's `Snapshot`.)"""
 
     rendered: Rendered
     type: Literal["snapshot"] = "snapshot"
@@ -341,7 +218,7 @@ def to_json(frame: ServerFrame) -> dict[str, Any]:
             return {"type": "ack", "comment": comment.to_json(), "ref": ref,
                     "duplicate": duplicate}
         case Viewers() | Reactions():
-            parsed: dict[str, Any] = json.loads(frame.json_text)
+            parsed: dict[str, Any] = json.loads(_shared_json(frame))
             return parsed
         case Bye(reason=reason, cursor=cursor, regions=regions, retry_in_ms=retry):
             return {"type": "bye", "reason": reason, "cursor": cursor,
@@ -372,6 +249,8 @@ def encode(frame: ServerFrame) -> str:
                     f'{json.dumps(frame.cursor)},"sample":{{"shown":{sample.shown},'
                     f'"posted":{sample.posted}}}}}')
         return f'{{"type":"comments","items":[{items}],"cursor":{json.dumps(frame.cursor)}}}'
-    if isinstance(frame, Viewers | Reactions | Snapshot):
-        return frame.json_text  # the same frame goes to every viewer of the stream
+    if isinstance(frame, Viewers | Reactions):
+        return _shared_json(frame)  # the same frame goes to every viewer of the stream
+    if isinstance(frame, Snapshot):
+        return frame.json_text
     return json.dumps(to_json(frame), ensure_ascii=False, separators=(",", ":"))

@@ -1,13 +1,16 @@
 """The frames a client receives (docs/protocol.md, "Server to client"): typed values, decoded
 from JSON here and nowhere else. Pure.
 
-The client's side of the protocol is written apart from the server's (region/protocol.py) on
-purpose: an application imports the SDK without the region's code, and the two sides meet
-only in the documented JSON. Decoding is forward compatible, in both directions a server may
-grow: a frame type this client does not know (reactions, tiers, retractions, pins) decodes to
-None and is skipped, and a field it does not know is ignored. A frame of a known type whose
-fields are missing or of the wrong kind raises `MalformedFrame`: it is a server bug, which the
-client counts and logs, never reads as something it is not.
+These values are the protocol's one definition of the server's frames: the server builds and
+sends these very classes (region/protocol.py imports them and holds the encoder; only the
+snapshot frame, which it sends as a document rendered once, is its own). This module imports
+nothing of the region, so an application takes the SDK without the server's code.
+
+Decoding is forward compatible, in both directions a server may grow: a frame type this
+client does not know (one a later server adds) decodes to None and is skipped, and a field it
+does not know is ignored. A frame of a known type whose fields are missing or of the wrong
+kind raises `MalformedFrame`: it is a server bug, which the client counts and logs, never
+reads as something it is not.
 """
 
 from __future__ import annotations
