@@ -23,7 +23,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from nats.aio.client import Client as Nats
@@ -78,6 +78,33 @@ class TimelinePage:
 
     buckets: list[Bucket]
     partial: tuple[str, ...]
+
+
+def origin_totals(*sources: Mapping[str, Counts | None]) -> dict[str, Counts]:
+    """Each origin region's running total from ``sources`` (this region's log, the other
+    regions' answers; None: not read), the highest count per kind where two sources give the
+    same origin (one may lag: a copy forwarded here before the last aggregates). Pure."""
+    out: dict[str, Counts] = {}
+    for source in sources:
+        for origin, total in source.items():
+            if total is not None:
+                out[origin] = highest(out.get(origin, {}), total)
+    return out
+
+
+def timeline_page(own: list[Bucket], answers: Mapping[str, list[Bucket] | None],
+                  copies: Mapping[str, list[Bucket]]) -> TimelinePage:
+    """The page from this region's own buckets, the other regions' ``answers`` (None: no
+    answer) and, for those that did not answer, the ``copies`` of their aggregates read
+    here. Pure."""
+    pages = [own]
+    partial = []
+    for origin, buckets in answers.items():
+        if buckets is None:
+            partial.append(origin)
+            buckets = copies.get(origin, [])
+        pages.append(buckets)
+    return TimelinePage(buckets=merged(pages), partial=tuple(sorted(partial)))
 
 
 class ReactionFeed:
@@ -174,9 +201,8 @@ class ReactionFeed:
                 continue  # its viewers left meanwhile
             local, remote = await asyncio.gather(self._local_totals(stream),
                                                  self.remote.totals(stream))
-            for origin, total in (*local.items(), *remote.items()):
-                if total is not None:
-                    self.board.seed(stream, origin, total)
+            for origin, total in origin_totals(local, remote).items():
+                self.board.seed(stream, origin, total)
             self.board.mark_ready(stream)
             view = self.board.view(stream)
             if view is not None and view.totals:
@@ -207,11 +233,8 @@ class ReactionFeed:
         own = await self.log.last(self.region, stream)   # raises: no figure at all then
         local, remote = await asyncio.gather(self._local_totals(stream),
                                              self.remote.totals(stream))
-        per_origin: dict[str, Counts] = {self.region: own.aggregate.total if own else {}}
-        for origin, total in (*local.items(), *remote.items()):
-            if total is not None:
-                per_origin[origin] = highest(per_origin.get(origin, {}), total)
-        return summed(per_origin.values())
+        mine = {self.region: own.aggregate.total if own else {}}
+        return summed(origin_totals(mine, local, remote).values())
 
     async def timeline(self, stream: str, resolution_s: int, window: Window) -> TimelinePage:
         """Every region's reactions to ``stream`` over ``window``. Raises
@@ -225,14 +248,9 @@ class ReactionFeed:
 
         own, remote = await asyncio.gather(read(self.region),
                                            self.remote.timeline(stream, resolution_s, window))
-        pages = [own]
-        partial = []
+        copies: dict[str, list[Bucket]] = {}
         for origin, buckets in remote.items():
             if buckets is None:
-                partial.append(origin)
-                try:
-                    buckets = await read(origin)
-                except ReactionsUnavailable:
-                    buckets = []
-            pages.append(buckets)
-        return TimelinePage(buckets=merged(pages), partial=tuple(sorted(partial)))
+                with contextlib.suppress(ReactionsUnavailable):  # then none: partial says so
+                    copies[origin] = await read(origin)
+        return timeline_page(own, remote, copies)

@@ -1,10 +1,10 @@
 """What the post and fanout paths were made cheaper with must answer exactly as before: the
-token cache (region/auth.py `VerifiedTokens`), a comment's JSON (chorus/model.py), and the
-presence directory's one question per (stream, region) (global_/presence.py)."""
+token cache (region/auth.py `VerifiedTokens`) and a comment's JSON (chorus/model.py). The
+presence directory's one question per (stream, region) (global_/presence.py) is asked on
+real NATS: tests/integration/test_presence_batch.py."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from typing import Any
@@ -12,10 +12,7 @@ from typing import Any
 import pytest
 
 import region.auth
-from chorus.metrics import Metrics
 from chorus.model import Comment
-from global_.hub import PresenceAnswer, PresenceQuery, Rejections
-from global_.presence import PresenceDirectory
 from region.auth import VerifiedTokens, issue_token, verify_token
 from region.errors import ApiError, ErrorCode
 
@@ -80,34 +77,3 @@ def test_a_comments_json_is_what_asdict_gives_in_the_same_order() -> None:
                       ts=1, reply_to="00", badge="host", shadow=True)
     assert list(comment.to_json().items()) == list(dataclasses.asdict(comment).items())
 
-
-class FakeNats:
-    """Answers presence questions after ``delay_s``; counts them."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.asked = 0
-
-    async def request(self, subject: str, data: bytes, **options: Any) -> Any:
-        self.asked += 1
-        query = PresenceQuery.decode(data)
-        await asyncio.sleep(self.delay_s)  # a round trip to the other region
-        region = subject.rsplit(".", 1)[1]
-
-        class Reply:
-            data = PresenceAnswer(region=region, stream=query.stream, viewers=2).encode()
-        return Reply()
-
-
-async def test_concurrent_askers_of_one_uncached_answer_share_one_question() -> None:
-    nc = FakeNats(delay_s=0.01)
-    metrics = Metrics("us-east", "0")
-    directory = PresenceDirectory(nc, regions=("eu-west",), cache_ms=2000,  # type: ignore[arg-type]
-                                  timeout_ms=500, metrics=metrics,
-                                  rejections=Rejections(metrics))
-    answers = await asyncio.gather(*(directory.viewers("s1", "eu-west") for _ in range(20)),
-                                   directory.viewers("s2", "eu-west"))
-    assert {a.viewers for a in answers} == {2}
-    assert nc.asked == 2            # one per (stream, region), not one per caller
-    await directory.viewers("s1", "eu-west")
-    assert nc.asked == 2            # then from the cache

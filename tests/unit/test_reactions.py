@@ -1,12 +1,12 @@
 """Reactions without servers: the aggregate and its arithmetic, the board a gateway shows, the
-timeline, taking taps in batches, emitting aggregates, the feed's frames, the reaction
-outbox's decision, the hub messages, and the frames on both sides of the wire."""
+timeline, taking taps in batches, emitting aggregates, the feed's frames and totals, the
+reaction outbox's decision, the hub messages, and the frames on both sides of the wire. (The
+feed on a real gateway: tests/integration/test_reactions.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection
 from typing import Any, cast
 
 import pytest
@@ -50,7 +50,7 @@ from region.reactions import (
     summed,
 )
 from region.reactions_emit import Emitter, by_stream
-from region.reactions_feed import ReactionFeed, frame_of, until_phase
+from region.reactions_feed import frame_of, origin_totals, timeline_page, until_phase
 from region.reactions_ingest import ReactionIngest, verdicts
 from tests.unit.memory_reactions import MemoryCounter, MemoryReactionLog
 
@@ -291,88 +291,48 @@ def test_frames_leave_at_the_same_phase_of_every_second() -> None:
                                        totals=(("heart", 9),))
 
 
-class FakeNats:
-    """Only what the feed's subscriptions need."""
-
-    def __init__(self) -> None:
-        self.subjects: list[str] = []
-
-    async def subscribe(self, subject: str, cb: Any = None) -> Any:
-        self.subjects.append(subject)
-
-        class Sub:
-            async def unsubscribe(self) -> None:
-                return None
-        return Sub()
-
-
-class FakeRemote:
-    def __init__(self, totals: dict[str, Counts | None],
-                 pages: dict[str, list[Bucket] | None] | None = None) -> None:
-        self._totals = totals
-        self._pages = pages or {}
-
-    async def totals(self, stream: str) -> dict[str, Counts | None]:
-        return dict(self._totals)
-
-    async def timeline(self, stream: str, resolution_s: int, window: Window
-                       ) -> dict[str, list[Bucket] | None]:
-        return dict(self._pages)
+def test_a_new_streams_totals_are_each_origins_highest_from_the_log_and_the_answers() -> None:
+    # This region's log: its own newest aggregate, and ap-south's as forwarded here long ago;
+    # the other regions answer with their own (eu-west's copy here was not read).
+    local: dict[str, Counts | None] = {"us-east": {"heart": 9}, "eu-west": None,
+                                       "ap-south": {"like": 1}}
+    remote: dict[str, Counts | None] = {"eu-west": {"heart": 1}, "ap-south": {"like": 4}}
+    totals = origin_totals(local, remote)
+    assert totals == {"us-east": {"heart": 9}, "eu-west": {"heart": 1}, "ap-south": {"like": 4}}
+    # Seeded on the board, they are what a viewer is greeted with.
+    board = Board()
+    board.open("s1")
+    for origin, total in totals.items():
+        board.seed("s1", origin, total)
+    board.mark_ready("s1")
+    view = board.view("s1")
+    assert view is not None
+    assert frame_of(view).totals == (("heart", 10), ("like", 4))
 
 
-def feed_with(log: MemoryReactionLog, remote: FakeRemote,
-              sent: list[tuple[str, protocol.ServerFrame]],
-              watched: Collection[str] = ("s1",),
-              broadcast: asyncio.Event | None = None) -> ReactionFeed:
-    def push(stream: str, frame: protocol.ServerFrame) -> None:
-        sent.append((stream, frame))
-        if broadcast is not None:
-            broadcast.set()
-
-    return ReactionFeed(cast(Nats, FakeNats()), region="us-east",
-                        regions=("us-east", "eu-west", "ap-south"), log=log, remote=remote,
-                        broadcast=push, watched=lambda: watched,
-                        metrics=Metrics("us-east", "0"))
-
-
-async def test_a_new_stream_reads_every_regions_total_then_greets_with_it() -> None:
-    log = MemoryReactionLog("us-east")
-    log.put(agg("us-east", 5, {"heart": 2}, {"heart": 9}))
-    log.put(agg("ap-south", 3, {"like": 1}, {"like": 1}))          # forwarded here long ago
-    remote = FakeRemote({"eu-west": {"heart": 1}, "ap-south": {"like": 4}})
-    sent: list[tuple[str, protocol.ServerFrame]] = []
-    broadcast = asyncio.Event()
-    feed = feed_with(log, remote, sent, broadcast=broadcast)
-    runner = asyncio.create_task(feed.run())
-    try:
-        await feed.first_local_viewer("s1", region_had_viewers=False)
-        await asyncio.wait_for(broadcast.wait(), 5)
-        stream, frame = sent[0]
-        assert stream == "s1" and isinstance(frame, protocol.Reactions)
-        assert dict(frame.totals) == {"heart": 10, "like": 4}
-        greeted: list[protocol.ServerFrame] = []
-        feed.greet("s1", greeted.append)
-        assert greeted == [frame]
-        assert await feed.totals("s1") == {"heart": 10, "like": 4}
-    finally:
-        runner.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner
-
-
-async def test_totals_and_timeline_for_a_stream_not_shown_here() -> None:
-    log = MemoryReactionLog("us-east")
-    log.put(agg("us-east", 3600, {"heart": 2}, {"heart": 2}))
-    log.put(agg("us-east", 3661, {"heart": 1}, {"heart": 3}))
-    log.put(agg("ap-south", 3605, {"like": 2}, {"like": 2}))        # a copy, forwarded here
-    remote = FakeRemote({"eu-west": {"wow": 1}, "ap-south": None},
-                        {"eu-west": [Bucket(3600, {"wow": 1})], "ap-south": None})
-    feed = feed_with(log, remote, [])
-    assert await feed.totals("s1") == {"heart": 3, "like": 2, "wow": 1}
-    page = await feed.timeline("s1", 60, page_window(3600, 3720, 60))
+def test_totals_and_timeline_for_a_stream_not_shown_here() -> None:
+    # This region's log: its own two aggregates and a copy of ap-south's; eu-west answers,
+    # ap-south does not.
+    own = [agg("us-east", 3600, {"heart": 2}, {"heart": 2}),
+           agg("us-east", 3661, {"heart": 1}, {"heart": 3})]
+    copy = [agg("ap-south", 3605, {"like": 2}, {"like": 2})]
+    local: dict[str, Counts | None] = {"us-east": {"heart": 3}, "eu-west": None,
+                                       "ap-south": {"like": 2}}
+    remote: dict[str, Counts | None] = {"eu-west": {"wow": 1}, "ap-south": None}
+    mine: dict[str, Counts | None] = {"us-east": {"heart": 3}}
+    assert summed(origin_totals(mine, local, remote).values()) == {"heart": 3, "like": 2,
+                                                                   "wow": 1}
+    window = page_window(3600, 3720, 60)
+    answers: dict[str, list[Bucket] | None] = {"eu-west": [Bucket(3600, {"wow": 1})],
+                                               "ap-south": None}
+    page = timeline_page(bucketed(own, 60, window.after_s, window.before_s), answers,
+                         {"ap-south": bucketed(copy, 60, window.after_s, window.before_s)})
     assert page.partial == ("ap-south",)
     assert [(b.start_s, dict(b.counts)) for b in page.buckets] == [
         (3600, {"heart": 2, "wow": 1, "like": 2}), (3660, {"heart": 1})]
+    # A region that did not answer, and whose copy here could not be read either.
+    page = timeline_page([], answers, {})
+    assert page.partial == ("ap-south",) and page.buckets == [Bucket(3600, {"wow": 1})]
 
 
 # -- the timeline -----------------------------------------------------------------------------
@@ -398,17 +358,16 @@ def test_a_page_covers_at_most_its_buckets_and_says_where_the_next_starts() -> N
 # -- across regions ---------------------------------------------------------------------------
 
 
-class FakeMsg:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.subject = "rx.us-east.us-east.s1"
+def msg(data: bytes) -> Msg:
+    """A message as a consumer hands it over (a value: its client is never connected)."""
+    return Msg(Nats(), subject="rx.us-east.us-east.s1", data=data)
 
 
 def test_the_durable_worker_reads_aggregates_as_well_as_comments() -> None:
-    mine = FakeMsg(agg("us-east", 1, {"heart": 1}, {"heart": 1}).encode())
-    theirs = FakeMsg(agg("eu-west", 1, {}, {}).encode())
-    junk = FakeMsg(b"{}")
-    msgs = cast(list[Msg], [mine, theirs, junk])
+    mine = msg(agg("us-east", 1, {"heart": 1}, {"heart": 1}).encode())
+    theirs = msg(agg("eu-west", 1, {}, {}).encode())
+    junk = msg(b"{}")
+    msgs = [mine, theirs, junk]
     batch = sort_batch(msgs, "us-east", Aggregate.decode)
     assert [d.item.region for d in batch.own] == ["us-east"]
     assert batch.foreign == (msgs[1],) and batch.bad == (msgs[2],)
@@ -419,8 +378,7 @@ def test_the_durable_worker_reads_aggregates_as_well_as_comments() -> None:
 
 
 def test_aggregates_go_only_where_the_stream_is_watched_or_no_one_answered() -> None:
-    msg = cast(Msg, FakeMsg(b""))
-    ds = [Delivered(msg, agg("us-east", 1, {}, {}, stream=s)) for s in ("a", "b", "c")]
+    ds = [Delivered(msg(b""), agg("us-east", 1, {}, {}, stream=s)) for s in ("a", "b", "c")]
     plan = decide(ds, {"a": Answer("eu-west", 2), "b": Answer("eu-west", 0),
                        "c": Answer("eu-west", None)})
     assert [d.item.stream for d in plan.send] == ["a", "c"]
