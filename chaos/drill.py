@@ -1,10 +1,13 @@
 """Running a drill of the catalogue (chaos/catalogue.py) against a cluster, start to verdict.
 
     hypothesis   the steady state holds (chaos/steady.py); if not, no fault is injected
-    traffic      viewers in every region watch a fresh stream; every region posts
+    traffic      viewers in every region watch a fresh stream; every region posts, and
+                 `STEADY_POSTS` posts of every region must reach every viewer before the
+                 fault (a condition, waited for up to `STEADY_S`: not a time)
     injection    the drill's fault, observed for its duration (progress every second)
     rollback     the fault undone, whatever happened meanwhile
-    recovery     the steady state must hold again: time to recover
+    recovery     posts made after the rollback flow end to end again, and the steady state
+                 holds again: time to recover
     convergence  every viewer must hold every acknowledged comment
     verdict      chaos/verdict.py: counts and bounds; the report (chaos/report.py)
 
@@ -32,8 +35,11 @@ from chorus.cluster.health import outboxes
 from chorus.cluster.plan import RunLayout
 from chorus.config import Config
 
-BEFORE_S = 3.0      # traffic before the fault
-AFTER_S = 3.0       # traffic after the rollback
+# Before the fault, and again after the rollback, this many posts of every region must be
+# acknowledged and reach every viewer: the traffic is flowing end to end, whatever the
+# machine's load (on an idle machine it takes about a second).
+STEADY_POSTS = 4
+STEADY_S = 90.0     # ... waited for this long at most (generous: a condition, not a pace)
 SETTLE_S = 90.0     # how long viewers may take to hold everything after the traffic stops
 
 
@@ -98,13 +104,21 @@ async def _run(spec: Drill, ctx: Context, workload: Workload, target: str,
     progress(f"starting {len(config.regions) * workload.viewers_per_region} viewers on "
              f"stream {workload.stream}")
     await workload.start()
-    before = await steady.check(config, workload, within_s=10.0)
-    progress(f"steady state before: {'holds' if before.ok else before.notes}")
+    # Generous: the cluster may still be recovering from what ran before (another drill).
+    before = await steady.check(config, workload, within_s=steady.RECOVERY_S)
     recovered_s: float | None = None
     after_notes: list[str] = []
     if before.ok:
         workload.start_posting()
-        await asyncio.sleep(BEFORE_S)  # traffic before the fault, by design
+        flow = await workload.flowing(STEADY_POSTS, STEADY_S)
+        if not flow.ok:
+            before.ok = False
+            before.notes.append(flow.note)
+        else:
+            progress(f"traffic flows: {STEADY_POSTS} posts of every region at every viewer "
+                     f"after {flow.took_s:.1f} s")
+    progress(f"steady state before: {'holds' if before.ok else before.notes}")
+    if before.ok:
         workload.fault_at = workload.now()
         reporter = asyncio.create_task(_report_progress(workload, progress))
         try:
@@ -118,11 +132,15 @@ async def _run(spec: Drill, ctx: Context, workload: Workload, target: str,
                     await reporter
         rolled_back = time.monotonic()
         progress("rolled back; waiting for the steady state")
-        await asyncio.sleep(AFTER_S)  # traffic after the rollback, by design
+        flow = await workload.flowing(STEADY_POSTS, steady.RECOVERY_S)
         await workload.stop_posting()
-        after = await steady.check(config, workload, within_s=steady.RECOVERY_S)
-        after_notes = after.notes
-        if after.ok:
+        if flow.ok:
+            progress(f"traffic flows again after {flow.took_s:.1f} s")
+            after = await steady.check(config, workload, within_s=steady.RECOVERY_S)
+            after_notes = after.notes
+        else:
+            after_notes = [flow.note]
+        if not after_notes:
             recovered_s = time.monotonic() - rolled_back
         progress(f"steady state after: {'holds' if after.ok else after.notes}")
     converged_s = await workload.converge(SETTLE_S) if before.ok else None

@@ -20,8 +20,9 @@ from chorus.cluster.health import http_json
 from chorus.config import Config
 
 RECOVERY_S = 90.0     # how long the system may take to be healthy again after a rollback
-PROBE_S = 15.0        # a probe comment's time to every viewer
+PROBE_S = 30.0        # a probe comment's time to every viewer (generous: a loaded machine)
 POLL_S = 0.5
+HEALTH_TIMEOUT_S = 5.0   # one /healthz answer (a gateway on a busy machine answers late)
 
 
 @dataclass
@@ -31,11 +32,26 @@ class Steady:
     notes: list[str] = field(default_factory=list)
 
 
+async def _health(http: aiohttp.ClientSession, url: str) -> str | None:
+    """None when the gateway at ``url`` says it is healthy, else what it said (or why it
+    said nothing): a note that names only the URL leaves the SRE guessing."""
+    try:
+        async with http.get(f"{url}/healthz",
+                            timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S)) as resp:
+            text = await resp.text()
+            if resp.status == 200:
+                return None
+            return f"{url} /healthz answered {resp.status} {text[:200]}"
+    except TimeoutError:
+        return f"{url} /healthz did not answer within {HEALTH_TIMEOUT_S:g} s"
+    except aiohttp.ClientError as exc:
+        return f"{url} /healthz: {type(exc).__name__}: {exc}"
+
+
 async def _unhealthy(http: aiohttp.ClientSession, config: Config) -> list[str]:
     urls = [u for r in config.regions for u in r.gateway_urls]
-    checks = await asyncio.gather(*(http_json(http, f"{u}/healthz") for u in urls))
-    out = [f"{u} /healthz" for u, body in zip(urls, checks, strict=True)
-           if body is None or body.get("status") != "ok"]
+    checks = await asyncio.gather(*(_health(http, u) for u in urls))
+    out = [note for note in checks if note is not None]
     for region in config.regions:
         body = await http_json(http, f"{region.gateway_urls[0]}/v1/regions")
         if body is None:

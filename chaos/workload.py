@@ -1,17 +1,24 @@
 """The traffic a drill keeps up while it faults the system, and what it records.
 
 Every region gets ``viewers`` SDK clients watching one fresh stream (each preferring its home
-region, as a real viewer near it would); the first viewer of each region also posts, round
-robin over the regions at ``rate`` comments per second in all, every post retried by the SDK
-with one client key. Recorded: every post and its outcome, every comment's arrival at every
-viewer (time, origin, lateness), and where each viewer is connected, sampled every
-`SAMPLE_S` (for failover times). chaos/verdict.py judges it.
+region, as a real viewer near it would), and every viewer also posts: round robin over the
+regions at ``rate`` comments per second in all, every post retried by the SDK with one client
+key. A region gets as many viewers as it takes for each of them to post at no more than
+`USER_SHARE` of the per-user rate limit (limits.user_rate_per_s): a user posting faster than
+its bucket refills is refused (429) and its posts wander to other regions, which is not the
+traffic a drill means to fault. Recorded: every post and its outcome, every comment's
+arrival at every viewer (time, origin, lateness), and where each viewer is connected, sampled
+every `SAMPLE_S` (for failover times). chaos/verdict.py judges it.
+
+`Workload.flowing` is the traffic's part of the steady state, as a condition: posts made from
+now on, so many from every region, acknowledged and held by every viewer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 import uuid
@@ -26,16 +33,19 @@ from region.auth import issue_token
 
 SAMPLE_S = 0.25          # how often viewers' connections are sampled
 # Words for the workload's comments. The moderation classifier (region/classifier.py) takes a
-# text it has seen three times from one user, or from four users, for a flood, and it folds
-# digits away before comparing: "comment 1", "comment 2"... are one text to it, and a drill
-# posting them would be moderated, not delivered. Each comment is a phrase of its own.
-WORDS = ("what", "a", "save", "goal", "pass", "shot", "keeper", "crowd", "wow", "nice",
-         "clean", "tackle", "corner", "header", "again", "late", "early", "brave", "quick",
-         "slow", "left", "right", "wing", "post", "bar", "net", "ball", "run", "press", "break",
-         "counter", "chance", "miss", "close", "wide", "high", "low", "long", "short", "cross",
-         "volley", "chip", "curl", "power", "touch", "turn", "dribble", "block", "clear",
-         "throw", "kick", "free", "foul", "card", "yellow", "red", "referee", "var", "offside",
-         "half", "time", "extra", "final", "whistle")
+# text it has seen three times from one user, or from four users, for a flood, and compares
+# fingerprints: digits, spaces and punctuation dropped, repeated letters collapsed. So
+# "comment 1", "comment 2"... are one text to it, and so were "pass slow" and "pass low". Each
+# word here is four letters with no letter doubled, begins with a consonant and ends with a
+# vowel: no letter collapses across a word's boundary, and a fingerprint splits back into
+# its words, so no two phrases share one (tests/unit/test_drill_verdict.py).
+WORDS = ("bake", "cake", "dare", "fame", "game", "hare", "lake", "make", "name", "pale",
+         "sale", "take", "wake", "bone", "cone", "dome", "home", "joke", "lone", "mole",
+         "nose", "pole", "rose", "tone", "vote", "zone", "bite", "dine", "fine", "hide",
+         "kite", "line", "mine", "nine", "pine", "ride", "side", "tide", "vine", "wide",
+         "wine", "cube", "dune", "huge", "june", "lure", "mute", "pure", "rule", "tune",
+         "data", "coda", "soda", "sofa", "tuna", "puma", "lava", "diva", "polo", "solo",
+         "hero", "zero", "memo", "demo")
 
 
 def phrase(n: int) -> str:
@@ -48,6 +58,30 @@ def phrase(n: int) -> str:
             return " ".join(reversed(words))
 CONNECT_TIMEOUT_S = 20.0
 POST_ATTEMPTS = 20       # with the SDK's backoff (up to 2 s here): about half a minute
+# Each user posts at most this share of its token bucket's refill rate: the rest is room for
+# the retries a fault causes (a refused attempt takes a token too). It also keeps a user under
+# the classifier's posting-rate signal most of the time (region/classifier.py: 8 in 10 s;
+# that signal alone never flags).
+USER_SHARE = 0.5
+
+
+def viewers_needed(config: Config, *, viewers_per_region: int, rate: float) -> int:
+    """Viewers per region: at least ``viewers_per_region``, and enough that each, posting its
+    share of ``rate`` comments per second over all regions, stays within `USER_SHARE` of the
+    per-user limit."""
+    per_region = rate / max(1, len(config.regions))
+    per_user = config.limits.user_rate_per_s * USER_SHARE
+    return max(viewers_per_region, math.ceil(per_region / per_user - 1e-9))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Whether the traffic flowed end to end (`Workload.flowing`), how long it took to see
+    it, and if not, what was missing."""
+
+    ok: bool
+    took_s: float
+    note: str = ""
 
 
 @dataclass
@@ -77,6 +111,10 @@ class Workload:
     _sampling: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _n: int = 0
+    # (post number, region, id) of every acknowledged post, in the order they were acked;
+    # `_acked_one` is set on each (`flowing` waits on it).
+    _acks: list[tuple[int, str, str]] = field(default_factory=list)
+    _acked_one: asyncio.Event = field(default_factory=asyncio.Event)
     probes: int = 0      # steady-state probe rounds so far
     # Where this workload's phrases start: drills run one after another within the
     # classifier's window, and must not repeat each other's texts either.
@@ -86,7 +124,10 @@ class Workload:
     def new(cls, config: Config, *, viewers_per_region: int, rate: float,
             drill: str) -> Workload:
         stream = f"drill-{drill}-{uuid.uuid4().hex[:8]}"[:64]
-        return cls(config=config, stream=stream, viewers_per_region=viewers_per_region,
+        return cls(config=config, stream=stream,
+                   viewers_per_region=viewers_needed(config,
+                                                     viewers_per_region=viewers_per_region,
+                                                     rate=rate),
                    rate=rate)
 
     def now(self) -> float:
@@ -151,6 +192,7 @@ class Workload:
             self._posting = None
 
     def posters(self) -> list[Watcher]:
+        """The first viewer of each region: who posts the steady-state probes."""
         seen: set[str] = set()
         out = []
         for w in self.watchers:
@@ -159,8 +201,19 @@ class Workload:
                 out.append(w)
         return out
 
+    def rotation(self) -> list[Watcher]:
+        """Every viewer, regions interleaved: the order of the steady traffic's posts, so that
+        consecutive posts come from different regions and each user's turn comes round
+        ``len(watchers)`` posts later."""
+        by_region: dict[str, list[Watcher]] = {}
+        for w in self.watchers:
+            by_region.setdefault(w.home, []).append(w)
+        columns = list(by_region.values())
+        return [col[i] for i in range(max(map(len, columns), default=0))
+                for col in columns if i < len(col)]
+
     async def _post_steadily(self) -> None:
-        posters = self.posters()
+        posters = self.rotation()
         began = time.monotonic()
         i = 0
         try:
@@ -178,7 +231,8 @@ class Workload:
 
     async def post_one(self, poster: Watcher, text: str | None = None) -> Post:
         self._n += 1
-        text = text or f"{phrase(self.seed + self._n)}, says {poster.home}"
+        n = self._n
+        text = text or f"{phrase(self.seed + n)}, says {poster.home}"
         try:
             comment = await poster.client.post(text, attempts=POST_ATTEMPTS)
         except ChorusClientError as exc:
@@ -186,8 +240,67 @@ class Workload:
                         outcome="unknown" if exc.code == "outcome_unknown" else "refused")
         else:
             post = Post(text=text, region=poster.home, outcome="acked", id=comment.id)
+            self._acks.append((n, poster.home, comment.id))
+            self._acked_one.set()
         self.posts.append(post)
         return post
+
+    # -- the traffic's steady state ------------------------------------------------------------
+
+    def mark(self) -> int:
+        """The number of the last post begun so far: `flowing` counts the posts after it."""
+        return self._n
+
+    def acked_since(self, mark: int) -> dict[str, list[str]]:
+        """Ids of the acknowledged posts begun after ``mark``, by poster's region, in ack
+        order."""
+        out: dict[str, list[str]] = {r.name: [] for r in self.config.regions}
+        for n, region, cid in self._acks:
+            if n > mark:
+                out.setdefault(region, []).append(cid)
+        return out
+
+    async def flowing(self, per_region: int, timeout_s: float, *,
+                      since: int | None = None) -> Flow:
+        """Waits until ``per_region`` posts from every region, begun after ``since`` (default:
+        now), are acknowledged and every viewer holds them: the traffic flows end to end
+        again. A condition with a timeout, not a count reached in a fixed time: a loaded
+        machine only makes it take longer. Posting must be under way."""
+        mark = self.mark() if since is None else since
+        began = time.monotonic()
+        ids: list[str] = []
+
+        async def acknowledged() -> None:
+            nonlocal ids
+            while True:
+                acked = self.acked_since(mark)
+                if all(len(v) >= per_region for v in acked.values()):
+                    ids = [i for v in acked.values() for i in v[:per_region]]
+                    return
+                self._acked_one.clear()
+                await self._acked_one.wait()
+
+        async def held() -> None:
+            await asyncio.gather(*(w.client.wait_for(lambda t: all(i in t for i in ids),
+                                                     timeout_s=timeout_s)
+                                   for w in self.watchers))
+        try:
+            await asyncio.wait_for(acknowledged(), timeout_s)
+            await asyncio.wait_for(held(), max(0.0, began + timeout_s - time.monotonic()))
+        except TimeoutError:
+            acked = self.acked_since(mark)
+            if not ids:
+                short = {r: len(v) for r, v in acked.items() if len(v) < per_region}
+                return Flow(False, time.monotonic() - began,
+                            f"{per_region} posts from every region were not acknowledged "
+                            f"within {timeout_s:g} s (acknowledged by region: {short})")
+            lacking = {w.name: sum(i not in w.client.timeline for i in ids)
+                       for w in self.watchers}
+            return Flow(False, time.monotonic() - began,
+                        f"{len(ids)} acknowledged posts did not reach every viewer within "
+                        f"{timeout_s:g} s (lacking: "
+                        f"{ {k: v for k, v in lacking.items() if v} })")
+        return Flow(True, time.monotonic() - began)
 
     # -- the end -----------------------------------------------------------------------------
 

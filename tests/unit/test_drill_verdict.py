@@ -146,9 +146,26 @@ def test_frames_the_sdk_could_not_read_fail_the_drill() -> None:
 
 
 def test_workload_texts_are_distinct_to_the_moderation_classifier() -> None:
-    # The classifier folds digits away: "comment 1" and "comment 2" would be one flood.
-    from chaos.workload import phrase
+    # The classifier folds digits away and collapses doubled letters across spaces: "comment
+    # 1" and "comment 2" were one flood, and so were "pass slow" and "pass low".
+    from chaos.workload import WORDS, phrase
+    from region.classifier import fingerprint
     from region.moderation_prefilter import fold
 
-    folded = {" ".join(fold(f"{phrase(n)}, says us-east")) for n in range(3000)}
-    assert len(folded) == 3000
+    assert all(len(fingerprint(w)) == 4 for w in WORDS) and len(set(WORDS)) == 64
+    for base in (0, 1 << 39, (1 << 40) - 1500):   # where workloads' seeds put them
+        texts = [f"{phrase(base + n)}, says us-east" for n in range(3000)]
+        assert len({fingerprint(t) for t in texts}) == 3000
+        assert len({" ".join(fold(t)) for t in texts}) == 3000
+        probes = [f"probe {phrase(base + (1 << 41) + n)} from us-east" for n in range(100)]
+        assert len({fingerprint(t) for t in probes}) == 100
+
+
+def test_every_viewer_posts_within_half_its_rate_limit() -> None:
+    from chaos.workload import viewers_needed
+    from chorus.config import load_config
+
+    config = load_config(Path(__file__).parents[2] / "regions.yaml")  # 2/s per user, 3 regions
+    assert viewers_needed(config, viewers_per_region=2, rate=12.0) == 4    # 1/s each
+    assert viewers_needed(config, viewers_per_region=4, rate=30.0) == 10
+    assert viewers_needed(config, viewers_per_region=4, rate=3.0) == 4
