@@ -73,6 +73,8 @@ class TierAgreement:
         self.clock = clock
         self.kept: set[str] = set()
         self._own_viewers: dict[str, int] = {}   # the region's last count, when Redis fails
+        # Each other region's last answer per stream, for a round in which it does not answer.
+        self._heard: dict[str, dict[str, int]] = {}
 
     async def run(self) -> None:
         sub = await self.nc.subscribe(TIER_NOTICES)
@@ -142,13 +144,22 @@ class TierAgreement:
             self._own_viewers[stream] = own
         except PresenceUnavailable:
             own = self._own_viewers.get(stream, 0)
-        answers = await asyncio.gather(*(self.directory.viewers(stream, r)
-                                         for r in self.directory.regions))
-        # A region that did not answer counts for nothing here (a forward counts it as
-        # watching: that fails safe; here the safe side is the tier the stream is in).
-        others = sum(a.viewers for a in answers if a.viewers is not None)
+        regions = self.directory.regions
+        answers = await asyncio.gather(*(self.directory.viewers(stream, r) for r in regions))
+        # A region that does not answer (a slow or cut link; an unanswered question is cached
+        # as such for a while) counts what it answered last: a forward counts it as watching,
+        # which fails safe there; here the safe side is the tier the stream is in, and
+        # counting it as none would take a stream out of its tier whenever a link is slow.
+        heard = self._heard.setdefault(stream, {})
+        others = 0
+        for region, answer in zip(regions, answers, strict=True):
+            if answer.viewers is not None:
+                heard[region] = answer.viewers
+            others += heard.get(region, 0)
         if len(self._own_viewers) > 4 * len(self.kept) + 100:
             self._own_viewers = {s: n for s, n in self._own_viewers.items() if s in self.kept}
+        if len(self._heard) > 4 * len(self.kept) + 100:
+            self._heard = {s: n for s, n in self._heard.items() if s in self.kept}
         return Reading(viewers=own + others, rate_per_s=rate_per_s)
 
     async def _publish(self, notice: Notice) -> None:

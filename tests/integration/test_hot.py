@@ -235,7 +235,8 @@ async def test_a_sampled_viewer_stays_under_its_cap_with_every_priority_comment_
             during = viewer.ids[counted[viewer.name]:]
             sampled = [c for c in during if c not in lane and c != mine]
             # At most CAP a second (seconds are the gateway's: one more for the edges).
-            assert len(sampled) <= CAP * (flood_s + 2), (viewer.name, len(sampled), flood_s)
+            assert len(sampled) <= CAP * (flood_s + 2), (viewer.name, len(sampled), flood_s,
+                                                         tiers_of(viewer))
             assert not viewer.duplicates
             samples = [f["sample"] for f in viewer.of_type("comments") if "sample" in f]
             assert samples and max(s["posted"] for s in samples) > 2 * CAP, samples
