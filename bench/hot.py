@@ -542,8 +542,8 @@ async def follow_cost(n: int = 60_000) -> dict[str, float]:
     return row
 
 
-async def cache_cost(rounds: int = 3, n: int = 50_000, batch: int = 2_500,
-                     resumes: int = 200) -> list[dict[str, Any]]:
+async def cache_cost(rounds: int = 3, n: int = 200_000, batch: int = 2_500,
+                     resumes: int = 1_000) -> list[dict[str, Any]]:
     """Redis's CPU per replay-cache entry and per resume, one key against 16 keys: the same
     entries, the same reads, alternating rounds on one lone redis-server."""
     import random
