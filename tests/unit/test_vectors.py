@@ -2,13 +2,15 @@
 
 The browser SDK's tests (web/sdk/test/vectors.test.ts) run the same files, so the two clients
 cannot drift apart on what an id, a cursor, a frame or a timeline is. Here they hold the
-Python code that defines each: chorus/ids.py, region/cursor.py, chorus/timeline.py, and the
-server's frame encoder (region/protocol.py): every decoded frame of the vectors is exactly
-what a gateway writes for it.
+Python code that defines each: chorus/ids.py, region/cursor.py, chorus/timeline.py, the Python
+SDK's frame decoder (chorus/sdk/frames.py: it reads every frame of the vectors as the
+TypeScript SDK does) and the server's frame encoder (region/protocol.py: what it writes for a
+frame, the SDK reads back the same).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,12 @@ import pytest
 from chorus.ids import id_time_ms, is_id
 from chorus.model import Comment
 from chorus.sdk import frames as sdk_frames
+from chorus.sdk.client import Client
+from chorus.sdk.regions import RegionInfo
 from chorus.timeline import Gap, Timeline
 from region import protocol
 from region.cursor import Cursor
+from region.snapshot import Rendered, SnapshotDoc
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -33,6 +38,7 @@ IDS = load("ids")
 CURSORS = load("cursors")
 FRAMES = load("frames")
 TIMELINE = load("timeline")
+VIEW = load("view")
 
 
 @pytest.mark.parametrize("case", IDS["valid"], ids=lambda c: c["id"])
@@ -78,62 +84,74 @@ def test_a_cursor_resumes_in_its_region_only(case: dict[str, Any]) -> None:
     assert resumes is case["resumes"]
 
 
-def _server_frame(doc: dict[str, Any]) -> protocol.ServerFrame:
-    """The server's typed frame for a decoded vector frame."""
-    fields = {k: v for k, v in doc.items() if k != "type"}
-    match doc["type"]:
-        case "comments":
-            fields["items"] = tuple(Comment.from_json(c) for c in fields["items"])
-        case "ack":
-            fields["comment"] = Comment.from_json(fields["comment"])
-        case "bye":
-            fields["regions"] = tuple(fields["regions"])
-    cls = {"hello": protocol.Hello, "comments": protocol.Comments,
-           "recovered": protocol.Recovered, "viewers": protocol.Viewers, "ack": protocol.Ack,
-           "pong": protocol.Pong, "error": protocol.Error, "bye": protocol.Bye}[doc["type"]]
-    frame: protocol.ServerFrame = cls(**fields)
-    return frame
+# The fields that hold counts by name: tuples of (name, count) in the Python SDK, objects on
+# the wire and in the TypeScript SDK.
+_COUNTS = {(sdk_frames.Viewers, "regions"), (sdk_frames.Reactions, "counts"),
+           (sdk_frames.Reactions, "totals")}
+
+
+def _plain(value: Any) -> Any:
+    """A Python SDK frame as plain JSON values, shaped as the TypeScript SDK holds it: fields
+    under their wire names, comments as their JSON, counts as objects."""
+    if isinstance(value, Comment):
+        return value.to_json()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: dict(getattr(value, f.name)) if (type(value), f.name) in _COUNTS
+                else _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _server_frame(frame: sdk_frames.ServerFrame) -> protocol.ServerFrame:
+    """The server's frame (region/protocol.py) for what the SDK decoded."""
+    match frame:
+        case sdk_frames.Comments(items=items, cursor=cursor, sample=sample):
+            return protocol.Comments(items=items, cursor=cursor, sample=None if sample is None
+                                     else protocol.Sample(sample.shown, sample.posted))
+        case sdk_frames.Pin(stream=stream, comment=comment):
+            return protocol.Pinned(stream=stream, comment=comment)
+        case sdk_frames.Snapshot():
+            doc = SnapshotDoc(**{f.name: getattr(frame, f.name)
+                                 for f in dataclasses.fields(SnapshotDoc)})
+            return protocol.Snapshot(Rendered.of(doc))
+    cls = {"hello": protocol.Hello, "recovered": protocol.Recovered,
+           "viewers": protocol.Viewers, "reactions": protocol.Reactions, "ack": protocol.Ack,
+           "pong": protocol.Pong, "error": protocol.Error, "bye": protocol.Bye,
+           "retract": protocol.Retract, "restore": protocol.Restore,
+           "tier": protocol.Tier}[frame.type]
+    fields = {f.name: getattr(frame, f.name) for f in dataclasses.fields(frame)}
+    server: protocol.ServerFrame = cls(**fields)
+    return server
 
 
 @pytest.mark.parametrize("case", FRAMES["cases"], ids=lambda c: c["name"])
 def test_frames(case: dict[str, Any]) -> None:
     expect = case["expect"]
     if "frame" in expect:
-        # What the client decodes is exactly what the server writes for it.
-        assert json.loads(protocol.encode(_server_frame(expect["frame"]))) == expect["frame"]
-        assert json.loads(case["json"])["type"] == expect["frame"]["type"]
+        frame = sdk_frames.decode(case["json"])
+        assert frame is not None
+        # The Python SDK reads what the TypeScript SDK reads (web/sdk/test/vectors.test.ts).
+        assert _plain(frame) == expect["frame"]
+        # And the server's encoder writes the frame so that the SDK reads it back the same
+        # (a snapshot's ETag is the server's own hash of the document).
+        echoed = sdk_frames.decode(protocol.encode(_server_frame(frame)))
+        if isinstance(frame, sdk_frames.Snapshot) and isinstance(echoed, sdk_frames.Snapshot):
+            echoed = dataclasses.replace(echoed, etag=frame.etag)
+        assert echoed == frame
     elif "other" in expect:
         assert json.loads(case["json"])["type"] == expect["other"]
-        assert expect["other"] not in {"hello", "comments", "recovered", "viewers", "ack",
-                                       "pong", "error", "bye"}
-        moderation = _moderation_frame(json.loads(case["json"]))
-        if moderation is not None:
-            # Handed on by the browser SDK, but the server's frame as the gateway writes it,
-            # and typed by the Python SDK.
-            assert json.loads(protocol.encode(moderation)) == json.loads(case["json"])
-            assert sdk_frames.decode(case["json"]) is not None
-    elif expect.get("comment"):
-        items = json.loads(case["json"])["items"]
-        with pytest.raises(ValueError):
-            for item in items:
-                Comment.from_json(item)
+        assert sdk_frames.decode(case["json"]) is None  # skipped: a type it does not know
     else:
-        assert expect == {"malformed": True}
-
-
-def _moderation_frame(doc: dict[str, Any]) -> protocol.ServerFrame | None:
-    """The server's frame for a vector of moderation's frames (None: another frame)."""
-    match doc["type"]:
-        case "retract":
-            return protocol.Retract(stream=doc["stream"], ids=tuple(doc["ids"]))
-        case "pin":
-            comment = doc["comment"]
-            return protocol.Pinned(stream=doc["stream"],
-                                   comment=Comment.from_json(comment) if comment else None)
-        case "restore":
-            return protocol.Restore(stream=doc["stream"],
-                                    comment=Comment.from_json(doc["comment"]))
-    return None
+        assert expect["malformed"] is True
+        with pytest.raises(sdk_frames.MalformedFrame):
+            sdk_frames.decode(case["json"])
+        if expect.get("comment"):
+            doc = json.loads(case["json"])
+            items = [c for key in ("items", "comments", "priority") for c in doc.get(key, [])]
+            with pytest.raises(ValueError):
+                for item in items:
+                    Comment.from_json(item)
 
 
 def _comment(cid: str) -> Comment:
@@ -162,3 +180,34 @@ def test_timeline(case: dict[str, Any]) -> None:
                     assert (cid in timeline) is present
             case other:
                 raise AssertionError(f"unknown step {other!r} in {case['name']!r}")
+
+
+@pytest.mark.parametrize("case", VIEW["cases"], ids=lambda c: c["name"])
+async def test_view(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python SDK's client, fed the frames one by one as its watch loop feeds them; the
+    TypeScript SDK's StreamView runs the same steps (web/sdk/test/vectors.test.ts)."""
+    client = Client(["http://gateway"], token="t", stream="match-42")
+    fills = 0
+
+    async def fill(url: str) -> None:  # history is not what these cases are about
+        nonlocal fills
+        fills += 1
+
+    monkeypatch.setattr(client, "_fill_from_history", fill)
+    region = RegionInfo(name="", urls=("http://gateway",), healthy=True, link_latency_ms=0)
+    for step in case["steps"]:
+        if "frame" in step:
+            frame = sdk_frames.from_json(step["frame"])
+            assert frame is not None
+            if isinstance(frame, sdk_frames.Hello):
+                region = dataclasses.replace(region, name=frame.region)
+            await client._on_frame(region, region.urls[0], frame)
+            continue
+        got = {"ids": client.timeline.ids(), "duplicates": client.timeline.duplicates,
+               "gaps": [[g.after_id, g.before_id] for g in client.timeline.gaps],
+               "cursor": client.cursor, "tier": client.tier_name,
+               "sample": None if client.sample is None else dataclasses.asdict(client.sample),
+               "snapshot": None if client.snapshot is None else client.snapshot.etag,
+               "pin": None if client.pin is None else client.pin.id, "fills": fills}
+        for key, want in step["check"].items():
+            assert got[key] == want, key

@@ -1,10 +1,10 @@
 // The viewer page: one stream's comments as they arrive, a post box with replies, the region
-// it is connected to with the round trip to its gateway, and its reconnects and failovers.
-// Everything comes through the browser SDK (web/sdk); frames the SDK does not decode
-// (reactions, tiers, retractions, pins, as the server grows them) are shown when they come
-// and never waited for.
+// it is connected to with the round trip to its gateway, its reconnects and failovers, the
+// viewer counts, reactions and the pin, and a hot stream's tier ("showing n of m"). Everything
+// comes through the browser SDK's typed events (web/sdk); the page reads no raw frame.
 
-import { ChorusClient, type Comment, type Other } from "chorus-client";
+import { ChorusClient, type Comment, type Reactions, type Sample, type Snapshot, type Tier,
+  type Viewers } from "chorus-client";
 
 import { byId, clock, el, takeToken } from "./dom.js";
 
@@ -59,16 +59,20 @@ class ViewerPage {
       byId("latency").textContent = `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
       byId("status").dataset["latency"] = String(ms);
     });
-    c.on("viewers", (count) => {
-      const node = byId("viewers");
-      node.hidden = false;
-      node.textContent = `${count} watching in ${c.region ?? "this region"}`;
+    c.on("viewers", (count, viewers) => this.viewers(count, viewers));
+    c.on("reactions", (reactions) => this.reactions(reactions));
+    c.on("pin", (comment) => this.pin(comment));
+    c.on("retract", (ids) => {
+      // The client took them out of its timeline; the page does too.
+      for (const id of ids) document.getElementById(nodeId(id))?.remove();
     });
+    c.on("tier", (name, tier) => this.tier(name, tier));
+    c.on("sample", (sample) => this.sample(sample));
+    c.on("snapshot", (snapshot) => this.snapshot(snapshot));
     c.on("gap", (gap) => {
       this.list.append(el("li", { class: "gap", attrs: { role: "note" },
         text: `Some comments after ${gap.afterId} may be missing.` }));
     });
-    c.on("other", (frame) => this.other(frame));
     c.on("error", (err) => this.event(err.message, "bad"));
     this.bindForm();
   }
@@ -79,8 +83,13 @@ class ViewerPage {
     const at = this.client.timeline.indexOf(comment.id);
     if (at < 0) return; // too old for the page
     const item = this.render(comment);
-    const next = this.client.timeline.comments[at + 1];
-    const nextNode = next === undefined ? null : document.getElementById(nodeId(next.id));
+    // Before the next comment that is on the page (an application's listener may run after
+    // later comments joined the timeline).
+    let nextNode: HTMLElement | null = null;
+    const comments = this.client.timeline.comments;
+    for (let i = at + 1; i < comments.length && nextNode === null; i++) {
+      nextNode = document.getElementById(nodeId((comments[i] as Comment).id));
+    }
     const stick = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
     this.list.insertBefore(item, nextNode);
     while (this.list.querySelectorAll("li[data-id]").length > this.client.timeline.comments.length) {
@@ -157,55 +166,68 @@ class ViewerPage {
     });
   }
 
-  // -- frames of later versions -----------------------------------------------------------------
+  // -- the stream's state -----------------------------------------------------------------------
 
-  private other(frame: Other): void {
-    const doc = frame.doc;
-    switch (frame.name) {
-      case "reactions": {
-        const counts = (doc["totals"] ?? doc["counts"]) as unknown;
-        if (typeof counts !== "object" || counts === null) return;
-        const box = byId("reactions");
-        box.hidden = false;
-        box.replaceChildren(...Object.entries(counts as Record<string, unknown>)
-          .filter(([, n]) => typeof n === "number")
-          .map(([kind, n]) => el("span", { class: "reaction", text: `${kind} ${String(n)}` })));
-        return;
-      }
-      case "tier": {
-        const node = byId("tier");
-        node.hidden = false;
-        const showing = doc["showing"];
-        const of = doc["of"] ?? doc["total"];
-        node.textContent = typeof showing === "number" && typeof of === "number"
-          ? `showing ${showing} of ${of}` : `tier: ${String(doc["tier"] ?? "?")}`;
-        return;
-      }
-      case "retract": {
-        // {stream, ids}: the client took them out of its timeline; the page does too.
-        const ids = Array.isArray(doc["ids"]) ? doc["ids"] as unknown[] : [];
-        for (const id of ids) {
-          if (typeof id === "string") document.getElementById(nodeId(id))?.remove();
-        }
-        return;
-      }
-      case "restore":
-        return; // the client put the comment back in its timeline: it came as a comment
-      case "pin": {
-        const comment = doc["comment"] as Record<string, unknown> | undefined;
-        const pin = byId("pin");
-        if (comment && typeof comment["text"] === "string") {
-          pin.hidden = false;
-          pin.replaceChildren(el("span", { class: "name", text: `📌 ${String(comment["name"] ?? "")}` }),
-            el("span", { class: "text", text: comment["text"] }));
-        } else {
-          pin.hidden = true;
-        }
-        return;
-      }
-      default:
-        return; // a frame this page does not know either
+  private viewers(count: number, viewers: Viewers): void {
+    const node = byId("viewers");
+    node.hidden = false;
+    const region = this.client.region ?? "this region";
+    node.textContent = viewers.total > 0 ? `${viewers.total} watching (${count} in ${region})`
+      : `${count} watching in ${region}`;
+  }
+
+  private reactions(reactions: Reactions): void {
+    const box = byId("reactions");
+    box.hidden = false;
+    box.replaceChildren(...Object.entries(reactions.totals)
+      .map(([kind, n]) => el("span", { class: "reaction", text: `${kind} ${n}` })));
+  }
+
+  private pin(comment: Comment | null): void {
+    const pin = byId("pin");
+    pin.hidden = comment === null;
+    pin.replaceChildren(...comment === null ? [] : [
+      el("span", { class: "name", text: `📌 ${comment.name}` }),
+      el("span", { class: "text", text: comment.text })]);
+  }
+
+  /** A tier change is announced, never drawn as a gap: nothing was lost, the stream is
+   * delivered another way from here (and history has every comment). */
+  private tier(name: string, tier: Tier | null): void {
+    const node = byId("tier");
+    node.dataset["tier"] = name;
+    delete node.dataset["shown"];
+    delete node.dataset["posted"];
+    node.hidden = name === "push";
+    if (name === "sampled") {
+      node.textContent = "showing a sample";
+      this.event(`busy stream: a sample of its comments, up to ${tier?.per_viewer_per_s ?? "?"} a `
+        + "second (the host's, moderators', verified users' and your own always)", "warn");
+    } else if (name === "snapshot") {
+      node.textContent = "snapshot";
+      this.event(`very busy stream: a snapshot every ${tier?.interval_s ?? "?"} s (the host's, `
+        + "moderators', verified users' and your own comments always)", "warn");
+    } else if (name === "push") {
+      node.textContent = "";
+      this.event("every comment shown again", "ok");
+    } else {
+      node.textContent = `tier: ${name}`;
     }
+  }
+
+  private sample(sample: Sample): void {
+    const node = byId("tier");
+    node.hidden = false;
+    node.dataset["shown"] = String(sample.shown);
+    node.dataset["posted"] = String(sample.posted);
+    node.textContent = `showing ${sample.shown} of ${sample.posted} in the last second`;
+  }
+
+  private snapshot(snapshot: Snapshot): void {
+    const node = byId("tier");
+    node.hidden = false;
+    node.dataset["posted"] = String(snapshot.posted);
+    node.textContent = `snapshot: ${snapshot.rate_per_s} comments/s, ${snapshot.viewers} watching`;
   }
 
   private event(text: string, kind: "ok" | "warn" | "bad"): void {

@@ -20,20 +20,27 @@
  *   could not fill a hole;
  * - measures the round trip to its gateway (WebSocket ping/pong, else `/healthz`);
  * - takes retracted comments out of the timeline, keeps a later copy of one out, and puts
- *   one back when a moderator approves it (`retract` and `restore`, also handed on).
- * Frame types it does not know arrive as `other` events and are never waited for.
+ *   one back when a moderator approves it (`retract` and `restore`);
+ * - follows a hot stream's tier without the application changing anything (view.ts): the
+ *   cursor of a `tier` frame is kept, a sampled batch moves the cursor and says what it
+ *   stands for (`sample`: "showing n of m"), which is no gap, and a snapshot's comments join
+ *   the timeline, each once; `tier`, `sample` and `snapshot` events tell the application.
+ * Every frame type of the protocol is decoded (frames.ts); one this client does not know
+ * arrives as an `other` event and is never waited for.
  */
 
 import { Backoff } from "./backoff.js";
 import { type Comment, commentFromJson } from "./comment.js";
 import { cursorFor } from "./cursor.js";
 import { ChorusClientError } from "./errors.js";
-import type { MalformedFrame, Other, ServerFrame } from "./frames.js";
+import type { MalformedFrame, Other, Reactions, Sample, ServerFrame, Snapshot, Tier,
+  Viewers } from "./frames.js";
 import { idTimeMs, isId } from "./ids.js";
 import { type Directory, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
-import { type Gap, Timeline } from "./timeline.js";
+import type { Gap, Timeline } from "./timeline.js";
 import { type Link, type LinkEvents, openEventSource, openPoll, openWebSocket, type Platform,
   type TransportKind } from "./transports.js";
+import { StreamView } from "./view.js";
 
 /** Comments of other regions reach a log up to this much out of order, ms. */
 export const REORDER_WINDOW_MS = 5000;
@@ -41,8 +48,6 @@ export const HISTORY_PAGE = 200;
 export const HISTORY_MAX_PAGES = 20;
 /** A WebSocket that has not answered this many pings in a row is taken for dead. */
 export const PINGS_UNANSWERED_MAX = 3;
-/** Retracted ids remembered, so that a later copy (history, another region) stays out. */
-export const RETRACTED_KEPT = 10_000;
 const REQUEST_TIMEOUT_MS = 5000;
 
 export type State = "idle" | "connecting" | "live" | "reconnecting" | "closed";
@@ -85,11 +90,27 @@ export interface ClientEvents {
   reconnect: (attempt: number, reason: string) => void;
   /** Round trip to the gateway, ms. */
   latency: (ms: number) => void;
-  /** Viewers of the stream in the connected region. */
-  viewers: (count: number) => void;
+  /** Viewers of the stream: `count` in the connected region; `viewers` has every region's
+   * (`total`, `regions`) when the server tells them. */
+  viewers: (count: number, viewers: Viewers) => void;
+  /** About once a second while the stream has reactions: the last second's and the totals. */
+  reactions: (reactions: Reactions) => void;
+  /** The stream's pinned comment, as it changes (null: none). */
+  pin: (comment: Comment | null) => void;
+  /** Comments taken down: out of the timeline (a page removes them too). */
+  retract: (ids: string[]) => void;
+  /** The stream is delivered in another tier from now on: `name` is push, sampled or
+   * snapshot; `tier` the server's frame (null: push, by default). Announced, never a gap:
+   * the client keeps its cursor and repeats nothing. */
+  tier: (name: string, tier: Tier | null) => void;
+  /** A batch of a sampled stream: it stands for `sample.shown` of `sample.posted` comments
+   * posted in the last second ("showing n of m"). */
+  sample: (sample: Sample) => void;
+  /** A snapshot-tier stream's document (its comments joined the timeline already). */
+  snapshot: (snapshot: Snapshot) => void;
   /** History could not fill a hole: comments after `gap.afterId` may be missing. */
   gap: (gap: Gap) => void;
-  /** A frame type this client does not decode (reactions, tiers, retractions, pins...). */
+  /** A frame type this client does not know (one a later server grows). */
   other: (frame: Other) => void;
   /** The gateway refused the token (401/403) or no region could be discovered. */
   error: (error: ChorusClientError) => void;
@@ -98,12 +119,11 @@ export interface ClientEvents {
 type Listeners = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
 
 export class ChorusClient {
-  readonly timeline: Timeline;
+  /** What the client holds of the stream: timeline, cursor, tier, sample, snapshot, pin,
+   * counts (view.ts). */
+  readonly view: StreamView;
   readonly stream: string;
   state: State = "idle";
-  /** The region and cursor the client is at; a cursor is valid in its region only. */
-  region: string | null = null;
-  cursor: string | null = null;
   connection: Connection | null = null;
   regions: RegionInfo[] = [];
   failovers = 0;
@@ -116,7 +136,9 @@ export class ChorusClient {
   private readonly platform: Platform;
   private readonly listeners: Listeners = { comment: new Set(), state: new Set(),
     connected: new Set(), failover: new Set(), reconnect: new Set(), latency: new Set(),
-    viewers: new Set(), gap: new Set(), other: new Set(), error: new Set() };
+    viewers: new Set(), reactions: new Set(), pin: new Set(), retract: new Set(),
+    tier: new Set(), sample: new Set(), snapshot: new Set(), gap: new Set(), other: new Set(),
+    error: new Set() };
   private link: Link | null = null;
   private closed = false;
   private readonly sleepers = new Set<() => void>();
@@ -124,7 +146,6 @@ export class ChorusClient {
   private pingRef = 0;
   private pingsUnanswered = 0;
   private pingSent = new Map<string, number>();
-  private readonly retracted = new Set<string>();
 
   constructor(options: ClientOptions) {
     if (options.seeds.length === 0) throw new RangeError("give at least one seed gateway URL");
@@ -133,13 +154,49 @@ export class ChorusClient {
       pingIntervalMs: options.pingIntervalMs ?? 2000, timelineLimit: options.timelineLimit ?? 10_000,
       seeds: options.seeds, token: options.token, stream: options.stream };
     this.stream = options.stream;
-    this.timeline = new Timeline(this.options.timelineLimit);
+    this.view = new StreamView(this.options.timelineLimit);
     const g = globalThis as Partial<Platform>;
     this.platform = {
       fetch: options.platform?.fetch ?? g.fetch?.bind(globalThis) as typeof fetch,
       WebSocket: options.platform?.WebSocket ?? g.WebSocket,
       EventSource: options.platform?.EventSource ?? g.EventSource,
     };
+  }
+
+  get timeline(): Timeline {
+    return this.view.timeline;
+  }
+
+  /** The region the client is in, and its cursor there (valid in that region only). */
+  get region(): string | null {
+    return this.view.region;
+  }
+
+  get cursor(): string | null {
+    return this.view.cursor;
+  }
+
+  /** push, sampled or snapshot: how the stream is delivered now. */
+  get tierName(): string {
+    return this.view.tierName;
+  }
+
+  /** The last `tier` frame since the connection's hello (null: push). */
+  get tier(): Tier | null {
+    return this.view.tier;
+  }
+
+  /** What the last batch stood for (null: every comment). */
+  get sample(): Sample | null {
+    return this.view.sample;
+  }
+
+  get snapshot(): Snapshot | null {
+    return this.view.snapshot;
+  }
+
+  get pin(): Comment | null {
+    return this.view.pin;
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
@@ -334,31 +391,26 @@ export class ChorusClient {
   }
 
   private async onFrame(region: RegionInfo, url: string, kind: TransportKind, frame: ServerFrame): Promise<void> {
+    let fill = false;
+    this.view.apply(frame, region.name, (change) => {
+      switch (change.kind) {
+        case "comment": this.emit("comment", change.comment); break;
+        case "retract": this.emit("retract", change.ids); break;
+        case "pin": this.emit("pin", change.comment); break;
+        case "tier": this.emit("tier", change.name, change.tier); break;
+        case "sample": this.emit("sample", change.sample); break;
+        case "snapshot": this.emit("snapshot", change.snapshot); break;
+        case "viewers": this.emit("viewers", change.viewers.count, change.viewers); break;
+        case "reactions": this.emit("reactions", change.reactions); break;
+        case "fill": fill = true; break; // a frame's last change: paged once it is applied
+      }
+    });
+    if (fill) await this.fillFromHistory(url);
     switch (frame.type) {
-      case "hello": {
-        const arrivedFresh = this.region !== region.name || this.cursor === null;
-        this.region = region.name;
-        if (arrivedFresh) {
-          // New here (first connect, or a failover): cursors of another region mean nothing,
-          // so whatever may be missing comes from this region's history.
-          this.cursor = frame.cursor;
-          await this.fillFromHistory(url);
-        }
+      case "hello":
         this.connection = { region: region.name, gateway: frame.gateway, url, transport: kind };
         this.setState("live");
         this.emit("connected", this.connection);
-        return;
-      }
-      case "comments":
-        for (const item of frame.items) this.deliver(item);
-        this.cursor = frame.cursor;
-        return;
-      case "recovered":
-        this.cursor = frame.cursor;
-        if (!frame.recovered) await this.fillFromHistory(url);
-        return;
-      case "viewers":
-        this.emit("viewers", frame.count);
         return;
       case "pong": {
         const sent = frame.ref === null ? undefined : this.pingSent.get(frame.ref);
@@ -370,41 +422,15 @@ export class ChorusClient {
         return;
       }
       case "other":
-        this.moderated(frame);
         this.emit("other", frame);
         return;
-      case "ack":
-      case "error":
-      case "bye":
-        return; // posts go over HTTP; after a bye the connection ends and the loop resumes
-    }
-  }
-
-  /** `retract` {stream, ids} and `restore` {stream, comment}: docs/protocol.md. */
-  private moderated(frame: Other): void {
-    if (frame.name === "retract" && Array.isArray(frame.doc["ids"])) {
-      for (const id of frame.doc["ids"] as unknown[]) {
-        if (typeof id !== "string") continue;
-        this.timeline.remove(id);
-        this.retracted.add(id);
-        if (this.retracted.size > RETRACTED_KEPT) {
-          this.retracted.delete(this.retracted.values().next().value as string);
-        }
-      }
-    } else if (frame.name === "restore") {
-      try {
-        const comment = commentFromJson(frame.doc["comment"]);
-        this.retracted.delete(comment.id);
-        this.deliver(comment);
-      } catch {
-        this.malformedFrames += 1;
-      }
+      default:
+        return; // the view took it; posts go over HTTP; after a bye the loop resumes
     }
   }
 
   private deliver(comment: Comment): void {
-    if (this.retracted.has(comment.id)) return;
-    if (this.timeline.add(comment)) this.emit("comment", comment);
+    if (this.view.deliver(comment)) this.emit("comment", comment);
   }
 
   /** Pages history newest first until it reaches comments older than the newest one held

@@ -7,10 +7,13 @@
  * - SSE (EventSource): each event's name is the frame type and its data the frame. The
  *   browser's own reconnect is not used: the client resumes with its cursor, in order, and
  *   may move to another region instead.
- * - long-poll (fetch): each answer becomes the frames a WebSocket would have sent.
+ * - long-poll (fetch): each answer becomes the frames a WebSocket would have sent
+ *   (`PollAnswers`, pure); in the snapshot tier it also fetches the stream's document, as
+ *   often as the server rewrites it, since a poll carries no `snapshot` frame.
  */
 
-import { decodeFrame, frameFromJson, KNOWN_FRAMES, MalformedFrame, type ServerFrame } from "./frames.js";
+import { decodeFrame, frameFromJson, KNOWN_FRAMES, MalformedFrame, type ServerFrame,
+  type Tier } from "./frames.js";
 
 export type TransportKind = "ws" | "sse" | "poll";
 
@@ -35,10 +38,6 @@ export interface Platform {
   WebSocket?: typeof WebSocket;
   EventSource?: typeof EventSource;
 }
-
-/** Frame types an event stream may carry beyond the known ones: EventSource delivers only
- * the event names it listens to, so a future frame type needs its name here to be seen. */
-export const ANTICIPATED_EVENTS = ["reactions", "tier", "retract", "restore", "pin", "snapshot"];
 
 /** How long a connection may take to open before it counts as failed, ms. */
 export const OPEN_TIMEOUT_MS = 5000;
@@ -141,10 +140,111 @@ export function openEventSource(platform: Platform, base: string, stream: string
       else throw err;
     }
   };
-  for (const name of [...KNOWN_FRAMES, ...ANTICIPATED_EVENTS]) {
+  // EventSource delivers only the event names it listens to: those of every known frame.
+  for (const name of KNOWN_FRAMES) {
     es.addEventListener(name, onEvent as EventListener);
   }
   return { kind: "sse", send: () => false, close: () => end("closed by the client") };
+}
+
+/**
+ * Long-poll answers as frames (docs/protocol.md, "Long-poll"). Pure. An answer is
+ * `{items, cursor, recovered?}` and, each absent when empty: `retracted`, `restored`, `pin`,
+ * `viewers`, `reactions`, and while the stream is above push `tier` (the `tier` frame's
+ * fields but `type` and `cursor`) and `sample` (of the last batch). The first answer starts
+ * with the `hello` a poll never gets; a tier is announced when it first shows or changes,
+ * and its going back to push (no `tier` any more) as a `tier` frame of push.
+ */
+export class PollAnswers {
+  private first = true;
+  private pinnedId: string | null = null;
+  private tierSeen: string | null = null;
+  /** The tier the last answer told (null: push). */
+  tier: Tier | null = null;
+
+  constructor(readonly stream: string, readonly region: string, readonly gateway: string) {}
+
+  /** How long the next poll may wait, s: `longest`, or in the snapshot tier the document's
+   * interval, so that the page's snapshot is as fresh as the server's. */
+  waitS(longest: number): number {
+    if (this.tier?.tier !== "snapshot") return longest;
+    return Math.min(longest, Math.max(1, Math.round(this.tier.interval_s ?? 1)));
+  }
+
+  /** The frames of one answer to a poll from `at` (null: the first, from the head), and
+   * the parts of it that were malformed (skipped, as a WebSocket's malformed frames are).
+   * Throws `MalformedFrame` for an answer that is not one. */
+  read(body: unknown, at: string | null): { frames: ServerFrame[]; malformed: MalformedFrame[] } {
+    if (typeof body !== "object" || body === null || typeof (body as Record<string, unknown>)["cursor"] !== "string"
+        || !Array.isArray((body as Record<string, unknown>)["items"])) {
+      throw new MalformedFrame("poll", "an answer needs 'items' and 'cursor'");
+    }
+    const doc = body as Record<string, unknown>;
+    const cursor = doc["cursor"] as string;
+    const items = doc["items"] as unknown[];
+    const frames: ServerFrame[] = [];
+    const malformed: MalformedFrame[] = [];
+    const part = (value: Record<string, unknown>): ServerFrame | null => {
+      try {
+        const frame = frameFromJson(value);
+        frames.push(frame);
+        return frame;
+      } catch (err) {
+        if (!(err instanceof MalformedFrame)) throw err;
+        malformed.push(err);
+        return null;
+      }
+    };
+    const pin = doc["pin"] ?? null;
+    const pinId = isRecord(pin) && typeof pin["id"] === "string" ? pin["id"] : null;
+    if (this.first) {
+      part({ type: "hello", region: this.region, stream: this.stream,
+        epoch: "", cursor: at ?? cursor, gateway: this.gateway, pin });
+      this.pinnedId = pinId;
+    }
+    const tier = doc["tier"] ?? null;
+    const tierText = tier === null ? null : JSON.stringify(tier);
+    if (tierText !== this.tierSeen && (tierText !== null || !this.first)) {
+      const announced = tier === null ? { tier: "push" } : tier;
+      if (isRecord(announced)) {
+        const frame = part({ ...announced, type: "tier", cursor });
+        this.tier = frame?.type === "tier" && frame.tier !== "push" ? frame : null;
+      } else {
+        malformed.push(new MalformedFrame("tier", "a poll's 'tier' is not an object"));
+      }
+    }
+    this.tierSeen = tierText;
+    if (typeof doc["recovered"] === "boolean") {
+      part({ type: "recovered", recovered: doc["recovered"], cursor });
+    }
+    const sample = doc["sample"] ?? null;
+    if (items.length > 0 || sample !== null || (at !== null && cursor !== at)) {
+      part({ type: "comments", items, cursor, sample });
+    }
+    // Moderation rides on every answer: the frames a WebSocket would have sent.
+    if (Array.isArray(doc["retracted"]) && doc["retracted"].length > 0) {
+      part({ type: "retract", stream: this.stream, ids: doc["retracted"] });
+    }
+    if (Array.isArray(doc["restored"])) {
+      for (const comment of doc["restored"] as unknown[]) {
+        part({ type: "restore", stream: this.stream, comment });
+      }
+    }
+    if (pinId !== this.pinnedId) {
+      this.pinnedId = pinId;
+      part({ type: "pin", stream: this.stream, comment: pin });
+    }
+    for (const key of ["viewers", "reactions"]) {
+      const counts = doc[key];
+      if (isRecord(counts)) part({ ...counts, type: key });
+    }
+    this.first = false;
+    return { frames, malformed };
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Long-poll: the first answer (timeout 0 without a cursor) says where the stream is. */
@@ -159,14 +259,32 @@ export function openPoll(platform: Platform, base: string, stream: string, token
     abort.abort();
     events.ended(reason, refused);
   };
+  const answers = new PollAnswers(stream, region, base);
+  let etag = "";
+  /** The snapshot tier's document, when it changed since the last one (none on failure:
+   * the next answer asks again). */
+  const snapshot = async (tier: Tier): Promise<void> => {
+    if (tier.snapshot_url === null) return;
+    try {
+      const resp = await platform.fetch(new URL(tier.snapshot_url, base).toString(), {
+        signal: abort.signal, cache: "no-store", headers: etag ? { "If-None-Match": etag } : {} });
+      if (resp.status !== 200 || done) return;
+      const doc = await resp.json() as unknown;
+      if (!isRecord(doc)) throw new MalformedFrame("snapshot", "the document is not an object");
+      const tag = resp.headers.get("ETag") ?? "";
+      events.frame(frameFromJson({ ...doc, etag: tag, type: "snapshot" }));
+      etag = tag;
+    } catch (err) {
+      if (err instanceof MalformedFrame) events.malformed(err);
+    }
+  };
   const loop = async (): Promise<void> => {
     let at = cursor;
     let first = true;
-    let pinnedId: string | null = null;
     while (!done) {
       const url = liveUrl(base, stream, "poll", { access_token: token, cursor: at,
-        timeout: String(first && at === null ? 0 : timeoutS) });
-      let body: Record<string, unknown>;
+        timeout: String(first && at === null ? 0 : answers.waitS(timeoutS)) });
+      let body: unknown;
       try {
         const resp = await platform.fetch(url, { signal: abort.signal, cache: "no-store" });
         if (resp.status === 401 || resp.status === 403) {
@@ -177,51 +295,26 @@ export function openPoll(platform: Platform, base: string, stream: string, token
           end(`long-poll answered ${resp.status}`);
           return;
         }
-        body = await resp.json() as Record<string, unknown>;
+        body = await resp.json();
       } catch (err) {
         end(`long-poll failed: ${(err as Error).message}`);
         return;
       }
       if (done) return;
-      if (typeof body["cursor"] !== "string" || !Array.isArray(body["items"])) {
-        events.malformed(new MalformedFrame("poll", "an answer needs 'items' and 'cursor'"));
+      let answer: ReturnType<PollAnswers["read"]>;
+      try {
+        answer = answers.read(body, at);
+      } catch (err) {
+        if (!(err instanceof MalformedFrame)) throw err;
+        events.malformed(err);
         end("long-poll answered something that is not a poll answer");
         return;
       }
-      try {
-        if (first) {
-          events.opened();
-          events.frame({ type: "hello", region, stream, epoch: "", cursor: at ?? body["cursor"],
-            gateway: base });
-        }
-        if (typeof body["recovered"] === "boolean") {
-          events.frame(frameFromJson({ type: "recovered", recovered: body["recovered"],
-            cursor: body["cursor"] }));
-        }
-        if ((body["items"] as unknown[]).length > 0) {
-          events.frame(frameFromJson({ type: "comments", items: body["items"], cursor: body["cursor"] }));
-        }
-        // Moderation rides on the answer (docs/protocol.md): the frames a WebSocket would send.
-        if (Array.isArray(body["retracted"]) && body["retracted"].length > 0) {
-          events.frame(frameFromJson({ type: "retract", stream, ids: body["retracted"] }));
-        }
-        if (Array.isArray(body["restored"])) {
-          for (const comment of body["restored"] as unknown[]) {
-            events.frame(frameFromJson({ type: "restore", stream, comment }));
-          }
-        }
-        // Every answer carries the pin (absent: none): handed on when it changed.
-        const pin = (body["pin"] ?? null) as Record<string, unknown> | null;
-        const pinId = pin === null ? null : String(pin["id"]);
-        if (pinId !== pinnedId) {
-          pinnedId = pinId;
-          events.frame(frameFromJson({ type: "pin", stream, comment: pin }));
-        }
-      } catch (err) {
-        if (err instanceof MalformedFrame) events.malformed(err);
-        else throw err;
-      }
-      at = body["cursor"];
+      if (first) events.opened();
+      for (const frame of answer.frames) events.frame(frame);
+      for (const err of answer.malformed) events.malformed(err);
+      if (answers.tier?.tier === "snapshot") await snapshot(answers.tier);
+      at = (body as { cursor: string }).cursor;
       first = false;
     }
   };

@@ -83,10 +83,10 @@ async function exercise(client: ChorusClient, down: Set<string>, others: string[
     first.open();
     first.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:0", gateway: "us.0" });
     first.frame({ type: "comments", items: [C2], cursor: "us:e:2" });
-    first.frame({ type: "reactions", totals: { heart: 2 } });
+    first.frame({ type: "poll_question", question: "who wins?" });
     await until(() => client.state === "live" && client.cursor === "us:e:2", "live in us");
     assert.deepEqual(client.timeline.ids(), [C1.id, C2.id]);
-    assert.deepEqual(others, ["reactions"]);
+    assert.deepEqual(others, ["poll_question"]);
 
     // A dropped connection resumes in the same region with the cursor.
     first.drop();

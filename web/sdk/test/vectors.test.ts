@@ -6,8 +6,8 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { type Comment, cursorFor, decodeFrame, encodeCursor, idNode, idTimeMs, isId,
-  MalformedFrame, parseCursor, Timeline } from "../src/index.js";
+import { type Comment, cursorFor, decodeFrame, encodeCursor, frameFromJson, idNode, idTimeMs,
+  isId, MalformedFrame, parseCursor, StreamView, Timeline } from "../src/index.js";
 
 // build/test/vectors.test.js -> the repository's tests/vectors
 const VECTORS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "tests", "vectors");
@@ -93,6 +93,31 @@ describe("timeline", () => {
             break;
           default: assert.fail(`unknown step ${step.op}`);
         }
+      }
+    });
+  }
+});
+
+describe("view", () => {
+  for (const c of load("view").cases) {
+    it(c.name, () => {
+      const view = new StreamView();
+      let region = "";
+      let fills = 0;
+      for (const step of c.steps) {
+        if ("frame" in step) {
+          const frame = frameFromJson(step.frame);
+          if (frame.type === "hello") region = frame.region;
+          fills += view.apply(frame, region).filter((change) => change.kind === "fill").length;
+          continue;
+        }
+        const want = step.check;
+        const got: Record<string, unknown> = { ids: view.timeline.ids(),
+          duplicates: view.timeline.duplicates,
+          gaps: view.timeline.gaps.map((g) => [g.afterId, g.beforeId]), cursor: view.cursor,
+          tier: view.tierName, sample: view.sample, snapshot: view.snapshot?.etag ?? null,
+          pin: view.pin?.id ?? null, fills };
+        for (const key of Object.keys(want)) assert.deepEqual(got[key], want[key], key);
       }
     });
   }
