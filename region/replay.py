@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +65,26 @@ def merge_pages(pages: Sequence[Sequence[Entry]], asked: int, limit: int
                 merged.setdefault(e.seq, e)
     out = [merged[seq] for seq in sorted(merged)][:limit]
     return out, bool(full) or len(merged) > limit
+
+
+async def read_merged(read_pages: Callable[[int, int], Awaitable[Sequence[Sequence[Entry]]]],
+                      keys: int, after_seq: int, limit: int, *, rounds: int) -> list[Entry]:
+    """Up to ``limit`` entries after ``after_seq`` from ``keys`` keys, in order:
+    ``read_pages(after, asked)`` answers each key's first ``asked`` entries after ``after``
+    (one round trip for all), merged by `merge_pages`, again after the last trusted entry
+    while a key may hold more, at most ``rounds`` times. Fewer than ``limit`` when the rounds
+    ran out: the replayer reads the rest from the log (it checks a short run against the
+    log's head)."""
+    out: list[Entry] = []
+    for _ in range(rounds):
+        want = limit - len(out)
+        asked = page_size(want, keys)
+        got, more = merge_pages(await read_pages(after_seq, asked), asked, want)
+        out.extend(got)
+        if not got or not more or len(out) >= limit:
+            break
+        after_seq = got[-1].seq
+    return out
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from chorus.drivers import translated
 from chorus.model import Comment
 from region.log import Entry
-from region.replay import CacheUnavailable, merge_pages, page_size, shard_of
+from region.replay import CacheUnavailable, read_merged, shard_of
 
 TTL_S = 24 * 3600  # a stream nobody posts to for a day drops out of the cache
 SHARDS = 16        # keys of a hot stream (the compose root passes tiers.hot_stream_shards)
@@ -91,23 +91,16 @@ class RedisReplayCache:
                 raw = await self.redis.zrangebyscore(keys[0], f"({after_seq}", "+inf",
                                                      start=0, num=limit)
             return [_entry(member) for member in raw]
-        out: list[Entry] = []
-        for _ in range(MAX_ROUNDS):
-            want = limit - len(out)
-            asked = page_size(want, len(keys))
+
+        async def read_pages(after: int, asked: int) -> list[list[Entry]]:
             with translated(CacheUnavailable, "reading the replay cache", driver="redis"):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for key in keys:
-                        pipe.zrangebyscore(key, f"({after_seq}", "+inf", start=0, num=asked)
+                        pipe.zrangebyscore(key, f"({after}", "+inf", start=0, num=asked)
                     pages = await pipe.execute()
-            got, more = merge_pages([[_entry(m) for m in page] for page in pages], asked, want)
-            out.extend(got)
-            if not got or not more or len(out) >= limit:
-                break
-            after_seq = got[-1].seq
-        # Fewer than ``limit`` when the rounds ran out: the replayer reads the rest from the
-        # log (it checks a short run against the log's head).
-        return out
+            return [[_entry(member) for member in page] for page in pages]
+
+        return await read_merged(read_pages, len(keys), after_seq, limit, rounds=MAX_ROUNDS)
 
 
 def _entry(member: bytes | str) -> Entry:

@@ -12,6 +12,7 @@ from region.replay import (
     contiguous,
     merge_pages,
     page_size,
+    read_merged,
     shard_of,
 )
 
@@ -161,28 +162,25 @@ def test_merge_stops_at_the_limit_and_says_there_is_more() -> None:
 
 
 class ShardedCache(MemCache):
-    """The Redis cache's read on plain values: keys by `shard_of`, pages merged in rounds."""
+    """The Redis cache's layout on plain values: keys by `shard_of`, read by `read_merged`."""
 
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, rounds: int = 100) -> None:
         super().__init__()
         self.keys: list[dict[int, Entry]] = [{} for _ in range(shards)]
+        self.rounds = rounds
+        self.round_trips = 0
 
     async def add(self, entries: Sequence[Entry]) -> None:
         for e in entries:
             self.keys[shard_of(e.comment.id, len(self.keys))][e.seq] = e
 
     async def after(self, stream: str, after_seq: int, limit: int) -> list[Entry]:
-        out: list[Entry] = []
-        while len(out) < limit:
-            want = limit - len(out)
-            asked = page_size(want, len(self.keys))
-            pages = [[k[s] for s in sorted(k) if s > after_seq][:asked] for k in self.keys]
-            got, more = merge_pages(pages, asked, want)
-            out.extend(got)
-            if not got or not more:
-                break
-            after_seq = got[-1].seq
-        return out
+        async def read_pages(after: int, asked: int) -> list[list[Entry]]:
+            self.round_trips += 1
+            return [[k[s] for s in sorted(k) if s > after][:asked] for k in self.keys]
+
+        return await read_merged(read_pages, len(self.keys), after_seq, limit,
+                                 rounds=self.rounds)
 
 
 async def test_a_sharded_cache_answers_a_resume_without_the_log() -> None:
@@ -205,3 +203,20 @@ async def test_a_key_missing_from_a_sharded_cache_is_read_from_the_log() -> None
     cache.keys[2].clear()   # that key's Redis shard lost its data
     result = await Replayer(log, cache, window=2000).catch_up("s", 0)
     assert [e.seq for e in result.entries] == list(range(1, 200)) and log.reads == 1
+
+
+async def test_a_merged_read_usually_takes_one_round_trip_and_stops_at_its_rounds() -> None:
+    log = MemLog(list(range(1, 3001)))
+    cache = ShardedCache(16)
+    await cache.add(log.entries)
+    got = await cache.after("s", 1000, 500)
+    assert [e.seq for e in got] == list(range(1001, 1501)) and cache.round_trips == 1
+    # Pages of one entry a key and one round: what is trusted is a prefix, never a wrong run.
+    short = ShardedCache(16, rounds=1)
+    await short.add(log.entries)
+    got = await short.after("s", 1000, 1)
+    assert [e.seq for e in got] == [1001]
+    lopsided = ShardedCache(2, rounds=2)
+    lopsided.keys[0] = {e.seq: e for e in log.entries[:300]}   # one key has all of it
+    got = await lopsided.after("s", 0, 200)
+    assert [e.seq for e in got] == list(range(1, 201)) and lopsided.round_trips == 1
