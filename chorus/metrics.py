@@ -71,9 +71,10 @@ class HotSeries:
         self.counts = [0] * (len(bounds) + 1)   # the last one: above every bound (+Inf)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
+    def observe(self, seconds: float, times: int = 1) -> None:
+        """``times`` observations of the same value (one batch written to many viewers)."""
+        self.counts[bisect_left(self.bounds, seconds)] += times
+        self.sum += seconds * times
 
 
 class HotHistogram(Collector):
@@ -176,6 +177,13 @@ class Metrics:
             "until a viewer's socket here took it; live deliveries only.", (*base, "origin"),
             buckets=PATH_BUCKETS_S, registry=r)
         self._delivery_of: dict[str, HotSeries] = {}
+        # Observed from inside the garbage collector (region/gcwatch.py): a `HotHistogram`,
+        # which takes no lock, as a collection may start while a lock is held.
+        self._gc_pause = HotHistogram(
+            "chorus_gc_pause_seconds", "Pauses of this process's garbage collector, by "
+            "generation (2: a collection of the whole heap).", (*base, "generation"),
+            buckets=STEP_BUCKETS_S, registry=r)
+        self._gc_pause_of = tuple(self._gc_pause.labels(*ids, str(g)) for g in range(3))
         self._forward_latency = Histogram(
             "chorus_forward_seconds", "From a comment's ts until the destination region's log "
             "acknowledged its forward.", per_dest, buckets=PATH_BUCKETS_S, registry=r)
@@ -367,21 +375,26 @@ class Metrics:
             self._delivery_of[origin] = child
         return child
 
+    def gc_pause(self, generation: int, seconds: float) -> None:
+        """One collection of ``generation`` (0-2) that paused the process ``seconds``."""
+        self._gc_pause_of[generation].observe(seconds)
+
     def delivered(self, origin: str, seconds: float) -> None:
         """One comment written live on one viewer's socket (hot path: a dict lookup and an
         observation)."""
         child = self._delivery_of.get(origin) or self._delivery_child(self._known(origin))
         child.observe(seconds)
 
-    def comments_written(self, comments: Iterable[Comment]) -> None:
-        """Comments just written live on one viewer's socket: each one's delivery latency,
-        from its ts (the origin's wall clock; a clock behind ours counts as 0)."""
+    def comments_written(self, comments: Iterable[Comment], viewers: int = 1) -> None:
+        """Comments just written live on the sockets of ``viewers`` viewers (a stream's batch
+        shared by many: region/broadcast.py): each one's delivery latency, from its ts (the
+        origin's wall clock; a clock behind ours counts as 0), once per viewer."""
         now_ms = time.time() * 1000
         series = self._delivery_of
-        for comment in comments:  # `delivered`, inlined: once per comment per viewer
+        for comment in comments:  # `delivered`, inlined: once per comment per write
             child = series.get(comment.region) or self._delivery_child(
                 self._known(comment.region))
-            child.observe(max(0.0, now_ms - comment.ts) / 1000)
+            child.observe(max(0.0, now_ms - comment.ts) / 1000, viewers)
 
     def connection_opened(self, transport: str) -> None:
         self._opened.labels(*self._ids, transport).inc()

@@ -7,6 +7,10 @@ also keeps the region's presence (its per-stream viewer counts, reported to Redi
 viewers the count, and feeds the Redis replay cache: one gateway of the region per message,
 through a queue group.
 
+Push-tier entries reach the sessions in batches: a stream's entries are gathered and flushed
+at most once per tick (at once when the stream is quiet), and a session that is in step takes
+the whole batch as one frame encoded once for every viewer (region/broadcast.py).
+
 Viewer counts (the ``viewers`` frame): once every `COUNTS_INTERVAL_S` the gateway reports its
 counts if they changed, and for each stream it has viewers of reads the region's count
 (presence) and the other regions' (`RegionCounts`: the global plane's presence directory,
@@ -32,6 +36,7 @@ from chorus.config import Limits
 from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
+from region.broadcast import StreamBatch, flush_at
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable, PresenceUnknown
 from region.protocol import ServerFrame, Viewers
@@ -39,6 +44,7 @@ from region.replay import CacheUnavailable, ReplayCache
 from region.session import Session
 from region.tiers import Reading, Tier
 from region.tiers_feed import TierFeeds
+from region.writer import MAX_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +123,11 @@ class Fanout:
         self._count_now = asyncio.Event()
         # Hot streams (region/tiers_feed.py): None delivers every stream in the push tier.
         self.feeds = feeds
+        # The push tier's batches (region/broadcast.py): each stream's waiting entries, the
+        # loop's handle of its next flush, and when it last flushed (loop time).
+        self._batches: dict[str, StreamBatch] = {}
+        self._flushes: dict[str, asyncio.Handle] = {}
+        self._flushed_at: dict[str, float] = {}
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -149,6 +160,7 @@ class Fanout:
         if not members and not self._leases.get(stream):
             del self.sessions[stream]
             self._told.pop(stream, None)
+            self._drop_batch(stream)
             sub = self._subs.pop(stream, None)
             if sub is not None:
                 with contextlib.suppress(NatsError):
@@ -201,11 +213,64 @@ class Fanout:
         except ValueError as exc:
             log.warning("dropping a message on %s: %s", msg.subject, exc)
             return
-        if self.feeds is None or not self.feeds.take(entry):
-            # The push tier (a hot stream's feed delivers it itself: region/tiers_feed.py).
-            for session in tuple(self.sessions.get(entry.comment.stream, ())):
-                session.offer(entry)
+        feeds = self.feeds
+        if feeds is not None:
+            if entry.comment.stream in self._batches and feeds.tier(
+                    entry.comment.stream) != "push":
+                # The stream just left the push tier: what it had waiting goes out before
+                # the feed's first item, or every viewer would see a gap and read the log.
+                self._flush(entry.comment.stream)
+            if feeds.take(entry):
+                # A hot stream's feed delivers it itself (region/tiers_feed.py).
+                self.metrics.entries_delivered.inc()
+                return
+        self._batch(entry)
         self.metrics.entries_delivered.inc()
+
+    def _batch(self, entry: Entry) -> None:
+        """Adds a push-tier entry to its stream's batch, and schedules the batch's flush when
+        it is the first: at once for a quiet stream, a tick after the last flush for a busy
+        one (`flush_at`). An entry that does not follow the batch (or finds it full) flushes
+        it first."""
+        stream = entry.comment.stream
+        if not self.sessions.get(stream):
+            return
+        batch = self._batches.get(stream)
+        if batch is not None:
+            if batch.add(entry):
+                return
+            self._flush(stream)
+        batch = self._batches[stream] = StreamBatch(MAX_BATCH)
+        batch.add(entry)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        at = flush_at(now, self._flushed_at.get(stream), self.limits.tick_ms / 1000)
+        self._flushes[stream] = (loop.call_soon(self._flush, stream) if at <= now
+                                 else loop.call_at(at, self._flush, stream))
+
+    def _flush(self, stream: str) -> None:
+        """Offers the stream's batch to each of its sessions; those in step take it as one
+        shared frame, and their deliveries are observed once for all of them."""
+        handle = self._flushes.pop(stream, None)
+        if handle is not None:
+            handle.cancel()
+        batch = self._batches.pop(stream, None)
+        if batch is None:
+            return
+        self._flushed_at[stream] = asyncio.get_running_loop().time()
+        shared = 0
+        for session in tuple(self.sessions.get(stream, ())):
+            shared += session.offer_batch(batch)
+        if shared:
+            self.metrics.comments_written(batch.comments, viewers=shared)
+
+    def _drop_batch(self, stream: str) -> None:
+        """The stream's last viewer here left: its waiting entries go nowhere."""
+        handle = self._flushes.pop(stream, None)
+        if handle is not None:
+            handle.cancel()
+        self._batches.pop(stream, None)
+        self._flushed_at.pop(stream, None)
 
     # -- tiers: region/tiers.py's `TierHost`, for the agreement (global_/tiers.py) ------------
 
@@ -234,6 +299,8 @@ class Fanout:
             await asyncio.gather(self._cache_loop(), self._presence_loop(),
                                  self._counts_loop())
         finally:
+            for stream in tuple(self._flushes):
+                self._drop_batch(stream)
             with contextlib.suppress(NatsError):
                 await self._cache_sub.unsubscribe()
 

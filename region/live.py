@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aiohttp import WSMsgType, web
 
 from region.auth import Claims
+from region.broadcast import Prepared
 from region.cell import CELL, Cell
 from region.connections import Ticket
 from region.cursor import Cursor
@@ -57,6 +58,9 @@ from region.validation import check_stream
 BAD_FRAMES_IN_A_ROW = 10      # then the connection is closed with CloseCode.BAD_FRAMES
 SEND_BUFFER_BYTES = 64 * 1024  # kernel send buffer per connection: bounds memory, and makes
 #                                a peer that stops reading show up as a full queue quickly
+# Bytes a WebSocket's transport may hold unsent and still take a shared frame directly
+# (asyncio's own high-water mark, at which aiohttp's writes start to wait).
+SHARED_WRITE_MAX = 64 * 1024
 SSE_KEEPALIVE_S = 15.0
 POLL_MAX_TIMEOUT_S = 60.0
 # A poll answer carries the comments approved this recently (a poller between two polls
@@ -172,6 +176,18 @@ class WebSocketTransport:
     def abort(self) -> None:
         if self.request.transport is not None:
             self.request.transport.abort()
+
+    def send_prepared(self, frame: Prepared) -> bool:
+        """Writes a stream's batch frame, encoded once for every viewer, straight onto the
+        socket: aiohttp would frame it again per viewer and await per write. Refused while
+        the socket holds `SHARED_WRITE_MAX` bytes or more not yet sent: the frame then goes
+        through the writer's queue, whose bound cuts a viewer that stopped reading."""
+        transport = self.request.transport
+        if (self.ws.closed or transport is None or transport.is_closing()
+                or transport.get_write_buffer_size() >= SHARED_WRITE_MAX):
+            return False
+        transport.write(frame.websocket)
+        return True
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from chorus.config import Limits
 from chorus.model import Comment
+from region.broadcast import StreamBatch
 from region.cursor import Cursor
 from region.log import CommentLog, Entry, LogUnavailable
 from region.protocol import CloseCode, Hello, Recovered, Retract, Sample, ServerFrame
@@ -232,6 +233,20 @@ class Session:
         # A hole between our cursor and this entry: read it from the log first.
         self._pending.append(entry)
         self._spawn_catch_up(first=False)
+
+    def offer_batch(self, batch: StreamBatch) -> bool:
+        """Live entries of this session's stream that follow each other (a flush of the
+        fanout's, region/broadcast.py). Taken whole, as one frame encoded once for every
+        viewer, when the session is live in the push tier, its cursor is the batch's start and
+        its writer writes it at once; True then. Otherwise each entry is offered by the rule
+        of `offer` (False). Never blocks and never awaits."""
+        if (self._phase is State.LIVE and self.view is None and self.cursor == batch.prev
+                and batch.plain(self.moderation) and self.writer.write_shared(batch)):
+            self.cursor = batch.last
+            return True
+        for entry in batch.entries:
+            self.offer(entry)
+        return False
 
     def resume(self, cursor: Cursor) -> None:
         """The client asks to continue from ``cursor`` (a ``resume`` frame)."""

@@ -17,6 +17,13 @@ get through. Unless the gateway itself is behind (the writer has waited for the 
 `BEHIND_TICKS` ticks, not for its peer): then a reading viewer is not to blame, and its queue
 may grow to `BEHIND_FACTOR` times ``max_queue`` before the cut.
 
+A stream's live comments usually do not pass through the queue at all: the fanout batches
+them once per tick for every viewer of the stream (region/broadcast.py), and an idle writer
+(nothing queued, no write in progress) whose transport takes prepared frames writes the
+batch's one shared frame at once (`write_shared`). The queue is the path of everything else
+(control frames, replays, a viewer behind on its socket), and once it holds something, live
+comments queue behind it, so order never depends on the path.
+
 Modelled on centrifuge's ``writer.go``. The writer knows nothing of cursors' format or of the
 log: the session decides what is accepted and in which order; the writer only sends it.
 """
@@ -28,9 +35,10 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chorus.model import Comment
+from region.broadcast import Prepared, StreamBatch
 from region.log import Entry
 from region.protocol import Ack, Bye, CloseCode, Comments, Error, Pong, Sample, ServerFrame
 
@@ -69,6 +77,17 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Drops the connection at once (a peer that does not read gets no goodbye)."""
+        ...
+
+
+@runtime_checkable
+class SharedTransport(Protocol):
+    """A transport that can also take a ``comments`` frame encoded once for every viewer
+    (region/broadcast.py), written at once without awaiting (the WebSocket's)."""
+
+    def send_prepared(self, frame: Prepared) -> bool:
+        """Writes ``frame`` now; False (nothing written) when it cannot: the connection is
+        closing or its socket is behind, and the frame must go the ordinary way."""
         ...
 
 
@@ -119,6 +138,8 @@ class Writer:
         self.hide = hide
         self._replayed: set[int] = set()  # queued sequences that are not live (on_written only)
         self._live: list[Comment] = []    # live comments of the write in progress
+        # Where a stream's batch can be written whole (None: this transport cannot).
+        self._shared = transport if isinstance(transport, SharedTransport) else None
 
     # -- state -------------------------------------------------------------------------------
 
@@ -175,6 +196,22 @@ class Writer:
         woken = self._woken_at
         return woken is not None and (asyncio.get_running_loop().time() - woken
                                       > BEHIND_TICKS * self.tick_s)
+
+    def write_shared(self, batch: StreamBatch) -> bool:
+        """Writes a stream's batch as its one shared frame, now, when nothing else is in the
+        way: the writer is idle (nothing queued, no write in progress, so order holds), the
+        transport takes prepared frames and its socket is not behind. False: nothing was
+        written, and the caller queues the batch's entries instead. The caller has checked
+        that the viewer may see every comment of it (`StreamBatch.plain`), and counts the
+        delivery (``on_written`` is not called: one observation per batch, not per viewer)."""
+        shared = self._shared
+        if (shared is None or self._queue or self._sending or self._closed.is_set()
+                or self.describe is not None):
+            return False
+        if not shared.send_prepared(batch.prepared(self.cursor_of)):
+            return False
+        self.sent = batch.last
+        return True
 
     def push(self, frame: ServerFrame) -> None:
         """Queues a control frame (hello, ack, error, ...), written in order with the
