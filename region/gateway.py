@@ -16,7 +16,7 @@ import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ from nats.aio.client import Client as Nats
 
 from chorus.config import Config, load_config
 from chorus.errors import ChorusError
-from region import compose
+from region import compose, gcwatch
 from region.app import CRASHED, make_app
 from region.deployment import GatewaySettings, local_settings, settings_from_env
+from region.gcwatch import GcWatch
 from region.operator import make_operator_app
 from region.serverlog import ServerLog
 
@@ -44,10 +45,15 @@ class GatewayCrashed(ChorusError):
 
 
 async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
-                redis: aioredis.Redis, stop: asyncio.Event) -> None:
+                redis: aioredis.Redis, stop: asyncio.Event,
+                ready: Callable[[], None] | None = None) -> None:
     """Serves one gateway of ``settings.region`` until ``stop`` is set. Raises
-    GatewayCrashed, after a graceful shutdown, when one of its loops ended by itself."""
+    GatewayCrashed, after a graceful shutdown, when one of its loops ended by itself.
+    ``ready``, when given, is called once the client port listens."""
     cell, background = await compose.build(config, settings, nc=nc, redis=redis)
+    # Every collection's pause, on /metrics (region/gcwatch.py).
+    gc_watch = GcWatch(cell.metrics.gc_pause)
+    gc_watch.start()
     application = make_app(cell, background=background, stop=stop)
     runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0,
                            **client_server_settings(config))
@@ -65,11 +71,14 @@ async def serve(config: Config, settings: GatewaySettings, *, nc: Nats,
             site = web.TCPSite(runner, settings.listen_host, settings.listen_port,
                                ssl_context=ssl_context)
             await site.start()
+        if ready is not None:
+            ready()
         await stop.wait()
     finally:
         await runner.cleanup()
         if operator is not None:
             await operator.cleanup()
+        gc_watch.stop()
     crashed: list[str] = application[CRASHED]
     if crashed:
         raise GatewayCrashed(f"gateway loop(s) ended: {', '.join(crashed)}")
@@ -126,7 +135,9 @@ async def _main(config: Config, settings: GatewaySettings) -> None:
     nc = await connect_nats(settings.nats_urls, f"gateway-{settings.region}-{settings.node}")
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
-        await serve(config, settings, nc=nc, redis=redis, stop=stop)
+        # The collector tuned once the gateway is up: what start-up built stays out of every
+        # later collection (region/gcwatch.py).
+        await serve(config, settings, nc=nc, redis=redis, stop=stop, ready=gcwatch.tune)
     finally:
         await nc.drain()
         await redis.aclose()
