@@ -21,6 +21,7 @@ import aiohttp
 import nats
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 
 from chorus.cluster.binaries import Binaries
 from chorus.cluster.health import hot_streams, outboxes, wait_until
@@ -365,6 +366,14 @@ async def test_sampling_loses_nothing_every_region_stores_every_comment(
                 expedited += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                                  if line.startswith("chorus_priority_expedited_total{"))
         assert expedited >= 3 * 2 * 0.5, expedited   # most shortcuts taken (cached presence)
+        # The replay cache of a sampled stream is spread over its keys in every region.
+        for region in REGIONS:
+            redis = aioredis.Redis(port=hot.config.region(region).redis.port)
+            try:
+                keys = await redis.keys(f"chorus:rs:{unique}:*")
+            finally:
+                await redis.aclose()
+            assert len(keys) >= HOT_TIERS.hot_stream_shards // 2, (region, keys)
         # History pages every one of them, newest first.
         seen: set[str] = set()
         before: str | None = None
