@@ -15,7 +15,10 @@ With ``--browser`` every viewer offers ``permessage-deflate`` as browsers do (an
 what the gateway compressed). "cut" counts the viewers whose connection the gateway closed
 while they were reading (slow consumer); "missing" the deliveries that did not arrive within
 5 s of the last post. "CPU/delivery" is the CPU of the viewers' gateway process over the step
-divided by the comments delivered.
+divided by the comments delivered. Beside post -> viewer, each step gives the post's own
+latency (to its 201: the posting gateway's and the log's share) and the time from the 201 to
+the viewer (the fanout's share), and what the viewers' gateway's garbage collector paused
+during the step (its ``chorus_gc_pause_seconds`` on the operator port, when it has one).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import re
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,7 @@ class Viewer:
         self.sampled = sampled
         self.count = 0
         self.latencies: list[float] = []
+        self.arrivals: list[tuple[int, float]] = []   # (posted at, arrived at), ns
         self.hello = asyncio.Event()
         self.ws: WsClient
 
@@ -73,8 +79,10 @@ class Viewer:
             self.count += payload.count(b'"id":')
             if self.sampled:
                 now_ns = arrived * 1e9
-                self.latencies.extend((now_ns - int(m.group(1))) / 1e9
-                                      for m in POSTED_AT.finditer(payload))
+                for m in POSTED_AT.finditer(payload):
+                    posted_ns = int(m.group(1))
+                    self.latencies.append((now_ns - posted_ns) / 1e9)
+                    self.arrivals.append((posted_ns, now_ns))
         elif b'"type":"hello"' in payload:
             self.hello.set()
 
@@ -112,17 +120,23 @@ async def step(c: LocalCluster, viewers_n: int, rate: int, seconds: float, *, sa
         free.put_nowait(p)
     posted = 0
     failed = 0
+    post_latencies: list[float] = []
+    answered_at: dict[int, int] = {}    # a post's start -> its 201, ns
 
     async def one(i: int) -> None:
         nonlocal posted, failed
         conn = await free.get()
         try:
-            body = {"text": f"t{time.perf_counter_ns()}"}
+            started = time.perf_counter_ns()
+            body = {"text": f"t{started}"}
             status, _ = await conn.request(post_request(host, stream,
                                                         poster_tokens[i % len(poster_tokens)],
                                                         body))
             if status == 201:
                 posted += 1
+                answered = time.perf_counter_ns()
+                post_latencies.append((answered - started) / 1e9)
+                answered_at[started] = answered
             else:
                 failed += 1
         finally:
@@ -131,6 +145,8 @@ async def step(c: LocalCluster, viewers_n: int, rate: int, seconds: float, *, sa
     gateway = c.child(f"{REGION}/gateway-0").pid
     meter = CpuMeter({"gateway": gateway})
     label = f"{viewers_n}x{rate}{'-browser' if browser else ''}"
+    operator = cfg.region(REGION).operator_urls[0]
+    server_before = await scrape(operator)
     async with Profiler(profile, label, {"viewers-gateway": gateway}):
         meter.start()
         began = time.perf_counter()
@@ -146,9 +162,15 @@ async def step(c: LocalCluster, viewers_n: int, rate: int, seconds: float, *, sa
                 v.count < posted and not v.cut for v in viewers):
             await asyncio.sleep(0.05)
         used = meter.stop()
+    server_after = await scrape(operator)
     cut = sum(v.cut for v in viewers)
     delivered = sum(v.count for v in viewers)
     latencies = [x for v in viewers if v.sampled for x in v.latencies]
+    # The fanout's share: from the poster's 201 (the comment is stored by then, and its live
+    # copy left the log with the acknowledgement) to the viewer. Negative when the viewer had
+    # it before the poster had its answer.
+    after_201 = [(arrived - answered_at[posted]) / 1e9 for v in viewers if v.sampled
+                 for posted, arrived in v.arrivals if posted in answered_at]
     for v in viewers:
         v.ws.close()
     for p in posters:
@@ -162,7 +184,88 @@ async def step(c: LocalCluster, viewers_n: int, rate: int, seconds: float, *, sa
             "deflate_negotiated": deflated,
             "gateway_cores": used["gateway"] / posting,
             "client_cores": used["load client"] / posting,
-            "cpu_us_per_delivery": used["gateway"] / max(1, delivered) * 1e6}
+            "cpu_us_per_delivery": used["gateway"] / max(1, delivered) * 1e6,
+            **{f"post_{k}": v for k, v in summary_ms(post_latencies).items()},
+            **{f"after_201_{k}": v for k, v in summary_ms(after_201).items()},
+            **server_step(server_before, server_after)}
+
+
+GC_METRIC = ("chorus_gc_pause_seconds", "generation")
+DELIVERY_METRIC = ("chorus_delivery_seconds", "origin")
+
+Samples = dict[tuple[str, str], float]
+
+
+def _scrape(url: str) -> Samples:
+    """The viewers' gateway's histograms of `GC_METRIC` (region/gcwatch.py) and
+    `DELIVERY_METRIC` so far, by (kind and label, le): ("chorus_gc_pause_seconds bucket 2",
+    "0.05"), ("chorus_delivery_seconds count us-east", "")."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: Samples = {}
+    for line in text.splitlines():
+        for metric, label in (GC_METRIC, DELIVERY_METRIC):
+            if not line.startswith(metric + "_"):
+                continue
+            name, _, rest = line.partition("{")
+            labels, _, value = rest.rpartition("} ")
+            of = re.search(label + r'="([^"]+)"', labels)
+            le = re.search(r'le="([^"]+)"', labels)
+            out[(f"{metric} {name[len(metric) + 1:]} {of.group(1) if of else ''}",
+                 le.group(1) if le else "")] = float(value)
+    return out
+
+
+async def scrape(url: str) -> Samples:
+    """{} when the gateway does not answer (or a tree has no operator listener)."""
+    try:
+        return await asyncio.to_thread(_scrape, url)
+    except (OSError, ValueError):
+        return {}
+
+
+def _quantile_le(before: Samples, after: Samples, prefix: str, q: float) -> float:
+    """The upper bound of the bucket (seconds) holding the ``q`` quantile of what a histogram
+    series observed between two scrapes; inf above its last bound, nan when it observed
+    nothing."""
+    def grew(key: tuple[str, str]) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    n = grew((f"{prefix.replace('@', 'count')}", ""))
+    if n <= 0:
+        return math.nan
+    bucket = prefix.replace("@", "bucket")
+    bounds = sorted((float(le), le) for (kind, le) in after if kind == bucket and le != "+Inf")
+    return next((b for b, le in bounds if grew((bucket, le)) >= q * n), math.inf)
+
+
+def server_step(before: Samples, after: Samples) -> dict[str, float]:
+    """What the viewers' gateway saw during a step: its delivery latency (a comment's ts to
+    its write on a viewer's socket, the bucket bound of p50 and p99), and what its collector
+    paused (every generation's total, full collections and their total, pauses of 50 ms or
+    more, the bucket bound of the longest)."""
+    if not after:
+        return {}
+
+    def grew(key: tuple[str, str]) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    out: dict[str, float] = {}
+    delivery = f"{DELIVERY_METRIC[0]} @ {REGION}"
+    if grew((delivery.replace("@", "count"), "")) > 0:
+        out["server_p50_le_ms"] = _quantile_le(before, after, delivery, 0.5) * 1000
+        out["server_p99_le_ms"] = _quantile_le(before, after, delivery, 0.99) * 1000
+    gc = GC_METRIC[0]
+    if (f"{gc} count 0", "") in after:
+        out["gc_all_ms"] = sum(grew((f"{gc} sum {g}", "")) for g in "012") * 1000
+        out["gc_full_n"] = grew((f"{gc} count 2", ""))
+        out["gc_full_ms"] = grew((f"{gc} sum 2", "")) * 1000
+        out["gc_pauses_50ms_n"] = sum(grew((f"{gc} count {g}", ""))
+                                      - grew((f"{gc} bucket {g}", "0.05")) for g in "012")
+        out["gc_longest_le_ms"] = max(
+            (_quantile_le(before, after, f"{gc} @ {g}", 1.0) for g in "012"
+             if grew((f"{gc} count {g}", "")) > 0), default=0.0) * 1000
+    return out
 
 
 async def idle_memory(c: LocalCluster, n: int, tokens: list[str], browser: bool
@@ -196,6 +299,16 @@ def show(r: dict[str, Any]) -> None:
           f"  {r['cpu_us_per_delivery']:.1f} us CPU/delivery  client {r['client_cores']:.2f} cores"
           + (f"  ({r['viewers'] - r['opened']} not greeted)" if r["opened"] < r["viewers"] else "")
           + (f"  deflate on {r['deflate_negotiated']}" if r["deflate_negotiated"] else ""))
+    print(f"  {'':<34} the post (to its 201): p50 {r['post_p50_ms']:.1f} ms, "
+          f"p99 {r['post_p99_ms']:.1f} ms; from the 201 to the viewer: p50 "
+          f"{r['after_201_p50_ms']:.1f} ms, p99 {r['after_201_p99_ms']:.1f} ms"
+          + (f"; written on the socket (the gateway's histogram): p50 <= "
+             f"{r['server_p50_le_ms']:.0f} ms, p99 <= {r['server_p99_le_ms']:.0f} ms"
+             if "server_p50_le_ms" in r else "")
+          + (f"; collector: {r['gc_all_ms']:.0f} ms paused in all, {r['gc_full_n']:.0f} full "
+             f"collections ({r['gc_full_ms']:.0f} ms), {r['gc_pauses_50ms_n']:.0f} pauses of "
+             f"50 ms or more, longest <= {r['gc_longest_le_ms']:.0f} ms"
+             if "gc_all_ms" in r else ""))
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -341,3 +341,41 @@ def test_a_shared_write_is_observed_once_per_viewer() -> None:
     count = m.registry.get_sample_value("chorus_delivery_seconds_count", {
         "region": "us-east", "gateway": "0", "origin": "us-east"})
     assert count == 600
+
+
+class Feeds:
+    """Hot-stream feeds as the fanout asks them: from `hot` on, the stream is sampled and the
+    feed takes its entries."""
+
+    def __init__(self) -> None:
+        self.hot = False
+        self.taken: list[int] = []
+
+    def tier(self, stream: str) -> str:
+        return "sampled" if self.hot else "push"
+
+    def take(self, entry: Entry) -> bool:
+        if self.hot:
+            self.taken.append(entry.seq)
+        return self.hot
+
+
+def message(entry: Entry) -> Any:
+    """A re-published log entry as the live subscription hands it over."""
+    return type("Msg", (), {"subject": "live", "data": entry.comment.encode(), "headers": {
+        "Nats-Sequence": str(entry.seq), "Nats-Last-Sequence": str(entry.prev)}})()
+
+
+async def test_a_stream_leaving_push_flushes_its_batch_before_the_feed_takes_over() -> None:
+    f, _ = fanout(tick_ms=60_000)
+    feeds = Feeds()
+    f.feeds = cast(Any, feeds)
+    member = Member()
+    f.sessions["s"] = {cast(Any, member)}
+    a, b, c = chain(1, 3)
+    await f._on_live(message(a))
+    await next_turn()
+    await f._on_live(message(b))            # waits for the tick
+    feeds.hot = True
+    await f._on_live(message(c))            # the feed's first: 2 must be out before it
+    assert member.batches == [[1], [2]] and feeds.taken == [3]
