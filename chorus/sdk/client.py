@@ -177,6 +177,13 @@ class Client:
             except Unreachable as exc:
                 log.debug("%s: %s", url, exc)
                 attempt.retry_after_s = exc.retry_after_s
+            self.connected.clear()
+            self.reconnects += 1
+            if went_home:
+                region = next((r for r in self.regions if r.name == home.name), home)
+                rotation = self._rotation(region)
+                self.failbacks += 1
+                continue  # home is healthy: no reason to wait
             if attempt.hello:
                 rotation.succeeded()  # a connection that worked, then ended
             elif rotation.failed():   # never opened, refused, or closed before hello
@@ -185,13 +192,6 @@ class Client:
                 region = next_region(self.regions, region.name)
                 rotation = self._rotation(region)
                 self.failovers += 1
-            self.connected.clear()
-            self.reconnects += 1
-            if went_home:
-                region = next((r for r in self.regions if r.name == home.name), home)
-                rotation = self._rotation(region)
-                self.failbacks += 1
-                continue  # home is healthy: no reason to wait
             self.retry_in_s = wait_after(attempt, backoff)
             try:
                 await asyncio.sleep(self.retry_in_s)  # pacing the retry (reconnect.py)
