@@ -3,7 +3,7 @@ over the WebSocket ``comment`` frame, with the server CPU each post costs.
 
     .venv/bin/python bench/ingest.py                 # starts its own cluster on free ports
     .venv/bin/python bench/ingest.py --quick         # shorter phases, for a smoke run
-    .venv/bin/python bench/ingest.py --profile DIR   # + py-spy of us-east's gateways
+    .venv/bin/python bench/ingest.py --profile DIR   # + py-spy of us-east's gateways, each phase
 
 The whole local cluster runs (three regions, the hub, toxiproxy), with the user and stream
 rate limits raised so that the limits are checked but never refuse. Load goes to us-east's
@@ -117,7 +117,8 @@ class Load:
         meter = CpuMeter(self.all_pids)
         gateways = {k: v for k, v in self.pids.items() if "gateway" in k}
         counted = await forward_counts(self.cluster, REGION)
-        async with Profiler(profile, phase.name, gateways):
+        # "1000/s" in a phase's name is no file name.
+        async with Profiler(profile, phase.name.replace("/", "per"), gateways):
             meter.start()
             began = time.perf_counter()
             await run()
@@ -321,7 +322,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             show(r)
             results.append(r)
             p = Phase(f"HTTP open {args.rate}/s")
-            r = await load.measure(p, lambda: load.http_open(conns, args.rate, seconds, p))
+            r = await load.measure(p, lambda: load.http_open(conns, args.rate, seconds, p),
+                                   args.profile)
             show(r)
             results.append(r)
         for conn, _ in conns:
@@ -334,7 +336,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             show(r)
             results.append(r)
             p = Phase(f"WS open {args.rate}/s")
-            r = await load.measure(p, lambda: load.ws_open(posters, args.rate, seconds, p))
+            r = await load.measure(p, lambda: load.ws_open(posters, args.rate, seconds, p),
+                                   args.profile)
             show(r)
             results.append(r)
             for poster in posters:
@@ -351,7 +354,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=1000, help="posts/s of the open loop")
     parser.add_argument("--phases", default="http,ws", help="http, ws or both")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateways "
-                                                     "during the closed loops, into this dir")
+                                                     "during each phase, into this dir")
     parser.add_argument("--json", help="also write the results here")
     arguments = parser.parse_args()
     if arguments.profile:

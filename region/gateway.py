@@ -16,7 +16,7 @@ import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from region.serverlog import ServerLog
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "chorus"   # the Server header: no versions for a scanner to match
+LOOPS = ("uvloop", "asyncio")   # the event loops a gateway runs on; the first is the default
 
 
 class GatewayCrashed(ChorusError):
@@ -143,6 +144,20 @@ async def _main(config: Config, settings: GatewaySettings) -> None:
         await redis.aclose()
 
 
+def run_on(loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Runs ``main`` to its end on ``loop``: ``uvloop`` (libuv's loop, written in C), or
+    ``asyncio`` (the standard library's). uvloop is the default because a gateway is mostly
+    event-loop work: socket reads and writes, futures and callbacks of many small requests,
+    and the pure-Python selector loop spent a sizeable share of every post's CPU on that
+    (docs/benchmarks.md, the ingest section). The standard loop stays one flag away, for a
+    comparison or a platform uvloop does not build on."""
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m region.gateway", description="Run one gateway process of a region.",
@@ -153,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0, help="which of the region's gateways")
     parser.add_argument("--from-env", action="store_true",
                         help="a deployed gateway: addresses from CHORUS_* variables")
+    parser.add_argument("--loop", choices=LOOPS, default=LOOPS[0],
+                        help="the event loop (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -170,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"gateway: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
-        asyncio.run(_main(config, settings))
+        run_on(args.loop, _main(config, settings))
     except GatewayCrashed as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         sys.exit(1)

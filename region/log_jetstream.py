@@ -9,6 +9,8 @@ subject: that is the live feed the gateways subscribe to. Every name is chorus/n
 Reads use Direct Get: a batch request streams a subject's messages after a sequence (or a
 start time, for bootstrap) in one round trip; ``multi_last`` with ``up_to_seq`` steps
 backwards for history pages. Driver errors leave as `LogUnavailable` (chorus/drivers.py).
+Appends go through one `AckedPublisher` (region/log_publish.py): many posts in flight share
+its reply subscription and its timer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from chorus.names import (
     live_subjects,
 )
 from region.log import Appended, Entry, LogUnavailable, Page
+from region.log_publish import AckedPublisher, AckError
 
 DUPLICATE_WINDOW_S = 600     # a retried post with the same client key within this is one post
 MAX_AGE_S = 7 * 24 * 3600    # the log is the replay window's source, not the archive
@@ -54,6 +57,7 @@ class JetStreamLog:
         self.nc = nc
         self.region = region
         self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+        self.publisher = AckedPublisher(nc, timeout_s=REQUEST_TIMEOUT_S)
         self.epoch = ""
 
     async def ensure(self) -> None:
@@ -77,7 +81,11 @@ class JetStreamLog:
     async def append(self, comment: Comment, *, msg_id: str) -> Appended:
         subj = comment_subject(self.region, comment.stream)
         with translated(LogUnavailable, "storing a comment"):
-            ack = await self.js.publish(subj, comment.encode(), headers={"Nats-Msg-Id": msg_id})
+            try:
+                ack = await self.publisher.publish(subj, comment.encode(),
+                                                   headers={"Nats-Msg-Id": msg_id})
+            except AckError as exc:
+                raise LogUnavailable(f"storing a comment: {exc}") from exc
         if not ack.duplicate:
             return Appended(seq=ack.seq, comment=comment, duplicate=False)
         original = await self._get(ack.seq)
