@@ -1,6 +1,8 @@
 """The viewer page on a hot stream, in a real headless Chromium: the tier is announced,
 a sampled stream shows "showing n of m", nothing is shown twice or drawn as a gap, and when
-the stream cools down every comment is shown again from where the page was.
+the stream cools down every comment is shown again from where the page was; in the snapshot
+tier the page shows the document, and its priority lane joins the comments (over long-poll,
+from the document the client fetches).
 
 The cluster is this module's own, with tier thresholds a test can reach (three viewers,
 twenty comments a second), as in tests/integration/test_hot.py; its topology and code are the
@@ -35,8 +37,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 CAP = 4  # sampled_per_viewer_per_s
 HOT_TIERS = Tiers(sampled_enter_viewers=3, sampled_exit_viewers=2,
                   sampled_enter_rate_per_s=20.0, sampled_exit_rate_per_s=8.0,
-                  sampled_per_viewer_per_s=CAP, snapshot_enter_viewers=50,
-                  snapshot_exit_viewers=40, snapshot_interval_s=1.0)
+                  sampled_per_viewer_per_s=CAP, snapshot_enter_viewers=7,
+                  snapshot_exit_viewers=6, snapshot_interval_s=1.0)
 RATE = 40  # comments a second: twice the entry rate
 RENDERED = "return [...document.querySelectorAll('#comments li[data-id]')].map(li => li.dataset.id)"
 TIER = "return document.getElementById('tier').dataset"
@@ -62,8 +64,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def token(cluster: LocalCluster, user: str) -> str:
-    return issue_token(cluster.config.auth.dev_secret, user, roles=("viewer",))
+def token(cluster: LocalCluster, user: str, role: str = "viewer") -> str:
+    return issue_token(cluster.config.auth.dev_secret, user, roles=(role,))
 
 
 def gateway(cluster: LocalCluster, region: str, i: int = 0) -> str:
@@ -103,22 +105,33 @@ async def flood(http: aiohttp.ClientSession, cluster: LocalCluster, stream: str,
             await task
 
 
+async def open_live(page: Page, cluster: LocalCluster, stream: str, transport: str) -> None:
+    await page.open(f"{gateway(cluster, 'us-east')}/watch/{stream}?transport={transport}"
+                    f"#token={token(cluster, 'watcher')}")
+    await page.until("const s = document.getElementById('status').dataset;"
+                     "return s.state === 'live' && s.transport === arguments[0]", transport,
+                     what=f"the page going live over {transport}")
+
+
+async def connect_viewers(http: aiohttp.ClientSession, cluster: LocalCluster, stream: str,
+                          places: tuple[tuple[str, int], ...]) -> list[WsViewer]:
+    """WebSocket viewers at (region, gateway index). Each of us-east's gateways (the page's
+    client picks one) should hold one: a gateway follows a stream's tier while it holds a
+    connection of it, and a long-poll holds one only while a poll waits."""
+    return [await WsViewer(http, gateway(cluster, region, i), stream,
+                           token(cluster, f"v-{region}{i}"), f"{region}/{i}").connect()
+            for region, i in places]
+
+
 @pytest.mark.parametrize("transport", ["ws", "poll"])
 async def test_a_sampled_stream_shows_n_of_m_and_comes_back_to_push_without_a_gap(
         page: Page, hot: LocalCluster, http: aiohttp.ClientSession, unique: str,
         transport: str) -> None:
-    await page.open(f"{gateway(hot, 'us-east')}/watch/{unique}?transport={transport}"
-                    f"#token={token(hot, 'watcher')}")
-    await page.until("const s = document.getElementById('status').dataset;"
-                     "return s.state === 'live' && s.transport === arguments[0]", transport,
-                     what=f"the page going live over {transport}")
-    # Five viewers in all, in three regions: with the flood, the stream is sampled. Each of
-    # us-east's gateways (the page's client picks one) holds another viewer: a gateway follows
-    # a stream's tier while it holds a connection of it, and a long-poll holds one only while
-    # a poll waits.
-    others = [await WsViewer(http, gateway(hot, region, i), unique, token(hot, f"v-{region}{i}"),
-                             f"{region}/{i}").connect()
-              for region, i in (("us-east", 0), ("us-east", 1), ("eu-west", 0), ("ap-south", 0))]
+    await open_live(page, hot, unique, transport)
+    # Five viewers in all, in three regions (under the snapshot tier's seven): with the
+    # flood, the stream is sampled.
+    others = await connect_viewers(http, hot, unique, (("us-east", 0), ("us-east", 1),
+                                                       ("eu-west", 0), ("ap-south", 0)))
     try:
         async with flood(http, hot, unique, RATE):
             await page.until(f"const t = (() => {{ {TIER} }})();"
@@ -159,6 +172,48 @@ async def test_a_sampled_stream_shows_n_of_m_and_comes_back_to_push_without_a_ga
         # A tier change is announced, never drawn as a gap.
         assert await page.js("return document.querySelectorAll('#comments .gap').length") == 0
         severe = [line for line in await page.console() if line.startswith("SEVERE")]
+        assert not severe, severe
+    finally:
+        for viewer in others:
+            await viewer.close()
+
+
+@pytest.mark.parametrize("transport", ["ws", "poll"])
+async def test_a_snapshot_stream_shows_its_document_and_priority_lane(
+        page: Page, hot: LocalCluster, http: aiohttp.ClientSession, unique: str,
+        transport: str) -> None:
+    await open_live(page, hot, unique, transport)
+    # Seven viewers: the snapshot tier.
+    others = await connect_viewers(http, hot, unique, tuple(
+        (region, i) for region in ("us-east", "eu-west", "ap-south") for i in (0, 1)))
+    try:
+        async with flood(http, hot, unique, RATE):
+            await page.until(f"const t = (() => {{ {TIER} }})();"
+                             "return t.tier === 'snapshot' && t.posted !== undefined",
+                             what="the page showing the snapshot document", timeout_s=30)
+            text = await page.js("return document.getElementById('tier').textContent")
+            assert text.startswith("snapshot: ") and "watching" in text, text
+            # A host's comment is in the priority lane: every viewer gets it, in the document.
+            async with http.post(f"{gateway(hot, 'eu-west')}/v1/streams/{unique}/comments",
+                                 json={"text": "from the host"},
+                                 headers={"Authorization":
+                                          f"Bearer {token(hot, 'the-host', 'host')}"}) as resp:
+                assert resp.status == 201
+                lane = (await resp.json())["id"]
+            await page.until("return document.querySelector(`li[data-id='${arguments[0]}']`)"
+                             " !== null", lane, what="the host's comment on the page",
+                             timeout_s=20)
+            events = await page.js("return document.getElementById('events').textContent")
+            assert "very busy stream" in events
+        rendered = await page.js(RENDERED)
+        assert len(rendered) == len(set(rendered)), "a comment is shown twice"
+        assert rendered == sorted(rendered), "comments are not in id order"
+        assert await page.js("return document.querySelectorAll('#comments .gap').length") == 0
+        # The browser logs every 404 it gets: a long-poll client may ask for the document
+        # between the tier's announcement and the region's first render of it (or as the
+        # stream leaves the tier), which is the documented 404, and it asks again.
+        severe = [line for line in await page.console() if line.startswith("SEVERE")
+                  and not (f"/v1/streams/{unique}/snapshot" in line and "404" in line)]
         assert not severe, severe
     finally:
         for viewer in others:

@@ -216,6 +216,7 @@ class ViewerPage {
   }
 
   private sample(sample: Sample): void {
+    if (this.client.tierName === "snapshot") return; // the document says more (below)
     const node = byId("tier");
     node.hidden = false;
     node.dataset["shown"] = String(sample.shown);

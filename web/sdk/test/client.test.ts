@@ -140,3 +140,46 @@ describe("client and moderation", () => {
     }
   });
 });
+
+describe("client and hot streams", () => {
+  it("tells the tier, what a sampled batch stands for and the snapshot, and resumes with the tier's cursor", async () => {
+    FakeSocket.all = [];
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", backoffMaxMs: 5, pingIntervalMs: 0, platform: platform(new Set()) });
+    const heard: string[] = [];
+    client.on("tier", (name) => heard.push(`tier ${name}`));
+    client.on("sample", (s) => heard.push(`showing ${s.shown} of ${s.posted}`));
+    client.on("snapshot", (s) => heard.push(`snapshot ${s.etag}`));
+    client.on("gap", () => heard.push("gap"));
+    await client.start();
+    try {
+      await until(() => FakeSocket.all.length === 1, "a WebSocket to a");
+      const ws = FakeSocket.all[0] as FakeSocket;
+      ws.open();
+      ws.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:2", gateway: "us.0" });
+      ws.frame({ type: "tier", tier: "sampled", cursor: "us:e:2", per_viewer_per_s: 4 });
+      ws.frame({ type: "comments", items: [], cursor: "us:e:40", sample: { shown: 4, posted: 38 } });
+      ws.frame({ type: "tier", tier: "snapshot", cursor: "us:e:41", snapshot_url: "http://a/v1/streams/s/snapshot", interval_s: 1 });
+      ws.frame({ type: "snapshot", etag: "\"1\"", stream: "s", region: "us", at_ms: 1, interval_s: 1, viewers: 9,
+        rate_per_s: 40, posted: 40, comments: [C3], priority: [] });
+      await until(() => heard.length === 4, "four events");
+      assert.deepEqual(heard, ["tier sampled", "showing 4 of 38", "tier snapshot", "snapshot \"1\""]);
+      assert.equal(client.tierName, "snapshot");
+      assert.deepEqual(client.timeline.ids(), [C1.id, C2.id, C3.id]);
+      // A resume starts from the tier frame's cursor; the same tier again is no news.
+      ws.drop();
+      await until(() => FakeSocket.all.length === 2, "a resume");
+      const again = FakeSocket.all[1] as FakeSocket;
+      assert.match(again.url, /cursor=us%3Ae%3A41/);
+      again.open();
+      again.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:41", gateway: "us.1" });
+      again.frame({ type: "tier", tier: "snapshot", cursor: "us:e:41", snapshot_url: "http://a/v1/streams/s/snapshot", interval_s: 1 });
+      again.frame({ type: "recovered", recovered: false, cursor: "us:e:45" });
+      await until(() => client.cursor === "us:e:45", "the resume answered");
+      assert.deepEqual(heard.slice(4), []); // no tier news, and no history page, no gap above push
+      assert.equal(client.timeline.duplicates, 0);
+    } finally {
+      client.close();
+    }
+  });
+});
