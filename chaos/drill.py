@@ -142,7 +142,7 @@ async def _run(spec: Drill, ctx: Context, workload: Workload, target: str,
             after_notes = [flow.note]
         if not after_notes:
             recovered_s = time.monotonic() - rolled_back
-        progress(f"steady state after: {'holds' if after.ok else after.notes}")
+        progress(f"steady state after: {after_notes or 'holds'}")
     converged_s = await workload.converge(SETTLE_S) if before.ok else None
     notes = []
     drained = await _outboxes_drained(config, SETTLE_S) if before.ok else None

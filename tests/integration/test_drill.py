@@ -19,9 +19,7 @@ from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
 from chorus.toxiproxy import leaf_proxy_name
 
-# Every drill here runs alone (./dev test -m drill) until the short forms hold again: on the
-# last runs the steady state did not hold before the fault (few posts acknowledged).
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.drill]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 REGION = "ap-south"
 # How many times each short drill runs: the losses these guard against did not happen on
