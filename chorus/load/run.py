@@ -424,6 +424,8 @@ class Run:
             "loss": {"expected": acc.expected, "missing": acc.missing,
                      "duplicates": acc.duplicates, "viewers_with_loss": acc.viewers_with_loss,
                      "missing_by_transport": acc.missing_by_transport,
+                     "missing_by_path": {f"{o} -> {r}": n
+                                         for (o, r), n in acc.missing_by_path.items()},
                      "gapped": acc.gapped, "gaps_said": self.counters.gaps,
                      "by_region": {r: dataclasses.asdict(row)
                                    for r, row in acc.by_region.items()}},
@@ -652,6 +654,9 @@ def text(report: dict[str, Any]) -> str:
         lines.append(f"  viewers in {region}: {row['expected']} owed, {row['missing']} "
                      f"missing, {row['gapped']} in gaps said "
                      f"({row['viewers_with_loss']} viewers with a loss)")
+    if loss["missing_by_path"]:
+        lines.append("  missing by origin -> viewer region: " + ", ".join(
+            f"{path} {n}" for path, n in loss["missing_by_path"].items()))
     lines += ["", f"{'origin -> viewer region':<26} {'n':>7} {'p50':>8} {'p90':>8} {'p99':>8} "
               f"{'p99.9':>8} {'max':>8}  (ms)"]
     for pair, row in report["latency_ms"].items():

@@ -106,6 +106,8 @@ class Accounting:
     missing_by_transport: dict[str, int] = field(default_factory=dict)
     gapped: int = 0
     by_region: dict[str, RegionLoss] = field(default_factory=dict)
+    # Missing by (origin region, viewer region): which path lost them.
+    missing_by_path: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def account(timelines: Iterable[Timeline], posts: Sequence[Post],
@@ -117,6 +119,8 @@ def account(timelines: Iterable[Timeline], posts: Sequence[Post],
         by_stream[post.stream].append(post)
     total = missing = dups = lossy = excused = 0
     by_transport: dict[str, int] = defaultdict(int)
+    by_path: dict[tuple[str, str], int] = defaultdict(int)
+    numbered = {post.n: post for post in posts}
     regions: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for timeline in timelines:
         mine = by_stream[timeline.stream]
@@ -130,6 +134,8 @@ def account(timelines: Iterable[Timeline], posts: Sequence[Post],
         lossy += lost > 0
         if lost:
             by_transport[timeline.transport] += lost
+            for n in want - timeline.seen:
+                by_path[(numbered[n].region, timeline.region)] += 1
         row = regions[timeline.region]
         row[0] += len(want)
         row[1] += lost
@@ -137,7 +143,8 @@ def account(timelines: Iterable[Timeline], posts: Sequence[Post],
         row[3] += lost > 0
     return Accounting(expected=total, missing=missing, duplicates=dups, viewers_with_loss=lossy,
                       missing_by_transport=dict(by_transport), gapped=excused,
-                      by_region={r: RegionLoss(*row) for r, row in sorted(regions.items())})
+                      by_region={r: RegionLoss(*row) for r, row in sorted(regions.items())},
+                      missing_by_path=dict(sorted(by_path.items())))
 
 
 class Latencies:

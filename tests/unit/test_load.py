@@ -94,6 +94,7 @@ def test_loss_and_duplicates_from_timelines() -> None:
     assert acc.expected == 7 + 3
     assert acc.missing == 1 and acc.duplicates == 1 and acc.viewers_with_loss == 1
     assert acc.missing_by_transport == {"ws": 1}
+    assert acc.missing_by_path == {("us-east", "eu-west"): 1}
     assert acc.by_region == {"eu-west": stats.RegionLoss(expected=10, missing=1,
                                                           viewers_with_loss=1),
                              "us-east": stats.RegionLoss()}
