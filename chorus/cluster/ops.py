@@ -16,7 +16,12 @@ cluster's ``auth.dev_secret`` (``chorus token --user ops --role host``), sent as
     GET  /                    the dashboard page
     GET  /api/status          the latest status document
     POST /api/links/{region}  {"action": "cut" | "restore" | "slow", "latency_ms": N}
-    POST /api/drills          {"drill": "link-cut" | "link-slow", "region": R, "seconds": S}
+    POST /api/drills          {"drill": NAME, "region": R, "seconds": S}
+
+A drill is any of chaos/catalogue.py's catalogue or the reconnect storm (cassandra-down only
+on a cluster with Cassandra), run in full as `chorus drill NAME` runs it, its faults going
+through `chorus up`'s control socket; its progress lines show while it runs, its summary
+when it is done. One drill at a time.
 """
 
 from __future__ import annotations
@@ -126,20 +131,34 @@ class Controlled(Protocol):
 DrillRunner = Callable[..., Awaitable[Any]]
 
 
-def drill_names() -> tuple[str, ...]:
-    """The drills the dashboard offers: chaos/catalogue.py's catalogue, where it is (the
-    link drills of chaos/drill.py are all there is without it)."""
+def drill_names(*, with_cassandra: bool = True) -> tuple[str, ...]:
+    """The drills the dashboard offers: every drill of chaos/catalogue.py's catalogue and the
+    reconnect storm, where chaos/ is (the link drills are all there is without it);
+    cassandra-down only ``with_cassandra`` (it needs the Cassandra nodes to kill)."""
+    try:
+        from chaos.catalogue import CATALOGUE, STORM
+    except ImportError:
+        return LINK_DRILLS
+    return (*(name for name, spec in CATALOGUE.items()
+              if with_cassandra or not spec.needs_cassandra), STORM)
+
+
+def needs_cassandra(drill: str) -> bool:
     try:
         from chaos.catalogue import CATALOGUE
     except ImportError:
-        return LINK_DRILLS
-    return tuple(CATALOGUE)
+        return False
+    spec = CATALOGUE.get(drill)
+    return spec is not None and spec.needs_cassandra
 
 
 async def _run_drill(config: Config, **kwargs: Any) -> Any:
     from chaos.drill import run_drill  # imported late: it pulls in the SDK
 
     return await run_drill(config, **kwargs)
+
+
+PROGRESS_LINES = 12          # a running drill's latest progress lines, shown on the page
 
 
 @dataclass
@@ -150,6 +169,13 @@ class DrillRun:
     started_at: float
     state: str = "running"          # running, passed, failed, error
     report: str = ""
+    progress: list[str] = field(default_factory=list)   # the latest lines, oldest first
+
+    def note(self, line: str) -> None:
+        """A progress line of the running drill (the drill's ``progress``); the last
+        `PROGRESS_LINES` are kept."""
+        self.progress.append(line)
+        del self.progress[:-PROGRESS_LINES]
 
 
 class OpsDashboard:
@@ -164,7 +190,7 @@ class OpsDashboard:
         self.drill: DrillRun | None = None
         self._drill_task: asyncio.Task[None] | None = None
         self._drill_runner = drill_runner
-        self.drills = drill_names()
+        self.drills = drill_names(with_cassandra=cluster.with_cassandra)
         self._rates = StreamRates()
         self._redis: dict[str, aioredis.Redis] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -329,9 +355,10 @@ class OpsDashboard:
         return web.json_response(asdict(self.drill), status=202)
 
     async def _drill(self, run: DrillRun) -> None:
+        extra: dict[str, Any] = {"has_cassandra": True} if needs_cassandra(run.drill) else {}
         try:
             report = await self._drill_runner(self.config, drill=run.drill, region=run.region,
-                                              seconds=run.seconds)
+                                              seconds=run.seconds, progress=run.note, **extra)
         except asyncio.CancelledError:
             run.state, run.report = "error", "stopped with the dashboard"
             raise

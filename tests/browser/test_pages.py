@@ -212,7 +212,9 @@ class _FakeReport:
 
 
 async def _fake_drill(config: Config, **kwargs: Any) -> _FakeReport:
+    progress = kwargs.pop("progress")   # the page shows a running drill's lines
     assert kwargs == {"drill": "link-slow", "region": "eu-west", "seconds": 2.0}
+    progress("t=  1.0 s")
     return _FakeReport()
 
 

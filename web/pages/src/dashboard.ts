@@ -17,7 +17,8 @@ interface StreamDoc { stream: string; comments_per_s: number; comments: number;
 interface Status {
   at_ms: number | null; healthy: boolean; hub: boolean; toxiproxy: boolean; refresh_s: number;
   regions: RegionDoc[]; streams: StreamDoc[]; outbox_alert: number; drills: string[];
-  drill: { drill: string; region: string; seconds: number; state: string; report: string } | null;
+  drill: { drill: string; region: string; seconds: number; state: string; report: string;
+    progress?: string[] } | null;
 }
 
 const TOKEN_KEY = "chorus-ops-token";
@@ -123,7 +124,8 @@ function render(status: Status): void {
   }
   const drill = status.drill;
   byId("drill-report").textContent = drill === null ? "No drill has run."
-    : drill.state === "running" ? `${drill.drill} on ${drill.region} for ${drill.seconds} s: running…`
+    : drill.state === "running"
+      ? [`${drill.drill} on ${drill.region} for ${drill.seconds} s: running…`, ...(drill.progress ?? [])].join("\n")
       : drill.report;
 }
 
