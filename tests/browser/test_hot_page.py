@@ -123,7 +123,7 @@ async def connect_viewers(http: aiohttp.ClientSession, cluster: LocalCluster, st
             for region, i in places]
 
 
-@pytest.mark.parametrize("transport", ["ws", "poll"])
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
 async def test_a_sampled_stream_shows_n_of_m_and_comes_back_to_push_without_a_gap(
         page: Page, hot: LocalCluster, http: aiohttp.ClientSession, unique: str,
         transport: str) -> None:
