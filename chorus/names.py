@@ -22,6 +22,8 @@ subject / name                         what travels there, who listens
 ``chorus.registry.<region>``           gateway heartbeats; everyone listens on ``.*``
 durable ``fwd-<region>-to-<dest>``    the outbox of ``<region>``'s log towards region ``<dest>``
                                        (global_/outbox.py)
+KV bucket ``chorus-outbox-<region>``   one key per destination: the lease of the gateway that
+                                       forwards ``<region>``'s comments there (chorus/lease.py)
 durable ``archive-<region>``           the archive persister of ``<region>``'s log
                                        (region/persister.py)
 durable ``classifier-<region>``        the moderation classifier of ``<region>``'s log
@@ -113,6 +115,13 @@ def registry_subject(region: str) -> str:
 def outbox_durable(region: str, dest: str) -> str:
     """The durable consumer on ``region``'s log that holds what ``dest`` has not stored."""
     return f"fwd-{region}-to-{dest}"
+
+
+def outbox_lease_bucket(region: str) -> str:
+    """The key-value bucket of ``region``'s outbox leases, one key per destination: which
+    gateway forwards to it (chorus/lease.py). Its subjects (``$KV.<bucket>.<key>``) cross
+    leaf links like any other, hence a bucket per region."""
+    return f"chorus-outbox-{region}"
 
 
 def archive_durable(region: str) -> str:

@@ -15,14 +15,22 @@ rather than overtake it): when a link heals the outbox drains in order. A commen
 again is not decided again (asking a destination behind a cut link costs the whole presence
 query timeout); one that JetStream redelivers to another gateway is.
 
-Every gateway of the region runs an outbox per destination on the same consumer. A worker
-keeps up to `IN_FLIGHT` batches in flight, so that a destination one long round trip away
-is not paid a round trip per batch. Within one worker the publishes leave in order over one
-connection; across batches and gateways, and after a retry, ``dest`` may store comments a
-little out of their origin's order: every viewer in ``dest`` still sees ``dest``'s one order
-(its log), and clients render by comment id within a reorder window (DESIGN G4). Duplicates
-are impossible within the log's duplicate window. The outbox is bounded by the log's
-retention (region/log_jetstream.py, 7 days) and, in memory, by `MAX_ACK_PENDING`.
+Every gateway of the region runs an outbox per destination, and one of them at a time
+forwards: the one holding the destination's lease (chorus/lease.py; the others wait to take
+it over). Gateways that share a durable consumer share no order: JetStream hands a batch to
+each gateway waiting (round robin), so two gateways forwarding at once interleave their
+batches, and a batch that one of them retries after a cut is overtaken by what the other
+sends meanwhile (a link cut and healed every 2 s scrambled a region's order by 12 to 33 s).
+Releasing a failed batch (NAK) would not help: the server redelivers released messages in
+the order they were released, again split among whichever gateways are waiting. Within the
+forwarding gateway the batches go in the order they were fetched (`Line`): a batch waits
+behind an older one being retried, and a retry sends one comment first so that a link
+coming back in the middle of a batch cannot store its end before its start. A worker keeps
+up to `IN_FLIGHT` batches in flight, so that a destination one long round trip away is not
+paid a round trip per batch. Every viewer in ``dest`` sees ``dest``'s one order (its log)
+and clients render by comment id within a reorder window (DESIGN G4); duplicates are
+impossible within the log's duplicate window. The outbox is bounded by the log's retention
+(region/log_jetstream.py, 7 days) and, in memory, by `MAX_ACK_PENDING`.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +50,7 @@ from chorus.backoff import Backoff
 from chorus.drivers import driver_errors, translated
 from chorus.durable import ConsumerSpec, Delivery, DurableWorker, pending
 from chorus.durable_migration import adopt_until_done
+from chorus.lease import Lease, LeaseSpec
 from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import (
@@ -47,6 +58,7 @@ from chorus.names import (
     comment_subjects,
     legacy_outbox_durable,
     outbox_durable,
+    outbox_lease_bucket,
 )
 from global_.presence import Answer, PresenceDirectory
 from region.log import LogUnavailable
@@ -73,6 +85,12 @@ ACK_WAIT_S = 10.0
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 0.25
 CALM_S = 3.0   # after an outage, one batch in flight at a time for this long
+# One gateway of the region forwards to a destination at a time. A holder that dies stops
+# the region's forwards to that destination for up to this long (plus a second to notice);
+# its unacknowledged batch comes back after ACK_WAIT_S, so up to ACK_WAIT_S - LEASE_TTL_S
+# after what its successor sent meanwhile: a gateway's crash is the one case the lease does
+# not keep in order. A longer lease would, at the price of a longer stop.
+LEASE_TTL_S = 5.0
 
 
 def outbox_spec(region: str, dest: str) -> ConsumerSpec:
@@ -107,6 +125,36 @@ def decide(deliveries: Sequence[Delivery], answers: Mapping[str, Answer]) -> For
     return Forwarding(send=tuple(send), skip=tuple(skip))
 
 
+class Line:
+    """One outbox's batches in the order they were handed over (the log's order), from
+    `enter` to `leave`. A batch that must not overtake the ones before it awaits `first`.
+    ``retrying``: how many batches are on the retry path now."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._open: dict[int, asyncio.Event] = {}
+        self.retrying = 0
+
+    def enter(self) -> int:
+        """The batch's place in the line (its ticket)."""
+        ticket = self._next
+        self._next += 1
+        self._open[ticket] = asyncio.Event()
+        return ticket
+
+    def leave(self, ticket: int) -> None:
+        self._open.pop(ticket).set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def first(self, ticket: int) -> None:
+        """Returns once every batch that entered before ``ticket`` has left."""
+        # Tickets only grow: the older batches open now are all there will ever be.
+        for event in [e for t, e in self._open.items() if t < ticket]:
+            await event.wait()
+
+
 class Outbox:
     """This gateway's worker on the outbox towards ``dest``. Run `run` as an owned task."""
 
@@ -123,63 +171,70 @@ class Outbox:
                                     backoff_max_s=BACKOFF_MAX_S,
                                     on_retry=lambda: metrics.forward_failed(dest),
                                     hold=self._holding)
-        self._retrying = asyncio.Lock()   # held by the batch being retried at the head
-        self._waiting = 0                 # batches waiting behind it
+        self.lease = Lease(nc, LeaseSpec(outbox_lease_bucket(region), dest, LEASE_TTL_S),
+                           f"{socket.gethostname()}/{os.getpid()}", name=self.name)
+        self._line = Line()
         self._failing = False             # logged once per outage, not once per attempt
         self._calm_until = 0.0            # monotonic time until which one batch at a time
 
     async def run(self) -> None:
-        """Forwards until cancelled; survives NATS restarts and a deleted consumer."""
+        """Forwards while this gateway holds the destination's lease, until cancelled;
+        survives NATS restarts and a deleted consumer."""
         self.metrics.declare_destinations((self.dest,))
         await adopt_until_done(self.worker.nc, self.worker.spec,
                                legacy_outbox_durable(self.dest), self.name)
-        await self.worker.run()
+        await self.lease.run(self.worker.run)
 
     async def forward(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
-        """The worker's handler. A batch that ``dest`` did not take is retried here, at the
-        head of the line: later batches wait for it (`_retrying`, first come first served)
-        instead of overtaking it, so that ``dest`` stores this region's comments in their
-        order whatever the link does (DESIGN G4). Everything waiting is kept "in progress"
-        at JetStream meanwhile. Returns () (all done); raises only for a bug."""
-        if self._retrying.locked():
-            await self._keep_alive(deliveries, self._wait_turn())
-        rest, reason = await self._forward_once(deliveries)
-        if not rest:
+        """The worker's handler. A batch that ``dest`` did not take is retried here, in the
+        line's order: it waits for the older batches to be done, and younger ones wait for
+        it (`Line`), so that ``dest`` stores this region's comments in their order whatever
+        the link does (DESIGN G4). Everything waiting is kept "in progress" at JetStream
+        meanwhile. Returns () (all done); raises only for a bug."""
+        ticket = self._line.enter()
+        try:
+            rest, reason = await self._forward_once(ticket, deliveries)
+            if rest:
+                await self._retry(ticket, deliveries, rest, reason)
             return ()
-        async with self._retrying:
-            backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
+        finally:
+            self._line.leave(ticket)
+
+    async def _retry(self, ticket: int, batch: Sequence[Delivery], rest: Sequence[Delivery],
+                     reason: str) -> None:
+        """Sends ``rest`` (what ``dest`` did not store of ``batch``) until it is stored,
+        once the older batches are done."""
+        self._line.retrying += 1
+        try:
             if not self._failing:
                 self._failing = True
                 log.warning("%s: %d comments not stored (%s); retrying in order, later "
                             "batches wait", self.name, len(rest), reason)
+            # The batches before this one hold older comments: they go first.
+            # (The whole batch is kept alive: the worker acknowledges it when it is done.)
+            await self._keep_alive(batch, self._line.first(ticket))
+            backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
             while rest:
                 self.metrics.forward_failed(self.dest)
-                await self._keep_alive(rest, backoff.wait())
+                await self._keep_alive(batch, backoff.wait())
                 # Decided already: sent again without asking the destination's presence,
                 # which a cut link leaves unanswered for the whole query timeout.
-                rest, reason = await self._publish_all(rest)
+                rest, reason = await self._publish_probed(rest)
             # Back, but maybe only for a moment (a flapping link): one batch at a time for
             # a while, so that a batch that meets the next cut is not overtaken by the ones
             # sent beside it.
             self._calm_until = time.monotonic() + CALM_S
-            if self._failing:
+            if self._failing and self._line.retrying == 1:
                 self._failing = False
                 log.warning("%s: going again (%d batches were waiting behind)", self.name,
-                            self._waiting)
-        return ()
+                            len(self._line) - 1)
+        finally:
+            self._line.retrying -= 1
 
     def _holding(self) -> bool:
         """The worker's ``hold``: fetch nothing new while a batch is retried, and keep one
         batch in flight for `CALM_S` after (chorus/durable.py says why)."""
-        return self._retrying.locked() or time.monotonic() < self._calm_until
-
-    async def _wait_turn(self) -> None:
-        self._waiting += 1
-        try:
-            async with self._retrying:
-                pass
-        finally:
-            self._waiting -= 1
+        return self._line.retrying > 0 or time.monotonic() < self._calm_until
 
     async def _keep_alive(self, deliveries: Sequence[Delivery], wait: Awaitable[object]
                           ) -> None:
@@ -195,7 +250,7 @@ class Outbox:
         finally:
             task.cancel()
 
-    async def _forward_once(self, deliveries: Sequence[Delivery]
+    async def _forward_once(self, ticket: int, deliveries: Sequence[Delivery]
                             ) -> tuple[list[Delivery], str]:
         """One attempt: what ``dest`` did not store, and why (in words)."""
         # One question for every uncached stream of the batch (a round trip to the
@@ -206,7 +261,20 @@ class Outbox:
             self.metrics.skipped_no_viewers(self.dest, len(plan.skip))
         if not plan.send:
             return [], ""
+        if self._line.retrying:
+            # An older batch is being retried (or this one's elders are still out): sent now,
+            # this one could reach ``dest`` before them.
+            await self._keep_alive(deliveries, self._line.first(ticket))
         return await self._publish_all(plan.send)
+
+    async def _publish_probed(self, send: Sequence[Delivery]) -> tuple[list[Delivery], str]:
+        """A retry: one comment first, then the rest. All at once, an attempt that meets the
+        link coming back could have its first publishes refused (no route yet) and its later
+        ones stored: the batch's end before its start."""
+        failed, reason = await self._publish_all(send[:1])
+        if failed:
+            return list(send), reason
+        return await self._publish_all(send[1:])
 
     async def _publish_all(self, send: Sequence[Delivery]) -> tuple[list[Delivery], str]:
         """Publishes ``send``; what ``dest`` did not store, and why (in words)."""

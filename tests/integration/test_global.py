@@ -12,8 +12,10 @@ import nats
 import pytest
 import pytest_asyncio
 
+from chaos.workload import phrase
 from chorus.cluster.health import http_json, outboxes, wait_until
 from chorus.cluster.local import LocalCluster
+from chorus.ids import id_time_ms
 from chorus.sdk import Client
 from region.log_jetstream import JetStreamLog
 from tests.integration.test_cell import _healthy, post, token
@@ -139,11 +141,12 @@ async def test_a_stream_watched_in_one_region_crosses_no_link(
         assert await entries_in_log(cluster, "eu-west", unique) == 0
         assert await entries_in_log(cluster, "ap-south", unique) == 0
         # Nothing of the stream crossed a link: each comment was decided locally against a
-        # presence answer (the only cross-region messages), for both destinations.
+        # presence answer (the only cross-region messages), for both destinations. (How many
+        # questions that took is not asserted: one gateway forwards to each region, and its
+        # answers may be those it already had from the viewer's arrival, still fresh.)
         skipped = (after["chorus_forward_skipped_no_viewers_total"]
                    - before["chorus_forward_skipped_no_viewers_total"])
         assert skipped >= 60
-        assert after["chorus_presence_queries_total"] > before["chorus_presence_queries_total"]
     finally:
         await close_all(viewers)
 
@@ -390,3 +393,73 @@ async def test_sdk_clients_fail_over_without_gap_or_duplicate(
             await cluster.restart(name)
         for base in config.region("us-east").gateway_urls:
             await wait_until(lambda base=base: _healthy(http, base), what=base, timeout_s=60)
+
+
+def _disorder_ms(arrived: list[str], origin_order: list[str]) -> float:
+    """How far out of its origin's order a comment arrived: the most comment-id time between
+    a comment and one its origin stored after it that arrived before it (0: in order)."""
+    place = {cid: i for i, cid in enumerate(origin_order)}
+    worst = 0.0
+    newest: str | None = None          # the furthest comment in the origin's order seen so far
+    for cid in arrived:
+        if newest is not None and place[cid] < place[newest]:
+            worst = max(worst, id_time_ms(newest) - id_time_ms(cid))
+        elif newest is None or place[cid] > place[newest]:
+            newest = cid
+    return worst
+
+
+async def test_a_flapping_link_keeps_each_regions_order(
+        cluster: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    """ap-south's link cut and healed every second while ap-south and us-east post: every
+    region gets each origin's comments in the order the origin stored them (DESIGN G4: at
+    most the link latency apart), nothing lost, nothing twice (issue 13's link-flap)."""
+    regions = ("us-east", "eu-west", "ap-south")
+    viewers = await watchers(http, cluster, unique, regions)
+    posted: dict[str, list[str]] = {"ap-south": [], "us-east": []}
+    # Texts the moderation classifier cannot take for a flood (it folds digits away).
+    first_phrase = int(unique[1:], 16) % 1_000_000 * 1000
+
+    async def poster(region: str, every_s: float, stop: asyncio.Event) -> None:
+        i = 0
+        while not stop.is_set():
+            status, body = await post(http, url(cluster, region, i % 2), unique,
+                                      token(cluster, f"flap-{region}-{i}"),
+                                      text=f"{phrase(first_phrase + i)}, says {region}")
+            assert status == 201, body
+            posted[region].append(str(body["id"]))
+            i += 1
+            await asyncio.sleep(every_s)      # the workload's pace, not a synchronisation
+
+    stop = asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(poster("ap-south", 0.1, stop))
+            tg.create_task(poster("us-east", 0.2, stop))
+            try:
+                for _ in range(6):
+                    cluster.set_link("ap-south", enabled=False)
+                    await asyncio.sleep(1.0)  # the fault's shape: cut for a second...
+                    cluster.set_link("ap-south", enabled=True)
+                    await asyncio.sleep(1.0)  # ...then healed for one
+            finally:
+                cluster.set_link("ap-south", enabled=True)
+                stop.set()
+        everything = posted["ap-south"] + posted["us-east"]
+        for viewer in viewers.values():
+            await viewer.until(lambda v=viewer: set(everything) <= v.seen, timeout_s=60)
+            assert not viewer.duplicates, viewer.name
+        links = {r: cluster.config.region(r).link.latency_ms for r in regions}
+        for origin, ids in posted.items():
+            mine = set(ids)
+            stored = [i for i in viewers[origin].ids if i in mine]   # the origin's own order
+            for region, viewer in viewers.items():
+                if region == origin:
+                    continue
+                arrived = [i for i in viewer.ids if i in mine]
+                disorder = _disorder_ms(arrived, stored)
+                assert disorder <= links[origin] + links[region], \
+                    (origin, region, disorder, len(arrived))
+    finally:
+        cluster.set_link("ap-south", enabled=True)
+        await close_all(viewers)
