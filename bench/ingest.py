@@ -14,6 +14,9 @@ two gateways, half each, over 200 streams:
 - **open loop**: ``--rate`` posts/s (1,000) on a fixed schedule, latency measured from each
   post's scheduled time (a post that waits for a free connection counts its wait).
 
+First, with ``--idle`` seconds (10) of no traffic at all, the CPU that the cluster's
+processes spend anyway (timers, polls, heartbeats): per gateway and in all.
+
 A post counts when it is answered 201: stored in us-east's JetStream. "server CPU per post"
 is the CPU of us-east's processes (gateways, NATS, Redis) over the phase divided by the posts
 it stored; "cluster" adds every other process (other regions, hub, toxiproxy). The load
@@ -286,6 +289,29 @@ async def presence_answered(c: LocalCluster) -> None:
         await nc.close()
 
 
+async def idle(c: LocalCluster, seconds: float) -> dict[str, Any]:
+    """The CPU of every process of the cluster over ``seconds`` without a request."""
+    pids = {name: child.pid for name, child in c.children.items()}
+    meter = CpuMeter(pids)
+    meter.start()
+    await asyncio.sleep(seconds)  # the span measured, not a synchronisation
+    used = meter.stop()
+    gateways = [v for k, v in used.items() if "gateway" in k]
+    by_process = {k: round(v / seconds * 1000, 1) for k, v in used.items()}
+    result: dict[str, Any] = {"phase": "idle", "seconds": seconds,
+              "gateway_idle_cpu_ms_per_s": sum(gateways) / max(1, len(gateways)) / seconds
+              * 1000,
+              "cluster_idle_cpu_ms_per_s": sum(v for k, v in used.items()
+                                               if k != "load client") / seconds * 1000,
+              "cpu_by_process": by_process}
+    print(f"  idle {seconds:.0f} s: {result['gateway_idle_cpu_ms_per_s']:.1f} ms of CPU per "
+          f"second per gateway, {result['cluster_idle_cpu_ms_per_s']:.0f} ms/s the whole "
+          f"cluster")
+    print("      " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+        by_process.items(), key=lambda kv: -kv[1]) if k != "load client"))
+    return result
+
+
 def show(r: dict[str, Any]) -> None:
     print(f"  {r['phase']:<22} {r['posts_per_s']:>7,.0f} posts/s  p50 {r['p50_ms']:6.1f} ms"
           f"  p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms   server CPU/post "
@@ -311,6 +337,8 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         load = Load(c)
         await presence_answered(c)
         print(f"load average before: {load_average()}")
+        if args.idle > 0:
+            results.append(await idle(c, args.idle))
         print(f"\nus-east, 2 gateways, {STREAMS} streams, {seconds:.0f} s per phase:")
         conns = await load.http_connections(args.concurrency)
         warm = Phase("warm-up")
@@ -355,6 +383,8 @@ if __name__ == "__main__":
     parser.add_argument("--phases", default="http,ws", help="http, ws or both")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateways "
                                                      "during each phase, into this dir")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds without traffic measured first (0: none)")
     parser.add_argument("--json", help="also write the results here")
     arguments = parser.parse_args()
     if arguments.profile:

@@ -33,11 +33,13 @@ async def post_comment(request: web.Request) -> web.Response:
     raw = await request.read()
     post = check_post(parse_json_body(raw), cell.config.limits)
     appended = await cell.ingest.post(claims, stream, post)
-    body = {**appended.comment.to_json(), "seq": appended.seq}
+    # The comment's JSON was encoded once, for the log: the answer is that text with "seq"
+    # added, not a second encoding of the same fields.
+    body = f'{appended.comment.json_text[:-1]},"seq":{appended.seq}}}'
     # A retried post returns the first one's comment: 200 instead of 201 tells it apart.
-    return web.json_response(body, status=200 if appended.duplicate else 201,
-                             headers={"Idempotent-Replayed": "true"} if appended.duplicate
-                             else None)
+    return web.Response(text=body, content_type="application/json",
+                        status=200 if appended.duplicate else 201,
+                        headers={"Idempotent-Replayed": "true"} if appended.duplicate else None)
 
 
 def _limit(request: web.Request) -> int:

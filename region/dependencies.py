@@ -8,6 +8,11 @@ it would have moved the storm onto the next gateway (a cascade). Now one loop pe
 pings Redis every `INTERVAL_S`, allowing `PING_TIMEOUT_S`, and Redis counts as down only when
 no ping succeeded for `DOWN_AFTER_S`: a check reads that verdict without any I/O. NATS is the
 client's own connection state, which costs nothing to read.
+
+The period is what the verdict needs, not more: four pings fit in `DOWN_AFTER_S`, so one lost
+or late pong never makes Redis "down", and a Redis that is back counts as up within one
+period. Every gateway pings, idle or not: it was once a second, a wake-up and a round trip
+per second per gateway for a verdict that changes only after ten.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from nats.aio.client import Client as Nats
 
 from chorus.drivers import driver_errors
 
-INTERVAL_S = 1.0       # one ping per gateway per second, whatever asks /healthz
+INTERVAL_S = 2.5       # one ping per gateway per 2.5 s, whatever asks /healthz
 PING_TIMEOUT_S = 3.0   # a ping may wait this long on a busy loop before it counts as failed
 DOWN_AFTER_S = 10.0    # Redis is down when no ping succeeded for this long
 

@@ -66,8 +66,11 @@ def request_guard(config: Config) -> Middleware:
                                f"a request body is {JSON}, not "
                                f"{request.content_type[:60] or 'untyped'}")
             try:
-                async with asyncio.timeout(body_timeout_s):
-                    await request.read()
+                if request.content.is_eof():
+                    await request.read()  # the whole body is here: no timer to arm
+                else:
+                    async with asyncio.timeout(body_timeout_s):
+                        await request.read()
             except TimeoutError:
                 return _closing(ApiError(ErrorCode.REQUEST_TIMEOUT,
                                          f"the request body did not arrive within "
