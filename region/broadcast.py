@@ -65,36 +65,33 @@ class StreamBatch:
     sequence of the one before), waiting for the stream's next flush. At most ``max_size``:
     `add` refuses the one after, as it refuses one that does not follow."""
 
-    __slots__ = ("_plain", "_prepared", "comments", "entries", "max_size")
+    __slots__ = ("_plain", "_prepared", "comments", "entries", "last", "max_size", "prev")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self.entries: list[Entry] = []
         self.comments: list[Comment] = []
+        # The stream's sequence before the batch (a viewer whose cursor is here may take the
+        # batch whole), and its last entry's. Plain attributes: read once per viewer.
+        self.prev = 0
+        self.last = 0
         self._plain: tuple[object, bool] | None = None
-        self._prepared: tuple[str, Prepared] | None = None
+        self._prepared: tuple[object, Prepared] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    @property
-    def prev(self) -> int:
-        """The stream's sequence before the batch: a viewer whose cursor is here may take the
-        batch whole."""
-        return self.entries[0].prev
-
-    @property
-    def last(self) -> int:
-        return self.entries[-1].seq
-
     def add(self, entry: Entry) -> bool:
         """Appends ``entry``; False (and nothing added) when the batch is full or ``entry``
         does not follow its last one: flush the batch first, then start another."""
-        if self.entries and (entry.prev != self.entries[-1].seq
-                             or len(self.entries) >= self.max_size):
-            return False
+        if self.entries:
+            if entry.prev != self.last or len(self.entries) >= self.max_size:
+                return False
+        else:
+            self.prev = entry.prev
         self.entries.append(entry)
         self.comments.append(entry.comment)
+        self.last = entry.seq
         return True
 
     def plain(self, moderation: Moderated | None) -> bool:
@@ -109,14 +106,14 @@ class StreamBatch:
         self._plain = (moderation, plain)
         return plain
 
-    def prepared(self, cursor_of: Callable[[int], str]) -> Prepared:
-        """The batch's ``comments`` frame, encoded once (per cursor: every session of a
-        gateway shares its log's position, so in practice once)."""
-        cursor = cursor_of(self.last)
+    def prepared(self, cursor_of: Callable[[int], str], log: object) -> Prepared:
+        """The batch's ``comments`` frame, encoded once per ``log`` (the readers' position in
+        the log, whose cursor ``cursor_of`` writes: every session of a gateway shares it, so in
+        practice once)."""
         cached = self._prepared
-        if cached is None or cached[0] != cursor:
-            cached = self._prepared = (cursor, Prepared.of(
-                Comments(items=tuple(self.comments), cursor=cursor)))
+        if cached is None or not (cached[0] is log or cached[0] == log):
+            cached = self._prepared = (log, Prepared.of(
+                Comments(items=tuple(self.comments), cursor=cursor_of(self.last))))
         return cached[1]
 
 

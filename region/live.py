@@ -157,6 +157,9 @@ class WebSocketTransport:
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
         self.request = request
+        # The connection's socket transport, looked up once: `send_prepared` runs per viewer
+        # per batch (a closed one says so with is_closing()).
+        self._socket = request.transport
 
     async def send(self, frames: Sequence[ServerFrame]) -> None:
         try:
@@ -182,7 +185,7 @@ class WebSocketTransport:
         socket: aiohttp would frame it again per viewer and await per write. Refused while
         the socket holds `SHARED_WRITE_MAX` bytes or more not yet sent: the frame then goes
         through the writer's queue, whose bound cuts a viewer that stopped reading."""
-        transport = self.request.transport
+        transport = self._socket
         if (self.ws.closed or transport is None or transport.is_closing()
                 or transport.get_write_buffer_size() >= SHARED_WRITE_MAX):
             return False

@@ -241,7 +241,8 @@ class Session:
         its writer writes it at once; True then. Otherwise each entry is offered by the rule
         of `offer` (False). Never blocks and never awaits."""
         if (self._phase is State.LIVE and self.view is None and self.cursor == batch.prev
-                and batch.plain(self.moderation) and self.writer.write_shared(batch)):
+                and batch.plain(self.moderation)
+                and self.writer.write_shared(batch, self.position)):
             self.cursor = batch.last
             return True
         for entry in batch.entries:

@@ -197,18 +197,19 @@ class Writer:
         return woken is not None and (asyncio.get_running_loop().time() - woken
                                       > BEHIND_TICKS * self.tick_s)
 
-    def write_shared(self, batch: StreamBatch) -> bool:
+    def write_shared(self, batch: StreamBatch, log: object) -> bool:
         """Writes a stream's batch as its one shared frame, now, when nothing else is in the
         way: the writer is idle (nothing queued, no write in progress, so order holds), the
         transport takes prepared frames and its socket is not behind. False: nothing was
         written, and the caller queues the batch's entries instead. The caller has checked
         that the viewer may see every comment of it (`StreamBatch.plain`), and counts the
-        delivery (``on_written`` is not called: one observation per batch, not per viewer)."""
+        delivery (``on_written`` is not called: one observation per batch, not per viewer).
+        ``log`` is where ``cursor_of`` places its cursors (`StreamBatch.prepared`)."""
         shared = self._shared
         if (shared is None or self._queue or self._sending or self._closed.is_set()
                 or self.describe is not None):
             return False
-        if not shared.send_prepared(batch.prepared(self.cursor_of)):
+        if not shared.send_prepared(batch.prepared(self.cursor_of, log)):
             return False
         self.sent = batch.last
         return True

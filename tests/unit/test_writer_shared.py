@@ -111,8 +111,10 @@ def test_a_batch_holds_entries_that_follow_each_other_up_to_its_size() -> None:
 
 def test_a_batch_is_encoded_once_as_the_writer_would_encode_it() -> None:
     batch = batch_of(chain(5, 7))
-    p = batch.prepared(cursor_of)
-    assert p is batch.prepared(cursor_of)
+    p = batch.prepared(cursor_of, "log")
+    assert p is batch.prepared(cursor_of, "log")
+    assert batch.prepared(lambda seq: f"eu-west:e2:{seq}", "another log").frame.cursor == (
+        "eu-west:e2:7")
     frame = Comments(items=tuple(batch.comments), cursor=cursor_of(7))
     assert p.frame == frame and p.text == encode(frame)
     assert p.websocket == websocket_text_frame(encode(frame).encode())
@@ -138,7 +140,8 @@ def test_a_quiet_stream_flushes_at_once_a_busy_one_a_tick_after_its_last_flush()
 
 def test_the_websocket_transport_is_a_shared_one() -> None:
     from region.live import WebSocketTransport
-    assert isinstance(WebSocketTransport(cast(Any, None), cast(Any, None)), SharedTransport)
+    request = cast(Any, type("Request", (), {"transport": None})())
+    assert isinstance(WebSocketTransport(cast(Any, None), request), SharedTransport)
     assert not isinstance(FakeTransport(), SharedTransport)
 
 
@@ -146,7 +149,7 @@ async def test_an_idle_writer_writes_a_batch_whole_and_moves_its_cursor() -> Non
     t = SharingTransport()
     w = Writer(t, viewer="bob", cursor_of=cursor_of, max_queue=10, tick_s=0.01)
     batch = batch_of(chain(1, 3))
-    assert w.write_shared(batch)
+    assert w.write_shared(batch, "log")
     assert w.sent == 3 and t.comment_ids == [e.comment.id for e in batch.entries]
 
 
@@ -154,13 +157,13 @@ async def test_a_writer_with_something_queued_or_a_socket_behind_refuses_a_batch
     t = SharingTransport()
     w = Writer(t, viewer="bob", cursor_of=cursor_of, max_queue=10, tick_s=0.01)
     w.push(Pong(ref="1"))                 # a control frame waits: it must go first
-    assert not w.write_shared(batch_of(chain(1, 1)))
+    assert not w.write_shared(batch_of(chain(1, 1)), "log")
     t2 = SharingTransport()
     t2.behind = True
     w2 = Writer(t2, viewer="bob", cursor_of=cursor_of, max_queue=10, tick_s=0.01)
-    assert not w2.write_shared(batch_of(chain(1, 1)))
+    assert not w2.write_shared(batch_of(chain(1, 1)), "log")
     w3 = Writer(FakeTransport(), viewer="bob", cursor_of=cursor_of, max_queue=10, tick_s=0.01)
-    assert not w3.write_shared(batch_of(chain(1, 1)))
+    assert not w3.write_shared(batch_of(chain(1, 1)), "log")
     assert w.sent == w2.sent == w3.sent == 0
 
 
