@@ -77,11 +77,10 @@ PUBLISH_TIMEOUT_S = 2.0
 # case (a publish timeout).
 ACK_WAIT_S = 10.0
 # Between attempts at a destination that did not take a batch. Short and nearly regular: only
-# the batch at the head of the line retries (the others wait behind it), an attempt at a cut
-# link fails at once (no responders) and costs nothing, and every gateway of the region must
-# notice a link that is back within the same fraction of a second, or one gateway's batches
-# overtake another's. (With a link cut and healed every 2 s, batches retrying on their own
-# with a ceiling of 5 s arrived 33 s out of their origin's order.)
+# the batch at the head of the line retries (the others wait behind it), and an attempt at a
+# cut link fails at once (no responders) and costs nothing, so a link that is back is used
+# within a fraction of a second. (With a link cut and healed every 2 s, batches retrying on
+# their own with a ceiling of 5 s arrived 33 s out of their origin's order.)
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 0.25
 CALM_S = 3.0   # after an outage, one batch in flight at a time for this long
@@ -89,7 +88,8 @@ CALM_S = 3.0   # after an outage, one batch in flight at a time for this long
 # the region's forwards to that destination for up to this long (plus a second to notice);
 # its unacknowledged batch comes back after ACK_WAIT_S, so up to ACK_WAIT_S - LEASE_TTL_S
 # after what its successor sent meanwhile: a gateway's crash is the one case the lease does
-# not keep in order. A longer lease would, at the price of a longer stop.
+# not keep in order. A lease longer than ACK_WAIT_S plus one renewal would keep even that in
+# order, at the price of a longer stop.
 LEASE_TTL_S = 5.0
 
 
