@@ -382,3 +382,37 @@ async def test_a_stream_leaving_push_flushes_its_batch_before_the_feed_takes_ove
     feeds.hot = True
     await f._on_live(message(c))            # the feed's first: 2 must be out before it
     assert member.batches == [[1], [2]] and feeds.taken == [3]
+
+
+class Socket:
+    """An asyncio transport as `send_prepared` sees it."""
+
+    def __init__(self, buffered: int = 0, closing: bool = False) -> None:
+        self.buffered = buffered
+        self.closing = closing
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def test_the_websocket_writes_a_prepared_frame_unless_closing_or_behind() -> None:
+    from region.live import SHARED_WRITE_MAX, WebSocketTransport
+
+    def transport(socket: Socket, ws_closed: bool = False) -> WebSocketTransport:
+        ws = cast(Any, type("Ws", (), {"closed": ws_closed})())
+        return WebSocketTransport(ws, cast(Any, type("Request", (), {"transport": socket})()))
+
+    frame = batch_of(chain(1, 2)).prepared(cursor_of, "log")
+    ok = Socket(buffered=SHARED_WRITE_MAX - 1)
+    assert transport(ok).send_prepared(frame) and ok.written == [frame.websocket]
+    for socket, closed in ((Socket(buffered=SHARED_WRITE_MAX), False),
+                           (Socket(closing=True), False), (Socket(), True)):
+        assert not transport(socket, closed).send_prepared(frame)
+        assert not socket.written
