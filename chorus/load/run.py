@@ -46,6 +46,7 @@ POLL_TIMEOUT_S = 5
 RESOURCE_INTERVAL_S = 1.0
 WAITING_MAX = 50            # posts queued per poster before more are dropped as "busy"
 POST_TIMEOUT_S = 10.0       # a post's request; and how long the run waits for the last ones
+MAX_CUT_KINDS = 50          # kinds of connection ends counted apart (the report's "cuts")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -72,6 +73,7 @@ class Counters:
     delivered: int = 0
     reconnects: int = 0
     connect_failures: int = 0
+    cuts: dict[str, int] = field(default_factory=dict)  # connections ended, by how
     gaps: int = 0             # times a viewer was told of a gap (recovered: false)
 
 
@@ -122,7 +124,10 @@ class Run:
         users = plan.users_needed(spec, config.limits.user_rate_per_s)
         self._post_tokens = {r.name: [issue_token(secret, f"load-{self.run_id}-{r.name}-p{i}")
                                       for i in range(users)] for r in config.regions}
-        self._view_token = issue_token(secret, f"load-{self.run_id}-viewer")
+        # Every viewer is a user of its own, as in a real audience: one user for all of them
+        # met the per-user connection cap of a gateway (limits.max_connections_per_user), and
+        # churn's refusals (4429) and reconnections were charged to the system.
+        self._secret = secret
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -210,9 +215,15 @@ class Run:
         life = plan.lifetime_s(self.spec, self.rng)
         viewer = _Viewer(self, region=region, stream=stream, url=urls[index % len(urls)],
                          transport=plan.transport_of(index, self.spec.mix),
-                         expires=None if life is None else self.elapsed() + life)
+                         expires=None if life is None else self.elapsed() + life,
+                         token=self._viewer_token(region, index))
         self._viewers[region].append(viewer)
         self._spawn(viewer.run())
+
+    def _viewer_token(self, region: str, index: int) -> str:
+        from region.auth import issue_token
+
+        return issue_token(self._secret, f"load-{self.run_id}-{region}-v{index}")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -416,7 +427,8 @@ class Run:
                       "refused": {str(k): v for k, v in sorted(self.counters.refused.items())}},
             "viewers": {"opened": sum(self._opened.values()), "timelines": len(timelines),
                         "reconnects": self.counters.reconnects,
-                        "connect_failures": self.counters.connect_failures},
+                        "connect_failures": self.counters.connect_failures,
+                        "cuts": dict(sorted(self.counters.cuts.items()))},
             "deliveries": self.counters.delivered,
             "post_ms": {f"p{p:g}": stats.percentile(sorted(self.post_latency), p) * 1000
                         for p in stats.PERCENTILES},
@@ -456,8 +468,9 @@ class _Viewer:
     comments' ages measure the gap, not the path)."""
 
     def __init__(self, run: Run, *, region: str, stream: int, url: str, transport: str,
-                 expires: float | None) -> None:
+                 expires: float | None, token: str) -> None:
         self.owner = run
+        self.token = token
         self.region = region
         self.stream = stream
         self.url = url
@@ -473,6 +486,7 @@ class _Viewer:
         # When the cursor last moved (hello or comments): a gap said after it starts there.
         self._moved_at = math.inf
         self._resumed = False     # this connection was opened with a cursor
+        self._watched_until = math.inf  # when its last connection that said hello ended
 
     def leave(self) -> None:
         self._leave.set()
@@ -480,7 +494,7 @@ class _Viewer:
     async def run_once(self) -> None:
         name = self.owner.streams[self.stream]
         base = f"{self.url}/v1/streams/{name}"
-        params = {"access_token": self.owner._view_token}
+        params = {"access_token": self.token}
         match self.transport:
             case "ws":
                 await self._websocket(base, params)
@@ -496,8 +510,11 @@ class _Viewer:
                 self._resumed = self.cursor is not None
                 try:
                     await self._until_leave(self.run_once())
-                except (aiohttp.ClientError, TimeoutError, ValueError):
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                     self.owner.counters.connect_failures += 1
+                    self._cut(str(exc) if isinstance(exc, ValueError) else type(exc).__name__)
+                if self.connected:
+                    self._watched_until = time.monotonic()
                 self.connected = False
                 if self._leave.is_set() or self.owner._stop.is_set():
                     break
@@ -511,9 +528,28 @@ class _Viewer:
             self.connected = False
             self.done = True
             if self.timeline.joined != math.inf:
-                self.timeline.left = (self.owner.stopped_at if self.owner._stop.is_set()
-                                      and self.owner.stopped_at is not None
-                                      else time.monotonic())
+                self.timeline.left = self._left()
+
+    def _left(self) -> float:
+        """When the viewer stopped watching: the run's end; else when its life was planned
+        to end (a controller late by a stalled loop must not charge the viewer with comments
+        waiting unread on its socket); and if it gave up reconnecting, when its last
+        connection ended (it was not watching while it failed to come back)."""
+        owner = self.owner
+        if owner._stop.is_set() and owner.stopped_at is not None:
+            return owner.stopped_at
+        left = time.monotonic()
+        if self.expires is not None:
+            left = min(left, owner.started + self.expires)
+        if not self._leave.is_set():
+            left = min(left, self._watched_until)
+        return left
+
+    def _cut(self, how: str) -> None:
+        key = f"{self.transport} {how}"
+        cuts = self.owner.counters.cuts
+        if key in cuts or len(cuts) < MAX_CUT_KINDS:
+            cuts[key] = cuts.get(key, 0) + 1
 
     async def _until_leave(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -569,6 +605,7 @@ class _Viewer:
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     self._frame(json.loads(msg.data))
+            self._cut(f"closed {ws.close_code}")
 
     async def _sse(self, base: str, params: dict[str, str]) -> None:
         headers = {"Last-Event-ID": self.cursor} if self.cursor else {}
@@ -645,6 +682,9 @@ def text(report: dict[str, Any]) -> str:
     lines.append(f"viewers: {v['opened']} opened, {v['reconnects']} resumed after a cut, "
                  f"{v['connect_failures']} failed connections; {report['deliveries']} "
                  "deliveries")
+    if v["cuts"]:
+        lines.append("connections ended by the server or failed: " + ", ".join(
+            f"{how} x {n}" for how, n in v["cuts"].items()))
     loss = report["loss"]
     lines.append(f"timelines: {loss['expected']} deliveries owed, {loss['missing']} missing, "
                  f"{loss['duplicates']} duplicates ({loss['viewers_with_loss']} viewers with "

@@ -37,15 +37,20 @@ async def test_a_short_run_measures_every_region_pair(cluster: LocalCluster,
 
 async def test_a_churn_run_loses_nothing(cluster: LocalCluster) -> None:
     # Viewers living 2 s and more join and leave all along, in every region, over every
-    # transport, a few per stream so that regions often have none of a stream (the outboxes
-    # skip it, the late-join bootstrap fills it) and posts come to the last second of the run.
-    spec = LoadSpec(profile="churn", viewers=4, posters=2, rate=3.0, duration_s=12.0,
-                    streams=2, mix=(("ws", 0.5), ("sse", 0.3), ("poll", 0.2)), drain_s=10.0)
-    run = Run(cluster.config, spec, seed=11)
+    # transport, and posts come to the last second of the run. More viewers per gateway than
+    # one user may open connections (limits.max_connections_per_user): each is a user of its
+    # own, as in a real audience, so none is refused and nothing is resumed.
+    config = cluster.config
+    gateways = min(config.region(r).gateways for r in config.region_names)
+    viewers = gateways * config.limits.max_connections_per_user + 4   # 24 on regions.yaml
+    spec = LoadSpec(profile="churn", viewers=viewers, posters=2, rate=3.0, duration_s=12.0,
+                    streams=3, mix=(("ws", 0.5), ("sse", 0.3), ("poll", 0.2)), drain_s=10.0)
+    run = Run(config, spec, seed=11)
     report = await run.run()
     loss = report["loss"]
-    regions = cluster.config.region_names
-    assert report["viewers"]["opened"] > 4 * len(regions)   # they came and went
+    regions = config.region_names
+    assert report["viewers"]["opened"] > viewers * len(regions)   # they came and went
+    assert report["viewers"]["cuts"] == {} and report["viewers"]["reconnects"] == 0
     # A refusal is no loss (and is reported by status); most posts are acknowledged.
     assert report["posts"]["acked"] >= 0.8 * report["posts"]["sent"], report["posts"]
     assert set(loss["by_region"]) == set(regions)
