@@ -531,19 +531,12 @@ class _Viewer:
                 self.timeline.left = self._left()
 
     def _left(self) -> float:
-        """When the viewer stopped watching: the run's end; else when its life was planned
-        to end (a controller late by a stalled loop must not charge the viewer with comments
-        waiting unread on its socket); and if it gave up reconnecting, when its last
-        connection ended (it was not watching while it failed to come back)."""
         owner = self.owner
-        if owner._stop.is_set() and owner.stopped_at is not None:
-            return owner.stopped_at
-        left = time.monotonic()
-        if self.expires is not None:
-            left = min(left, owner.started + self.expires)
-        if not self._leave.is_set():
-            left = min(left, self._watched_until)
-        return left
+        return stats.left_at(
+            time.monotonic(),
+            run_ended=owner.stopped_at if owner._stop.is_set() else None,
+            planned=None if self.expires is None else owner.started + self.expires,
+            gave_up_after=None if self._leave.is_set() else self._watched_until)
 
     def _cut(self, how: str) -> None:
         key = f"{self.transport} {how}"

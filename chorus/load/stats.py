@@ -63,6 +63,19 @@ class Timeline:
         return any(since <= at <= until for since, until in self.gaps)
 
 
+def left_at(now: float, *, run_ended: float | None, planned: float | None,
+            gave_up_after: float | None) -> float:
+    """When a viewer stopped watching: the run's end if the run ended it; else now, but no
+    later than its life was planned to end (a controller late because the machine starved
+    the run must not charge it with comments waiting unread on its socket), and, if it gave
+    up reconnecting, no later than the end of its last connection (``gave_up_after``): it
+    was not watching while it failed to come back."""
+    if run_ended is not None:
+        return run_ended
+    return min(now, math.inf if planned is None else planned,
+               math.inf if gave_up_after is None else gave_up_after)
+
+
 def watched(timeline: Timeline, post: Post, settle_s: float) -> bool:
     """Whether ``timeline``'s viewer was watching all along while ``post`` was posted: its
     stream's, acknowledged, begun after the viewer's first ``hello`` and acknowledged at least

@@ -129,3 +129,15 @@ def test_latencies_are_bounded_and_summarised_per_pair() -> None:
     assert lat.kept == 3 and lat.dropped == 2
     row = lat.summary()[("us-east", "eu-west")]
     assert row["n"] == 3 and row["p50"] == pytest.approx(0.02) and row["max"] == pytest.approx(0.03)
+
+
+def test_a_viewer_leaves_when_it_stopped_watching() -> None:
+    # Left when told, on time.
+    assert stats.left_at(20.0, run_ended=None, planned=20.0, gave_up_after=None) == 20.0
+    # Told late (the run was starved): it left when its life was planned to end.
+    assert stats.left_at(24.0, run_ended=None, planned=20.0, gave_up_after=None) == 20.0
+    # Gave up reconnecting: it stopped watching when its last connection ended.
+    assert stats.left_at(24.0, run_ended=None, planned=30.0, gave_up_after=19.5) == 19.5
+    # Still there when the run ended (the run's end is its leaving), or never connected.
+    assert stats.left_at(40.0, run_ended=35.0, planned=None, gave_up_after=None) == 35.0
+    assert stats.left_at(40.0, run_ended=None, planned=None, gave_up_after=math.inf) == 40.0
