@@ -115,6 +115,7 @@ class Fanout:
         self._leases: dict[str, dict[str, float]] = {}   # long-poll users between polls
         self._reported: set[str] = set()
         self._cache_buffer: list[Entry] = []
+        self._cache_filled = asyncio.Event()   # the buffer holds something to write
         self._cache_sub: Subscription | None = None
         # Viewer counts: ``others`` None counts this region alone.
         self.others = others
@@ -288,6 +289,7 @@ class Fanout:
             self._cache_buffer.append(entry_of(msg))
         except ValueError:
             return
+        self._cache_filled.set()
 
     # -- background work (owned by the gateway's cleanup context) ------------------------------
 
@@ -307,9 +309,11 @@ class Fanout:
     async def _cache_loop(self) -> None:
         tick_s = self.limits.tick_ms / 1000
         while True:
+            # Asleep while the region is quiet (no wake-up per tick); from the first entry on,
+            # one tick gathers what else comes into one write.
+            await self._cache_filled.wait()
             await asyncio.sleep(tick_s)
-            if not self._cache_buffer:
-                continue
+            self._cache_filled.clear()
             batch, self._cache_buffer = self._cache_buffer, []
             try:
                 await self.cache.add(batch)
