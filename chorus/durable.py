@@ -22,6 +22,7 @@ it carries has a ``region``, the one it originated in (`Payload`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -251,7 +252,27 @@ class DurableWorker(Generic[P]):
         self.stats.bad += len(batch.bad)
         if batch.bad and self.on_bad is not None:
             self.on_bad(len(batch.bad))
-        pending: Sequence[Delivered[P]] = batch.own
+        done: set[int] = set()            # ids of the deliveries acknowledged
+        try:
+            await self._drive(batch.own, done)
+        except asyncio.CancelledError:
+            # Stopping: what is not done goes back to JetStream now, in order, for whichever
+            # worker fetches next (redeliveries come before anything new), instead of after
+            # ack_wait_s behind what that worker sent meanwhile. Some of it may have been
+            # handled already: every handler bears that anyway (JetStream redelivers what a
+            # dead worker held), and a redelivery late by ack_wait_s is out of order.
+            for delivery in batch.own:
+                if id(delivery) not in done:
+                    with contextlib.suppress(*driver_errors("nats")):
+                        await delivery.msg.nak()
+            raise
+        for msg in batch.foreign:
+            await msg.ack()
+        self.stats.foreign += len(batch.foreign)
+
+    async def _drive(self, pending: Sequence[Delivered[P]], done: set[int]) -> None:
+        """Offers ``pending`` to the handler until all of it is done, acknowledging as it goes
+        (and noting each acknowledged delivery's id in ``done``)."""
         backoff = Backoff(self.backoff_first_s, self.backoff_max_s)
         while pending:
             try:
@@ -263,6 +284,7 @@ class DurableWorker(Generic[P]):
             for delivery in pending:
                 if id(delivery) not in left:
                     await delivery.msg.ack()
+                    done.add(id(delivery))
             self.stats.handled += len(pending) - len(rest)
             if not rest:
                 break
@@ -280,9 +302,6 @@ class DurableWorker(Generic[P]):
         if self.stats.failing:
             log.warning("%s: going again", self.name)
             self.stats.failing = False
-        for msg in batch.foreign:
-            await msg.ack()
-        self.stats.foreign += len(batch.foreign)
 
 
 async def pending(nc: Nats, durable: str, stream: str = COMMENTS_STREAM) -> int | None:

@@ -43,6 +43,9 @@ class FakeMsg:
     async def term(self) -> None:
         self.events.append(("term", self.subject))
 
+    async def nak(self) -> None:
+        self.events.append(("nak", self.subject))
+
 
 class Batch:
     """A batch of fake messages: ``own`` comments of this region (subjects own-0, own-1,
@@ -280,3 +283,28 @@ async def test_concurrent_batches_are_each_acknowledged() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert first.of("ack") == ["own-0", "own-1"] and second.of("ack") == ["own-0"]
+
+
+async def test_a_stopped_worker_hands_back_what_it_had_not_done_in_order() -> None:
+    # Cancelled mid-batch (a gateway stopping, or losing the outbox's lease): what is not
+    # acknowledged goes back to JetStream at once, for the next worker to take first, rather
+    # than after ack_wait_s behind what that worker sent meanwhile.
+    stuck = asyncio.Event()
+
+    async def handler(deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
+        if len(deliveries) == 3:
+            return deliveries[1:]        # the first is done
+        stuck.set()
+        await asyncio.Event().wait()     # the rest hangs until the worker is cancelled
+        return ()
+
+    batch = Batch(own=3, foreign=1)
+    w = DurableWorker(cast(Nats, None), worker(Recorder()).spec, REGION, handler, name="test",
+                      backoff_first_s=0.001, backoff_max_s=0.001)
+    task = asyncio.create_task(w.process(batch.as_msgs()))
+    await asyncio.wait_for(stuck.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert batch.of("ack") == ["own-0"]
+    assert batch.of("nak") == ["own-1", "own-2"]
