@@ -81,7 +81,13 @@ class Answer:
 class PresenceCache:
     """Answers by (stream, region), each valid for ``ttl_s`` seconds of ``clock``. Pure.
 
-    Bounded by ``max_entries``: when full, expired answers go first, then the oldest half."""
+    Bounded by ``max_entries``: when full, expired answers go first, then the oldest half.
+
+    A change event (`invalidate`) also outranks every answer to a question asked before it:
+    a refresh asked just before a viewer's presence was written can come back "0" after the
+    change cleared the old answer, and stored as fresh it would stand in for the new viewer's
+    region for a whole cache lifetime (and as `last_known` past it), skipping its forwards.
+    `put` with ``asked_at`` (the clock when the question went out) refuses such an answer."""
 
     ttl_s: float
     clock: Callable[[], float] = time.monotonic
@@ -89,6 +95,8 @@ class PresenceCache:
     max_entries: int = 100_000
     # Kept past ``ttl_s`` up to this age, only for `last_known` (an unanswered question).
     stale_s: float | None = None
+    # When each (stream, region) last changed; kept as long as an answer could be in flight.
+    _changed: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def get(self, stream: str, region: str) -> Answer | None:
         hit = self.get_aged(stream, region)
@@ -119,15 +127,27 @@ class PresenceCache:
     def _keep_s(self) -> float:
         return self.ttl_s if self.stale_s is None else max(self.ttl_s, self.stale_s)
 
-    def put(self, stream: str, answer: Answer) -> None:
+    def put(self, stream: str, answer: Answer, asked_at: float | None = None) -> None:
         if answer.viewers is None:
             return  # an unanswered question is asked again next time
+        if asked_at is not None:
+            changed = self._changed.get((stream, answer.region))
+            if changed is not None and changed >= asked_at:
+                return  # the region changed after the question: the answer is older news
         if len(self._entries) >= self.max_entries:
             self._evict()
         self._entries[(stream, answer.region)] = (self.clock(), answer)
 
     def invalidate(self, stream: str, region: str) -> None:
         self._entries.pop((stream, region), None)
+        now = self.clock()
+        if len(self._changed) >= self.max_entries:
+            # A question is answered or given up within its timeout, far under ``ttl_s``.
+            self._changed = {k: at for k, at in self._changed.items()
+                             if now - at <= self.ttl_s}
+            if len(self._changed) >= self.max_entries:
+                self._changed.clear()  # then answers are kept as before, for at most a TTL
+        self._changed[(stream, region)] = now
 
     def _evict(self) -> None:
         now = self.clock()
@@ -201,16 +221,18 @@ class PresenceDirectory:
         asking = self._asking.get(key)
         if asking is not None:
             return await asyncio.shield(asking)
+        asked_at = self.cache.clock()
         asking = asyncio.ensure_future(self._ask(stream, region))
         self._asking[key] = asking
         asking.add_done_callback(lambda _: self._asking.pop(key, None))
         answer = await asyncio.shield(asking)  # a cancelled caller leaves it to the others
-        self.cache.put(stream, answer)
+        self.cache.put(stream, answer, asked_at)
         return answer
 
     async def _refresh(self, stream: str, region: str) -> None:
         try:
-            self.cache.put(stream, await self._ask(stream, region))
+            asked_at = self.cache.clock()
+            self.cache.put(stream, await self._ask(stream, region), asked_at)
         finally:
             self._refreshing.discard((stream, region))
 
@@ -281,13 +303,14 @@ class PresenceDirectory:
         """Asks, caches what was answered, and stands a recent "no viewers" in for what was
         not (the module says why)."""
         asked = [s for s in streams if STREAM_ID.fullmatch(s)]
+        asked_at = self.cache.clock()
         answers = {s: Answer(region=region, viewers=None) for s in streams}
         for start in range(0, len(asked), MAX_PRESENCE_STREAMS):
             answers.update(await self._ask_batch(asked[start:start + MAX_PRESENCE_STREAMS],
                                                  region))
         for stream, answer in answers.items():
             if answer.viewers is not None:
-                self.cache.put(stream, answer)
+                self.cache.put(stream, answer, asked_at)
             elif (last := self.cache.last_known(stream, region)) is not None \
                     and not last.has_viewers:
                 answers[stream] = last
