@@ -52,11 +52,20 @@ def test_tokens_carry_the_configured_issuer_audience_and_lifetime() -> None:
 
 
 def _signed(claims: dict[str, object]) -> str:
+    """A token with ``claims`` over sound ones; a `Later` claim is that many seconds from
+    now, taken when the token is signed (cases are made at collection, and a long run
+    reaches them minutes later)."""
     now = int(time.time())
     base: dict[str, object] = {"sub": "ana", "iss": AUTH.issuer, "aud": AUTH.audience,
                                "iat": now, "exp": now + 60}
-    return jwt.encode({k: v for k, v in {**base, **claims}.items() if v is not None},
-                      SECRET, algorithm="HS256")
+    doc = {k: now + v.s if isinstance(v, Later) else v for k, v in {**base, **claims}.items()}
+    return jwt.encode({k: v for k, v in doc.items() if v is not None}, SECRET,
+                      algorithm="HS256")
+
+
+@dataclasses.dataclass(frozen=True)
+class Later:
+    s: int
 
 
 @pytest.mark.parametrize(("claims", "why"), [
@@ -65,10 +74,8 @@ def _signed(claims: dict[str, object]) -> str:
     ({"iat": None}, "iat"),
     ({"exp": str(int(time.time()) + 60)}, "exp"),       # a string is not a NumericDate
     ({"iat": True}, "iat"),
-    # Lives longer than the cap; iat is given too, as these cases are made at collection and a
-    # long run reaches them minutes later.
-    ({"iat": int(time.time()), "exp": int(time.time()) + 7300}, "limit is 7200"),
-    ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}, "iat"),
+    ({"exp": Later(7300)}, "limit is 7200"),            # lives longer than the cap
+    ({"iat": Later(600), "exp": Later(900)}, "iat"),    # issued in the future
     ({"sub": "ana\n"}, "subject"),
     ({"sub": "a:b"}, "subject"),
     ({"sub": "x" * 65}, "subject"),
