@@ -32,10 +32,14 @@ def session(config: Config, region_name: str, consistency: int) -> tuple[Cluster
     """A session that only uses ``region_name``'s datacenter (its one node)."""
     region = config.region(region_name)
     profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=region.name),
-                               consistency_level=consistency, request_timeout=15)
+                               consistency_level=consistency, request_timeout=60)
+    # A schema change waits for every datacenter's node; on a machine whose two cores also run
+    # three JVMs and the rest of the suite, a node can miss the driver's 30 s heartbeat while
+    # it agrees, and the driver then calls the connection defunct: give both a minute.
     cluster = Cluster(contact_points=[region.cassandra.address],
                       port=config.cassandra.native_port, protocol_version=5,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=5)
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=5,
+                      idle_heartbeat_timeout=60, max_schema_agreement_wait=60)
     return cluster, cluster.connect()
 
 
