@@ -59,7 +59,7 @@ from region.replies_redis import RedisThreadIndex
 from region.snapshot import SnapshotStore
 from region.snapshot_redis import RedisSnapshotStore
 from region.snapshot_s3 import S3SnapshotPublisher
-from region.tiers import StreamBuckets, TierBoard
+from region.tiers import StreamBuckets, Tier, TierBoard
 from region.tiers_feed import TierFeeds
 from region.tiers_redis import RedisTierStore
 
@@ -130,7 +130,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         watched=lambda: fanout.streams(), metrics=metrics)
     feeds, snapshots = _tier_feeds(
         config, region, settings, redis, metrics,
-        hidden=lambda comment: moderation is not None and moderation.state.hidden(comment))
+        hidden=lambda comment: moderation is not None and moderation.state.hidden(comment),
+        agreed=lambda stream, now: board.tier(stream, now))
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
                     presence=presence, cache=cache, hooks=ViewerHookChain(plane, feed),
                     metrics=metrics, others=plane.counts, feeds=feeds)
@@ -192,7 +193,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
 
 def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
                 redis: aioredis.Redis, metrics: Metrics,
-                hidden: Callable[[Comment], bool]) -> tuple[TierFeeds, SnapshotStore]:
+                hidden: Callable[[Comment], bool], agreed: Callable[[str, float], Tier]
+                ) -> tuple[TierFeeds, SnapshotStore]:
     """The gateway's delivery of hot streams, and the region's snapshot documents: in Redis
     for every gateway to serve, and deployed, in the cell's S3 bucket behind its CDN."""
     store = RedisSnapshotStore(redis)
@@ -205,7 +207,8 @@ def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
         return f"{public_url}/v1/streams/{stream}/snapshot"
 
     feeds = TierFeeds(region=region.name, tiers=config.tiers, metrics=metrics, store=store,
-                      snapshot_url=snapshot_url, publisher=publisher, hidden=hidden)
+                      snapshot_url=snapshot_url, publisher=publisher, hidden=hidden,
+                      agreed=agreed)
     metrics.track_tiers(feeds.counts)
     return feeds, store
 

@@ -27,7 +27,17 @@ Snapshots. While a stream is in the snapshot tier, viewers get its document as a
 ``snapshot`` frame every ``snapshot_interval_s`` (and their own comments live). The region's
 keeper of the stream (region/tiers.py) renders the document from its feed and leaves it in
 the `SnapshotStore` (and, deployed, the `SnapshotPublisher`); the other gateways read it from
-there once per interval for all their viewers.
+there once per interval for all their viewers. Until the region's first render, a request
+for the document at a gateway that delivers the stream renders it there and then
+(`TierFeeds.document`): a client told "snapshot tier, here is snapshot_url" gets a document.
+
+Between sessions. A long-poll viewer is a new session at each poll, and a viewer that
+reconnects is a new session too: a stream whose last session leaves stays followed for
+`LINGER_S` (its rate, its feed and its sample go on), so that the next poll finds the tier
+and what the last second stood for instead of starting again in push. At most
+`MAX_LINGERING` streams linger; beyond, the longest idle is dropped first. A stream a gateway
+starts to follow is delivered at once in the tier the regions agreed (``agreed``), not from
+the agreement's next round: a poller's first answer already says it.
 """
 
 from __future__ import annotations
@@ -66,6 +76,11 @@ from region.tiers import RateMeter, Reading, Tier
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0   # a Skip (and the second's counts) to every viewer of a hot stream this often
+# A stream with no session left stays followed this long: a long-poll's next poll comes
+# within a poll's round trip in a hot tier (answers come every second), so a few of them fit,
+# and so does the fanout's presence lease of a poller (limits.presence_ttl_s, 10 s by default).
+LINGER_S = 10.0
+MAX_LINGERING = 1_000   # streams followed with no session at once; the longest idle go first
 
 
 @dataclass
@@ -118,6 +133,9 @@ class StreamFeed:
         self.rendered: Rendered | None = None
         self.pushed_etag = ""      # the document this gateway's viewers got last
         self.rendered_at = -math.inf
+        # Requests for the document before the region's first render wait here for one
+        # render (`TierFeeds.document`).
+        self.first_render = asyncio.Lock()
         self._described: tuple[int, Sample] | None = None
 
     # -- the live path -----------------------------------------------------------------------
@@ -223,15 +241,19 @@ class TierFeeds:
 
     ``snapshot_url(stream)``: where clients poll a stream's document. ``store`` holds the
     region's documents; ``publisher`` (deployed cells) is the CDN's origin. ``hidden``: a
-    comment no one may be shown any more (moderation), left out of documents."""
+    comment no one may be shown any more (moderation), left out of documents. ``agreed(stream,
+    now)``: the stream's tier as the regions agreed it (region/tiers.py's `TierBoard.tier`, on
+    ``clock``), for a stream this gateway starts to follow."""
 
     def __init__(self, *, region: str, tiers: Tiers, metrics: Metrics,
                  store: SnapshotStore | None, snapshot_url: Callable[[str], str],
                  publisher: SnapshotPublisher | None = None,
                  hidden: Callable[[Comment], bool] | None = None,
+                 agreed: Callable[[str, float], Tier] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 linger_s: float = LINGER_S, max_lingering: int = MAX_LINGERING) -> None:
         self.region = region
         self.tiers = tiers
         self.metrics = metrics
@@ -242,26 +264,49 @@ class TierFeeds:
         self.clock = clock
         self.wall = wall
         self.rng = rng
+        self.agreed = agreed
+        self.linger_s = linger_s
+        self.max_lingering = max_lingering
         self.streams: dict[str, Followed] = {}
         self.feeds: dict[str, StreamFeed] = {}
+        self.idle: dict[str, float] = {}   # streams with no session, since when; oldest first
 
     # -- the fanout's side ---------------------------------------------------------------------
 
     def joined(self, session: Session) -> None:
         """A session of this gateway, before it starts (it announces its tier after hello)."""
-        self.streams.setdefault(session.stream, Followed()).add(session)
-        feed = self.feeds.get(session.stream)
+        stream = session.stream
+        self.idle.pop(stream, None)
+        followed = self.streams.setdefault(stream, Followed())
+        followed.add(session)
+        feed = self.feeds.get(stream)
         if feed is not None:
             session.set_view(feed)
+            return
+        if self.agreed is not None:
+            tier = self.agreed(stream, self.clock())
+            if tier != "push":
+                # The agreement's next round would say so within half a second, but a long
+                # poll may well be answered before.
+                self._start(stream, tier, followed, keeper=False, reading=None)
 
     def left(self, session: Session) -> None:
         followed = self.streams.get(session.stream)
         if followed is None:
             return
         followed.discard(session)
-        if not followed.members:
-            del self.streams[session.stream]
-            self.feeds.pop(session.stream, None)
+        if followed.members:
+            return
+        self.idle.pop(session.stream, None)   # the newest idle last
+        self.idle[session.stream] = self.clock()
+        while len(self.idle) > self.max_lingering:
+            self._drop(next(iter(self.idle)))
+
+    def _drop(self, stream: str) -> None:
+        """Forgets a stream no session of this gateway has followed for a while."""
+        self.idle.pop(stream, None)
+        self.streams.pop(stream, None)
+        self.feeds.pop(stream, None)
 
     def take(self, entry: Entry) -> bool:
         """Counts a live entry; True when a hot stream's feed delivered it (False: the
@@ -300,18 +345,11 @@ class TierFeeds:
             feed.reading = reading or feed.reading
         if tier == current:
             return
+        if feed is None:  # push -> sampled or snapshot
+            self._start(stream, tier, followed, keeper=keeper, reading=reading)
+            return
         self.metrics.tier_changed(tier)
         log.info("stream %s: %s -> %s tier on this gateway", stream, current, tier)
-        if feed is None:  # push -> sampled or snapshot
-            feed = StreamFeed(stream, tier, followed, tiers=self.tiers,
-                              snapshot_url=self.snapshot_url(stream),
-                              expected=followed.meter.rate(self.clock()), clock=self.clock,
-                              rng=self.rng)
-            feed.keeper, feed.reading = keeper, reading
-            self.feeds[stream] = feed
-            for session in tuple(followed.members):
-                session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
-            return
         feed.tick()
         if tier == "push":
             del self.feeds[stream]
@@ -322,6 +360,20 @@ class TierFeeds:
             return
         feed.tier = tier  # sampled <-> snapshot
         feed.pushed_etag = ""
+        for session in tuple(followed.members):
+            session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
+
+    def _start(self, stream: str, tier: Tier, followed: Followed, *, keeper: bool,
+               reading: Reading | None) -> None:
+        """push -> sampled or snapshot."""
+        self.metrics.tier_changed(tier)
+        log.info("stream %s: push -> %s tier on this gateway", stream, tier)
+        feed = StreamFeed(stream, tier, followed, tiers=self.tiers,
+                          snapshot_url=self.snapshot_url(stream),
+                          expected=followed.meter.rate(self.clock()), clock=self.clock,
+                          rng=self.rng)
+        feed.keeper, feed.reading = keeper, reading
+        self.feeds[stream] = feed
         for session in tuple(followed.members):
             session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
 
@@ -346,8 +398,13 @@ class TierFeeds:
                 await self.publisher.close()
 
     async def step(self) -> None:
-        """One tick: a Skip to every viewer of each hot stream; documents that are due."""
+        """One tick: streams that lingered long enough are forgotten; a Skip to every viewer
+        of each hot stream; documents that are due."""
         now = self.clock()
+        for stream, since in list(self.idle.items()):
+            if now - since < self.linger_s:
+                break  # oldest first
+            self._drop(stream)
         for stream, feed in list(self.feeds.items()):
             feed.tick()
             if feed.hidden:
@@ -361,6 +418,48 @@ class TierFeeds:
                 await self._snapshot(stream, feed, now)
             except SnapshotUnavailable as exc:
                 log.warning("snapshot of %s not moved: %s", stream, exc)
+
+    # -- the document, asked for ---------------------------------------------------------------
+
+    async def document(self, stream: str, reading: Reading | None = None) -> Rendered | None:
+        """The region's document of ``stream`` (region/snapshot_api.py). When the region has
+        none yet (the stream has just entered the snapshot tier) and this gateway delivers the
+        stream in that tier, it renders one now from its own feed, once for every request
+        that asks meanwhile, and leaves it for the region's other gateways; ``reading`` (the
+        leader's) counts the viewers when this gateway has no reading of its own. None: the
+        stream is in no snapshot tier here. Raises `SnapshotUnavailable` (the store)."""
+        stored = await self.store.get(stream) if self.store is not None else None
+        feed = self.feeds.get(stream)
+        if stored is not None or feed is None or feed.tier != "snapshot":
+            return stored
+        async with feed.first_render:
+            if self.store is not None:
+                stored = await self.store.get(stream)
+                if stored is not None:
+                    return stored   # rendered while this request waited
+            now = self.clock()
+            fresh = now - feed.rendered_at < self.tiers.snapshot_interval_s
+            if feed.rendered is not None and fresh:
+                return feed.rendered   # rendered here lately, not stored (Redis failed)
+            if feed.keeper:
+                await self._snapshot(stream, feed, now)   # the keeper's render, a bit early
+            else:
+                feed.reading = feed.reading or reading
+                await self._first(stream, feed, now)
+            return feed.rendered
+
+    async def _first(self, stream: str, feed: StreamFeed, now: float) -> None:
+        """A render by a gateway that does not keep the stream, before the keeper's first:
+        the keeper's next render replaces it."""
+        rendered, _ = feed.render(self.region, now, int(self.wall() * 1000), self.hidden)
+        if self.store is None:
+            return
+        try:
+            await self.store.put(stream, rendered,
+                                 self.tiers.snapshot_interval_s * KEEP_INTERVALS)
+        except SnapshotUnavailable as exc:
+            # The requester gets this render anyway; the next request asks again.
+            log.warning("snapshot of %s rendered on demand, not stored: %s", stream, exc)
 
     async def _snapshot(self, stream: str, feed: StreamFeed, now: float) -> None:
         feed.rendered_at = now

@@ -30,7 +30,7 @@ from chorus.cluster.ports import relocate
 from chorus.config import Config, Tiers
 from region.auth import issue_token
 from region.log_jetstream import JetStreamLog
-from tests.integration.viewers import WsViewer
+from tests.integration.viewers import Poller, WsViewer
 
 pytestmark = pytest.mark.integration
 
@@ -320,6 +320,71 @@ async def test_the_snapshot_is_cached_by_etag_and_reaches_live_viewers(
             assert got_304, region
         async with http.get(f"{url(hot, 'us-east')}/v1/streams/not{unique}/snapshot") as r:
             assert r.status == 404
+    finally:
+        await poster.stop()
+        await close_all(viewers)
+
+
+async def test_a_long_poll_viewer_alone_on_its_gateway_gets_the_tier_and_its_sample(
+        hot: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    # Every long poll is a new session: the gateway must hold the stream's tier between them.
+    viewers = [await WsViewer(http, url(hot, region, i), unique, token(hot, f"w{region}{i}"),
+                              f"{region}/{i}").connect()
+               for region, i in (("eu-west", 0), ("eu-west", 1), ("ap-south", 0))]
+    poller = await Poller(http, url(hot, "us-east", 1), unique, token(hot, "poller"),
+                          "poller").start()
+    poster = Poster(http, hot, unique, regions=("eu-west",))
+    fresh: Poller | None = None
+    try:
+        poster.start(40)
+        await until_all(viewers, "sampled")
+        await poller.until(lambda: "tier" in poller.frames[-1], 20)
+        began = len(poller.frames) - 1
+        # A batch says what it stood for: "n of m", m the flood's second on this gateway.
+        await poller.until(lambda: any(a.get("sample", {}).get("posted", 0) > 2 * CAP
+                                       for a in poller.frames[began:]), 20)
+        await poller.until(lambda: len(poller.frames) >= began + 5, 20)
+        answers = poller.frames[began:]
+        # Every answer from then on says the tier: it does not fall back to push between
+        # polls (nor flap in the client, which reads an answer without it as push).
+        assert all(a.get("tier", {}).get("tier") == "sampled" for a in answers), answers
+        assert all(a["tier"]["per_viewer_per_s"] == CAP for a in answers)
+        samples = [a["sample"] for a in answers if "sample" in a]
+        assert all(0 <= s["shown"] <= s["posted"] for s in samples), samples
+        assert not poller.duplicates
+        # A poller the first of the stream on its gateway knows the tier from its first answer.
+        fresh = await Poller(http, url(hot, "us-east", 0), unique, token(hot, "fresh"),
+                             "fresh").start()
+        assert fresh.frames[0].get("tier", {}).get("tier") == "sampled", fresh.frames[0]
+    finally:
+        await poster.stop()
+        await poller.close()
+        if fresh is not None:
+            await fresh.close()
+        await close_all(viewers)
+
+
+async def test_the_snapshot_url_answers_a_document_from_the_tiers_announcement(
+        hot: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    viewers = await viewers_in(http, hot, unique, per_region=2)   # one on every gateway
+    poster = Poster(http, hot, unique)
+    answers: dict[str, int] = {}
+
+    async def fetch_when_told(viewer: WsViewer) -> None:
+        await viewer.until(lambda: "snapshot" in tiers_of(viewer), 30)
+        told = next(f for f in viewer.of_type("tier") if f["tier"] == "snapshot")
+        # At once: before the region's first render, the gateway renders it on demand.
+        async with http.get(told["snapshot_url"]) as resp:
+            answers[viewer.name] = resp.status
+            if resp.status == 200:
+                doc = json.loads(await resp.read())
+                assert doc["stream"] == unique and doc["tier"] == "snapshot"
+                assert resp.headers["ETag"]
+
+    try:
+        poster.start(40)
+        await asyncio.gather(*(fetch_when_told(v) for v in viewers))
+        assert answers == {v.name: 200 for v in viewers}, answers
     finally:
         await poster.stop()
         await close_all(viewers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from chorus.config import Limits, Tiers
@@ -19,7 +19,8 @@ from region.replay import Replayer
 from region.session import Position, Session
 from region.snapshot import Rendered
 from region.tiers import Reading
-from region.tiers_feed import TierFeeds
+from region.tiers import Tier as TierName
+from region.tiers_feed import LINGER_S, MAX_LINGERING, TierFeeds
 from tests.unit.fake_transport import FakeTransport
 from tests.unit.memory_log import MemoryLog, MemoryReplayCache
 
@@ -66,7 +67,9 @@ class Viewer:
 class Gateway:
     """One gateway's feeds with the fanout's part played by `deliver`."""
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(self, store: MemoryStore | None = None, *,
+                 agreed: Callable[[str, float], TierName] | None = None,
+                 max_lingering: int = MAX_LINGERING) -> None:
         self.log = MemoryLog()
         self.cache = MemoryReplayCache(LIMITS.replay_window)
         self.clock = Clock()
@@ -74,17 +77,19 @@ class Gateway:
         self.feeds = TierFeeds(region="us-east", tiers=TIERS, metrics=Metrics("us-east", "0"),
                                store=self.store, clock=self.clock, wall=lambda: 1.7e9,
                                snapshot_url=lambda s: f"http://gw/v1/streams/{s}/snapshot",
-                               rng=random.Random(5))
+                               rng=random.Random(5), agreed=agreed,
+                               max_lingering=max_lingering)
         self.viewers: list[Viewer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.n = 0
 
-    async def viewer(self, user: str, resume: Cursor | None = None) -> Viewer:
+    async def viewer(self, user: str, resume: Cursor | None = None, *, stream: str = "s",
+                     send_hello: bool = True) -> Viewer:
         transport = FakeTransport()
-        session = Session(stream="s", user=user, transport=transport, log=self.log,
+        session = Session(stream=stream, user=user, transport=transport, log=self.log,
                           replayer=Replayer(self.log, self.cache, LIMITS.replay_window),
                           position=Position("us-east", self.log.epoch), limits=LIMITS,
-                          gateway="us-east.0")
+                          gateway="us-east.0", send_hello=send_hello)
         self.feeds.joined(session)
         self._tasks.append(asyncio.create_task(session.run()))
         await session.start(resume)
@@ -122,6 +127,18 @@ class Gateway:
     async def settled(self) -> None:
         for viewer in self.viewers:
             await viewer.settled()
+
+    async def poll(self, user: str) -> Viewer:
+        """A long poll: a session without hello that leaves as soon as it is positioned."""
+        poller = await self.viewer(user, send_hello=False)
+        await self.leave(poller)
+        return poller
+
+    async def leave(self, viewer: Viewer) -> None:
+        """What the fanout does when a session ends."""
+        self.feeds.left(viewer.session)
+        self.viewers.remove(viewer)
+        await viewer.session.close("left")
 
     async def close(self) -> None:
         for viewer in self.viewers:
@@ -260,3 +277,82 @@ async def test_snapshot_viewers_get_the_regions_document_and_their_own_comments(
     finally:
         await keeper_gw.close()
         await other_gw.close()
+
+
+async def test_a_long_poll_finds_its_streams_tier_and_sample_between_polls() -> None:
+    async with gateway() as gw:
+        await gw.poll("poller")                    # alone on the gateway, between polls
+        await gw.second(5)
+        gw.feeds.apply("s", "sampled", keeper=True, reading=HOT)
+        await gw.second(60)
+        await gw.second(60)
+        # The next poll is a new session: the stream's feed waited for it.
+        again = await gw.viewer("poller", send_hello=False)
+        assert again.session.view is not None
+        assert again.session.view.announce("c") == Tier(
+            tier="sampled", cursor="c", per_viewer_per_s=TIERS.sampled_per_viewer_per_s)
+        sample = again.session.view.describe()
+        assert sample is not None and abs(sample.posted - 60) <= 1   # the last second's
+        await gw.leave(again)
+        # Forgotten once it lingered long enough.
+        gw.clock.now += LINGER_S
+        await gw.feeds.step()
+        assert gw.feeds.tier("s") == "push" and "s" not in gw.feeds.followed()
+
+
+async def test_lingering_streams_are_bounded_the_longest_idle_forgotten_first() -> None:
+    gw = Gateway(max_lingering=2)
+    try:
+        for stream in ("a", "b", "c"):
+            await gw.leave(await gw.viewer("u", stream=stream))
+            gw.clock.now += 1
+        assert set(gw.feeds.followed()) == {"b", "c"}
+        await gw.leave(await gw.viewer("u", stream="b"))   # idle anew: now the newest
+        await gw.leave(await gw.viewer("u", stream="d"))
+        assert set(gw.feeds.followed()) == {"b", "d"}
+    finally:
+        await gw.close()
+
+
+async def test_a_stream_new_to_the_gateway_is_delivered_in_the_agreed_tier_at_once() -> None:
+    gw = Gateway(agreed=lambda stream, now: "sampled" if stream == "s" else "push")
+    try:
+        poller = await gw.viewer("poller", send_hello=False)
+        assert poller.session.view is not None and gw.feeds.tier("s") == "sampled"
+        ws = await gw.viewer("ws")
+        await gw.second(30)
+        await gw.settled()
+        assert ws.tiers() == ["sampled"]           # announced right after hello
+        assert len(ws.ids) <= TIERS.sampled_per_viewer_per_s
+        cold = await gw.viewer("cold", stream="other")
+        assert cold.session.view is None
+    finally:
+        await gw.close()
+
+
+async def test_the_first_document_is_rendered_on_demand_once_for_concurrent_requests(
+        ) -> None:
+    store = MemoryStore()
+    puts = 0
+    put = store.put
+
+    async def counted(stream: str, rendered: Rendered, ttl_s: float) -> None:
+        nonlocal puts
+        puts += 1
+        await put(stream, rendered, ttl_s)
+    store.put = counted  # type: ignore[method-assign]
+    async with gateway() as gw:
+        gw.store = gw.feeds.store = store
+        await gw.viewer("v")
+        await gw.second(5)
+        assert await gw.feeds.document("s") is None              # push: no document
+        gw.feeds.apply("s", "snapshot", keeper=False, reading=None)
+        host = await gw.post(user="h", badge="host")
+        # Asked before the region's keeper rendered it: rendered here, once for all.
+        docs = await asyncio.gather(*(gw.feeds.document("s", HOT) for _ in range(5)))
+        assert puts == 1 and store.docs["s"] == docs[0]
+        assert all(doc == docs[0] for doc in docs)
+        assert docs[0] is not None and host.comment.id in docs[0].body.decode()
+        assert b'"viewers":10000' in docs[0].body                 # the leader's reading
+        assert await gw.feeds.document("s") == docs[0]            # from the store now
+        assert puts == 1
