@@ -109,7 +109,8 @@ class Session:
                              max_queue=limits.send_queue_max, tick_s=limits.tick_ms / 1000,
                              name=stream, on_written=on_written,
                              hide=(None if moderation is None
-                                   else lambda c: moderation.hidden(c, user)))
+                                   else lambda c: moderation.hidden(c, user)),
+                             hello_first=send_hello)
         self.cursor = 0          # last accepted (queued) sequence
         self.view: View | None = None   # None: the push tier (every comment)
         self._phase = State.STARTING
@@ -117,6 +118,9 @@ class Session:
         self._pending_overflow = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._resuming = False
+        # Whether the session is positioned and has said hello (or would have: a long-poll
+        # says none). Frames pushed before then wait in the writer, behind the hello.
+        self._greeted = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -146,9 +150,7 @@ class Session:
             if resume is not None and resume.same_log(self.position.region,
                                                       self.position.epoch):
                 self._rewind(resume.seq)
-                if self.send_hello:
-                    self.writer.push(self._hello())
-                    self._announce_view()
+                self._greet()
                 self._retractions_for_resume()
                 self._resuming = True
                 self._spawn_catch_up(first=True)
@@ -157,9 +159,7 @@ class Session:
         except LogUnavailable:
             await self.close("unavailable", CloseCode.GOING_AWAY)
             return
-        if self.send_hello:
-            self.writer.push(self._hello())
-            self._announce_view()
+        self._greet()
         if resume is not None:
             self._retractions_for_resume()
             self.writer.push(Recovered(
@@ -167,6 +167,13 @@ class Session:
                 reason="the cursor is from another region or an older log; "
                        "page history to fill the gap"))
         self._finish_catch_up()
+
+    def _greet(self) -> None:
+        """Opens the writer with the ``hello`` (and the view's ``tier`` frame): whatever
+        was pushed to the session since it was registered is written after them."""
+        self._greeted = True
+        if self.send_hello:
+            self.writer.open([self._hello(), *self._view_announcement()])
 
     def _hello(self) -> Hello:
         return Hello(region=self.position.region, stream=self.stream,
@@ -272,12 +279,13 @@ class Session:
         not said hello yet announces its view right after it."""
         self.view = view
         self.writer.describe = view.describe if view is not None else None
-        if announcement is not None and self._phase is not State.STARTING:
+        if announcement is not None and self._greeted:
             self.writer.push(announcement)
 
-    def _announce_view(self) -> None:
-        if self.view is not None:
-            self.writer.push(self.view.announce(self.encode_cursor(self.cursor)))
+    def _view_announcement(self) -> list[ServerFrame]:
+        if self.view is None:
+            return []
+        return [self.view.announce(self.encode_cursor(self.cursor))]
 
     def push(self, frame: ServerFrame) -> None:
         """A control frame (ack, error, viewers, pong), sent in order with the comments."""

@@ -105,13 +105,20 @@ class Writer:
     ``max_batch`` bounds the comments taken in one write. ``on_written``, when given, hears
     the comments of each write that were queued live (not replayed), once the transport took
     them: the delivery latency is measured there.
+
+    ``hello_first``: the connection's first frame is its ``hello`` (docs/protocol.md), given
+    by `open`. Until then nothing is written, whatever is queued: a session is registered
+    with the fanout (and greeted with counts, reached by tier, pin and moderation frames, and
+    answers the client's frames) before it knows the cursor its hello carries, and any of
+    those may come first. They wait, bounded as ever, and follow the hello in their order.
     """
 
     def __init__(self, transport: Transport, *, viewer: str | None,
                  cursor_of: Callable[[int], str], max_queue: int, tick_s: float,
                  max_batch: int = MAX_BATCH, name: str = "",
                  on_written: Callable[[Sequence[Comment]], None] | None = None,
-                 hide: Callable[[Comment], bool] | None = None) -> None:
+                 hide: Callable[[Comment], bool] | None = None,
+                 hello_first: bool = False) -> None:
         self.transport = transport
         self.viewer = viewer
         self.cursor_of = cursor_of
@@ -140,6 +147,7 @@ class Writer:
         self._live: list[Comment] = []    # live comments of the write in progress
         # Where a stream's batch can be written whole (None: this transport cannot).
         self._shared = transport if isinstance(transport, SharedTransport) else None
+        self._opened = not hello_first   # False: written nothing yet, waiting for `open`
 
     # -- state -------------------------------------------------------------------------------
 
@@ -206,8 +214,8 @@ class Writer:
         delivery (``on_written`` is not called: one observation per batch, not per viewer).
         ``log`` is where ``cursor_of`` places its cursors (`StreamBatch.prepared`)."""
         shared = self._shared
-        if (shared is None or self._queue or self._sending or self._closed.is_set()
-                or self.describe is not None):
+        if (shared is None or not self._opened or self._queue or self._sending
+                or self._closed.is_set() or self.describe is not None):
             return False
         if not shared.send_prepared(batch.prepared(self.cursor_of, log)):
             return False
@@ -226,6 +234,19 @@ class Writer:
             else:
                 self._cut()
             return
+        self._wake_up()
+
+    def open(self, first: Sequence[ServerFrame]) -> None:
+        """Writes ``first`` (the ``hello``, and what must follow it at once) before anything
+        queued so far, and lets the writer write from then on. Once; later calls push."""
+        if self._closed.is_set():
+            return
+        if self._opened:
+            for frame in first:
+                self.push(frame)
+            return
+        self._queue.extendleft(reversed(first))
+        self._opened = True
         self._wake_up()
 
     def _queued_others(self) -> int:
@@ -315,7 +336,7 @@ class Writer:
             if self._closed.is_set():
                 return
             busy = False
-            while self._queue and not self._closed.is_set():
+            while self._queue and self._opened and not self._closed.is_set():
                 busy = busy or self._queued_entries > 1
                 frames, last = self._take_batch()
                 self._sending = True

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from chorus.config import Limits
 from region.cursor import Cursor
 from region.log import Entry
-from region.protocol import Bye, CloseCode, Comments, Hello, Recovered
+from region.protocol import Bye, CloseCode, Comments, Hello, Pong, Recovered, Viewers
 from region.replay import Replayer
 from region.session import Position, Session, State
 from region.writer import SLOW_CONSUMER
@@ -303,3 +303,32 @@ async def test_close_tells_the_client_where_to_resume_and_where_else_to_go() -> 
         CloseCode.GOING_AWAY,
         Bye("gateway shutting down", s.cursor(posted[-1].seq).encode(), ("eu-west",)))
     assert session.close_reason == "gateway shutting down"
+
+
+async def test_frames_pushed_before_the_hello_are_written_after_it() -> None:
+    # The fanout registers a session before it has read the log's head for its hello: a
+    # viewer count (or a pong, a tier or pin frame) pushed meanwhile used to go out first.
+    s = Setup()
+    asked = asyncio.Event()
+    answer = asyncio.Event()
+    head = s.log.head
+
+    async def slow_head(stream: str) -> int:
+        asked.set()
+        await answer.wait()
+        return await head(stream)
+
+    s.session.log.head = slow_head  # type: ignore[method-assign]
+    task = asyncio.create_task(s.session.run())
+    starting = asyncio.create_task(s.session.start(None))
+    try:
+        await asyncio.wait_for(asked.wait(), WAIT_S)
+        s.session.push(Viewers(count=3))
+        s.session.push(Pong(ref="p"))
+        answer.set()
+        await asyncio.wait_for(starting, WAIT_S)
+        await s.transport.wait_for(lambda: len(s.transport.frames) >= 3, "three frames")
+    finally:
+        await s.session.close("test over")
+        await asyncio.wait_for(task, WAIT_S)
+    assert [type(f) for f in s.transport.frames] == [Hello, Viewers, Pong]

@@ -10,7 +10,7 @@ import pytest
 
 import region.writer
 from region.log import Entry
-from region.protocol import Bye, CloseCode, Comments, Pong, Viewers
+from region.protocol import Bye, CloseCode, Comments, Hello, Pong, Viewers
 from region.writer import SLOW_CONSUMER, UNREAD_ANSWERS, Writer
 from tests.unit.fake_transport import WAIT_S, FakeTransport
 from tests.unit.memory_log import comment
@@ -288,3 +288,24 @@ async def test_only_live_comments_are_reported_written_and_only_once_written() -
         await written_up_to(t, w, 5)
     # Replayed comments measure the client's absence, a hidden one was never written.
     assert heard == [e.comment.id for e in live]
+
+
+async def test_with_hello_first_nothing_is_written_before_the_hello() -> None:
+    # A session is registered with the fanout before it knows its hello's cursor: a viewer
+    # count, a pong or a comment may be queued first, and must follow the hello.
+    t = FakeTransport()
+    w = Writer(t, viewer="bob", cursor_of=cursor_of, max_queue=100, tick_s=0.01,
+               hello_first=True)
+    hello = Hello(region="us-east", stream="s", epoch="e1", cursor=cursor_of(0),
+                  gateway="us-east.0")
+    async with running(w):
+        w.push(Viewers(count=4))
+        (e,) = entries(1, 1)
+        w.enqueue(e)
+        w.push(Pong(ref="p"))
+        w.open([hello])
+        await t.wait_for(lambda: len(t.frames) >= 4, "four frames written")
+        w.open([Viewers(count=5)])   # opened already: queued like any frame
+        await t.wait_for(lambda: len(t.frames) >= 5, "five frames written")
+    assert t.frames == [hello, Viewers(count=4), Comments((e.comment,), cursor_of(1)),
+                        Pong(ref="p"), Viewers(count=5)]
