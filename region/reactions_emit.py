@@ -1,7 +1,9 @@
 """Emitting aggregates: each closed second of each stream becomes one `Aggregate` in the
 region's reaction log, emitted by one gateway of the region.
 
-Every gateway runs an `Emitter`. Every `POLL_S` it claims closed seconds from the counters
+Every gateway runs an `Emitter`. Just after each second's boundary (`AFTER_BOUNDARY_S`: the
+seconds it claims close on the boundary, so an idle gateway asks once a second and a
+reactions frame is at most about a second late) it claims closed seconds from the counters
 (region/reactions_redis.py: a lease, so one gateway takes each; a gateway that dies holding
 one leaves it to another after the lease), builds each one's aggregate on the stream's
 previous one (its running total) and appends it, conditionally on that previous one still
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chorus.backoff import Backoff
 from chorus.metrics import Metrics
@@ -33,7 +37,11 @@ from region.reactions import (
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1          # how often a gateway looks for closed seconds
+# How long after a second's boundary a gateway looks for the seconds closed: a little, for
+# the counters' clock (Redis's TIME decides which second a tap is in) being a little behind
+# the gateway's.
+AFTER_BOUNDARY_S = 0.05
+RETRY_S = 0.1         # the first wait after the counters or the log did not answer
 CLAIM_LIMIT = 500     # seconds claimed at once (streams x seconds)
 MAX_MOVES = 5         # conditional appends retried after another gateway moved a stream on
 KNOWN_STREAMS = 10_000  # newest aggregates remembered, saving a read per second per stream
@@ -47,19 +55,29 @@ def by_stream(closed: Sequence[Closed]) -> list[list[Closed]]:
     return [sorted(group, key=lambda c: c.second) for group in groups.values()]
 
 
+def until_next_claim(now: float, after_s: float = AFTER_BOUNDARY_S) -> float:
+    """Seconds from ``now`` (Unix time) to ``after_s`` past the next second's boundary, or
+    past the current one while that is still ahead (a pass that ended just after a boundary
+    does not skip the second that closed on it). Pure."""
+    due = math.floor(now - after_s) + 1 + after_s
+    return max(0.0, due - now)
+
+
 class Emitter:
     def __init__(self, counter: ReactionCounter, log: ReactionLog, *, region: str,
-                 metrics: Metrics, poll_s: float = POLL_S) -> None:
+                 metrics: Metrics, after_s: float = AFTER_BOUNDARY_S,
+                 clock: Callable[[], float] = time.time) -> None:
         self.counter = counter
         self.log = log
         self.region = region
         self.metrics = metrics
-        self.poll_s = poll_s
+        self.after_s = after_s
+        self.clock = clock
         self._newest: OrderedDict[str, Stored] = OrderedDict()
 
     async def run(self) -> None:
         """Emits until cancelled; the gateway owns this task."""
-        backoff = Backoff(self.poll_s, 5.0)
+        backoff = Backoff(RETRY_S, 5.0)
         failing = False
         while True:
             try:
@@ -74,8 +92,10 @@ class Emitter:
                 log.warning("reaction aggregates emitted again")
                 failing = False
                 backoff.reset()
-            if not emitted:
-                await asyncio.sleep(self.poll_s)  # pacing the polls, not synchronisation
+            if emitted < CLAIM_LIMIT:
+                # Pacing, not synchronisation: nothing more closes before the next boundary
+                # (a full claim may have left more: it is asked again at once).
+                await asyncio.sleep(until_next_claim(self.clock(), self.after_s))
 
     async def once(self) -> int:
         """Claims closed seconds and emits them; how many were claimed. Raises
