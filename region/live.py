@@ -432,7 +432,10 @@ def _poll_moderation(cell: Cell, stream: str, user: str, frames: Sequence[Server
 
 
 class PollTransport:
-    """Collects the first comments (or recovery notice) and then ends the poll."""
+    """Collects frames until one the poller must act on, then ends the poll: comments, a gap
+    (``recovered: false``), a moderation change, or a tier change. A resume that recovered
+    (which every poll with a cursor gets after its catch-up) is no such frame: ending on it
+    answered every poll at once, and pollers looped as fast as the round trip."""
 
     def __init__(self) -> None:
         self.frames: list[ServerFrame] = []
@@ -440,8 +443,7 @@ class PollTransport:
 
     async def send(self, frames: Sequence[ServerFrame]) -> None:
         self.frames.extend(frames)
-        if any(isinstance(f, Recovered | Retract | Restore | Pinned)
-               or (isinstance(f, Comments) and f.items) for f in frames):
+        if any(ends_poll(f) for f in frames):
             self.done.set()
 
     async def close(self, code: CloseCode, bye: Bye | None) -> None:
@@ -451,6 +453,17 @@ class PollTransport:
 
     def abort(self) -> None:
         self.done.set()
+
+
+def ends_poll(frame: ServerFrame) -> bool:
+    match frame:
+        case Comments(items=items):
+            return bool(items)
+        case Recovered(recovered=recovered):
+            return not recovered
+        case Retract() | Restore() | Pinned() | Tier():
+            return True
+    return False
 
 
 async def poll(request: web.Request) -> web.Response:
