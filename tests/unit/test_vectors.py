@@ -4,23 +4,26 @@ The browser SDK's tests (web/sdk/test/vectors.test.ts) run the same files, so th
 cannot drift apart on what an id, a cursor, a frame or a timeline is. Here they hold the
 Python code that defines each: chorus/ids.py, region/cursor.py, chorus/timeline.py, the Python
 SDK's frame decoder (chorus/sdk/frames.py: it reads every frame of the vectors as the
-TypeScript SDK does) and the server's frame encoder (region/protocol.py: what it writes for a
-frame, the SDK reads back the same).
+TypeScript SDK does), the server's frame encoder (region/protocol.py: what it writes for a
+frame, the SDK reads back the same) and the SDK's reconnect waits (chorus/sdk/reconnect.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chorus.backoff import Backoff
 from chorus.ids import id_time_ms, is_id
 from chorus.model import Comment
 from chorus.sdk import frames as sdk_frames
 from chorus.sdk.client import Client
+from chorus.sdk.reconnect import Attempt, retry_after, wait_after
 from chorus.sdk.regions import RegionInfo
 from chorus.timeline import Gap, Timeline
 from region import protocol
@@ -39,6 +42,7 @@ CURSORS = load("cursors")
 FRAMES = load("frames")
 TIMELINE = load("timeline")
 VIEW = load("view")
+RECONNECT = load("reconnect")
 
 
 @pytest.mark.parametrize("case", IDS["valid"], ids=lambda c: c["id"])
@@ -211,3 +215,24 @@ async def test_view(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> No
                "pin": None if client.pin is None else client.pin.id, "fills": fills}
         for key, want in step["check"].items():
             assert got[key] == want, key
+
+
+class _Ceiling(random.Random):
+    """A random source that always answers 1: each backoff wait is its ceiling, exactly."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+@pytest.mark.parametrize("case", RECONNECT["waits"], ids=lambda c: c["name"])
+def test_reconnect_waits(case: dict[str, Any]) -> None:
+    backoff = Backoff(first_s=case["first_s"], max_s=case["max_s"], rng=_Ceiling())
+    for step in case["attempts"]:
+        attempt = Attempt(hello=step["hello"], close_code=step["close_code"],
+                          retry_after_s=step["retry_after_s"])
+        assert wait_after(attempt, backoff) == pytest.approx(step["wait_s"]), step
+
+
+@pytest.mark.parametrize("case", RECONNECT["retry_after"], ids=lambda c: repr(c["header"]))
+def test_retry_after(case: dict[str, Any]) -> None:
+    assert retry_after(case["header"]) == case["seconds"]

@@ -12,8 +12,10 @@
  *   by measured round trip (`/healthz`), the preferred region first;
  * - watches over WebSocket, falling back to SSE and then long-poll where a WebSocket never
  *   opens (a proxy that blocks upgrades);
- * - resumes with its cursor after a disconnect, backing off with jitter (backoff.ts);
- * - fails over after `failoverAfter` failed attempts in a row to the next healthy region,
+ * - resumes with its cursor after a disconnect, backing off with jitter (backoff.ts), never
+ *   sooner than the server asked (reconnect.ts);
+ * - fails over after `failoverAfter` failed attempts in a row to the next healthy region (an
+ *   attempt that ended before the server's `hello` failed too),
  *   where its cursor does not apply: it joins at the head and fills what it may have missed
  *   from that region's history, by comment id and time;
  * - keeps a `Timeline`: each comment once, in id order, and an explicit `Gap` where history
@@ -38,7 +40,8 @@ import type { MalformedFrame, Other, Reactions, Sample, ServerFrame, Snapshot, T
 import { idTimeMs, isId } from "./ids.js";
 import { type Directory, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
 import type { Gap, Timeline } from "./timeline.js";
-import { type Link, type LinkEvents, openEventSource, openPoll, openWebSocket, type Platform,
+import { Attempt, retryAfterMs, waitAfter } from "./reconnect.js";
+import { type Ending, type Link, type LinkEvents, openEventSource, openPoll, openWebSocket, type Platform,
   type TransportKind } from "./transports.js";
 import { StreamView } from "./view.js";
 
@@ -60,7 +63,8 @@ export interface ClientOptions {
   /** The region to use first while healthy; `"seed"`: the region of the answering seed. */
   prefer?: string | null;
   transport?: "auto" | TransportKind;
-  /** Failed connection attempts in a row before moving to another region (default 3). */
+  /** Failed connection attempts in a row before moving to another region (default 3); an
+   * attempt that ended before the server's `hello` failed. */
   failoverAfter?: number;
   /** Ceiling of the reconnect and post backoff, ms (default 5000). */
   backoffMaxMs?: number;
@@ -116,6 +120,15 @@ export interface ClientEvents {
   error: (error: ChorusClientError) => void;
 }
 
+/** How one connection attempt went: `opened` (the transport works), `refused` (401/403: for
+ * good), and what the server said of its end. Whether it connected is `Attempt.hello`. */
+interface Outcome {
+  opened: boolean;
+  refused: boolean;
+  reason: string;
+  how: Ending;
+}
+
 type Listeners = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
 
 export class ChorusClient {
@@ -130,6 +143,8 @@ export class ChorusClient {
   reconnects = 0;
   malformedFrames = 0;
   latencyMs: number | null = null;
+  /** How long the watch loop waits before its next attempt, ms (0: it is not waiting). */
+  retryInMs = 0;
 
   private readonly options: Required<Omit<ClientOptions, "platform" | "prefer">>
     & { prefer: string | null };
@@ -140,6 +155,8 @@ export class ChorusClient {
     tier: new Set(), sample: new Set(), snapshot: new Set(), gap: new Set(), other: new Set(),
     error: new Set() };
   private link: Link | null = null;
+  /** The connection attempt under way (reconnect.ts). */
+  private attempt = new Attempt();
   private closed = false;
   private readonly sleepers = new Set<() => void>();
   private proven: TransportKind | null = null;
@@ -294,6 +311,7 @@ export class ChorusClient {
     const backoff = new Backoff(Math.min(100, this.options.backoffMaxMs), this.options.backoffMaxMs);
     while (!this.closed) {
       const url = region.urls[Math.floor(Math.random() * region.urls.length)] as string;
+      const attempt = this.attempt = new Attempt();
       const outcome = await this.watch(region, url);
       if (this.closed) return;
       if (outcome.refused) {
@@ -301,11 +319,12 @@ export class ChorusClient {
         this.close();
         return;
       }
-      if (outcome.opened) {
+      if (outcome.how.closeCode !== undefined) attempt.closeCode = outcome.how.closeCode;
+      if (outcome.how.retryAfterMs !== undefined) attempt.retryAfterMs = outcome.how.retryAfterMs;
+      if (attempt.hello) {
         failures = 0; // a connection that worked, then ended
-        backoff.reset();
       } else {
-        failures += 1;
+        failures += 1; // never opened, refused, or closed before hello
       }
       this.connection = null;
       this.reconnects += 1;
@@ -324,7 +343,9 @@ export class ChorusClient {
         failures = 0;
         this.emit("failover", from, region.name);
       }
-      await this.sleep(backoff.next());
+      this.retryInMs = waitAfter(attempt, backoff);
+      await this.sleep(this.retryInMs); // pacing the retry (reconnect.ts)
+      this.retryInMs = 0;
     }
   }
 
@@ -343,10 +364,10 @@ export class ChorusClient {
 
   /** One connection attempt at `url`, falling back from WebSocket to SSE to long-poll while
    * no transport has worked yet; resolves when the connection is over. */
-  private async watch(region: RegionInfo, url: string): Promise<{ opened: boolean; refused: boolean; reason: string }> {
+  private async watch(region: RegionInfo, url: string): Promise<Outcome> {
     const kinds: TransportKind[] = this.options.transport !== "auto" ? [this.options.transport]
       : this.proven !== null ? [this.proven] : ["ws", "sse", "poll"];
-    let last = { opened: false, refused: false, reason: "no transport" };
+    let last: Outcome = { opened: false, refused: false, reason: "no transport", how: {} };
     for (const kind of kinds) {
       last = await this.connectOnce(kind, region, url);
       if (last.opened || last.refused || this.closed) return last;
@@ -354,8 +375,7 @@ export class ChorusClient {
     return last;
   }
 
-  private connectOnce(kind: TransportKind, region: RegionInfo, url: string
-  ): Promise<{ opened: boolean; refused: boolean; reason: string }> {
+  private connectOnce(kind: TransportKind, region: RegionInfo, url: string): Promise<Outcome> {
     const cursor = cursorFor(this.cursor, region.name);
     let opened = false;
     // Frames are handled one after another: a `hello` may page history before the next.
@@ -373,10 +393,10 @@ export class ChorusClient {
           this.malformedFrames += 1;
           console.warn(`chorus: ${err.message}`);
         },
-        ended: (reason, refused) => {
+        ended: (reason, refused, how = {}) => {
           void queue.then(() => {
             if (this.link === link) this.link = null;
-            resolve({ opened, refused, reason });
+            resolve({ opened, refused, reason, how });
           });
         },
       };
@@ -408,6 +428,7 @@ export class ChorusClient {
     if (fill) await this.fillFromHistory(url);
     switch (frame.type) {
       case "hello":
+        this.attempt.hello = true;
         this.connection = { region: region.name, gateway: frame.gateway, url, transport: kind };
         this.setState("live");
         this.emit("connected", this.connection);
@@ -421,11 +442,16 @@ export class ChorusClient {
         }
         return;
       }
+      case "bye":
+        // The connection ends next; the loop resumes with our own cursor, not sooner than
+        // the server asked.
+        if (frame.retry_in_ms > 0) this.attempt.retryAfterMs = frame.retry_in_ms;
+        return;
       case "other":
         this.emit("other", frame);
         return;
       default:
-        return; // the view took it; posts go over HTTP; after a bye the loop resumes
+        return; // the view took it; posts go over HTTP
     }
   }
 
@@ -531,7 +557,7 @@ export class ChorusClient {
         if (![429, 500, 502, 503, 504].includes(resp.status)) {
           throw new ChorusClientError(resp.status, error.code ?? "?", error.message ?? "");
         }
-        if (resp.status === 429) wait = Math.max(wait, 1000 * Number(resp.headers.get("Retry-After") ?? "1"));
+        if (resp.status === 429) wait = Math.max(wait, retryAfterMs(resp.headers.get("Retry-After")));
       } catch (err) {
         if (err instanceof ChorusClientError) throw err;
         last = String(err);

@@ -11,6 +11,7 @@ export { type Ack, type Bye, type Comments, decodeFrame, type ErrorFrame, frameF
   type Tier, type TierName, type Viewers } from "./frames.js";
 export { compareIds, idNode, idTimeMs, isId } from "./ids.js";
 export { type Directory, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
+export { Attempt, CLOSE_RETRY_MS, HINT_MAX_MS, retryAfterMs, waitAfter } from "./reconnect.js";
 export { type Gap, Timeline } from "./timeline.js";
 export { type TransportKind } from "./transports.js";
 export { type Change, RETRACTED_KEPT, StreamView } from "./view.js";

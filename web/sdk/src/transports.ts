@@ -14,6 +14,7 @@
 
 import { decodeFrame, frameFromJson, KNOWN_FRAMES, MalformedFrame, type ServerFrame,
   type Tier } from "./frames.js";
+import { retryAfterMs } from "./reconnect.js";
 
 export type TransportKind = "ws" | "sse" | "poll";
 
@@ -22,8 +23,17 @@ export interface LinkEvents {
   opened(): void;
   frame(frame: ServerFrame): void;
   malformed(err: MalformedFrame): void;
-  /** Once, at the end; `refused`: the gateway turned the client away for good (401/403). */
-  ended(reason: string, refused: boolean): void;
+  /** Once, at the end; `refused`: the gateway turned the client away for good (401/403);
+   * `how`: what the server said of the end, for the wait before the next attempt
+   * (reconnect.ts). */
+  ended(reason: string, refused: boolean, how?: Ending): void;
+}
+
+/** How a connection ended, as far as the server said: a WebSocket's close code, an HTTP
+ * refusal's Retry-After (ms). */
+export interface Ending {
+  closeCode?: number;
+  retryAfterMs?: number;
 }
 
 export interface Link {
@@ -62,11 +72,11 @@ export function openWebSocket(platform: Platform, base: string, stream: string, 
   const ws = new Impl(liveUrl(base, stream, "live", { access_token: token, cursor }));
   let open = false;
   let done = false;
-  const end = (reason: string): void => {
+  const end = (reason: string, how: Ending = {}): void => {
     if (done) return;
     done = true;
     clearTimeout(timer);
-    events.ended(reason, false);
+    events.ended(reason, false, how);
   };
   const timer = setTimeout(() => {
     if (!open) {
@@ -88,7 +98,8 @@ export function openWebSocket(platform: Platform, base: string, stream: string, 
       else throw err;
     }
   };
-  ws.onclose = (ev: CloseEvent) => end(`WebSocket closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ""})`);
+  ws.onclose = (ev: CloseEvent) => end(`WebSocket closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ""})`,
+    { closeCode: ev.code });
   ws.onerror = () => undefined; // a close event follows, with the code
   return {
     kind: "ws",
@@ -253,11 +264,11 @@ export function openPoll(platform: Platform, base: string, stream: string, token
                          timeoutS = 25): Link {
   const abort = new AbortController();
   let done = false;
-  const end = (reason: string, refused = false): void => {
+  const end = (reason: string, refused = false, how: Ending = {}): void => {
     if (done) return;
     done = true;
     abort.abort();
-    events.ended(reason, refused);
+    events.ended(reason, refused, how);
   };
   const answers = new PollAnswers(stream, region, base);
   let etag = "";
@@ -292,7 +303,11 @@ export function openPoll(platform: Platform, base: string, stream: string, token
           return;
         }
         if (resp.status !== 200) {
-          end(`long-poll answered ${resp.status}`);
+          // A refusal may say when to come back (429 at a connection cap, 503 at the
+          // gateway's limit): the next attempt waits at least that long.
+          const hint = resp.headers.get("Retry-After");
+          end(`long-poll answered ${resp.status}`, false,
+            hint === null ? {} : { retryAfterMs: retryAfterMs(hint) });
           return;
         }
         body = await resp.json();

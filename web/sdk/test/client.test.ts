@@ -24,7 +24,7 @@ class FakeSocket {
   constructor(readonly url: string) { FakeSocket.all.push(this); }
   open(): void { this.readyState = 1; this.onopen?.(); }
   frame(doc: unknown): void { this.onmessage?.({ data: JSON.stringify(doc) }); }
-  drop(): void { this.readyState = 3; this.onclose?.({ code: 1006, reason: "" }); }
+  drop(code = 1006): void { this.readyState = 3; this.onclose?.({ code, reason: "" }); }
   send(text: string): void { this.sent.push(text); }
   close(): void { this.drop(); }
 }
@@ -180,6 +180,65 @@ describe("client and hot streams", () => {
       assert.equal(client.timeline.duplicates, 0);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe("client and refusals", () => {
+  // A connection closed before the server's hello is a failed attempt (reconnect.ts): a
+  // gateway past a connection cap closes right after the upgrade, with 4429.
+  it("counts a close before hello as a failed attempt and fails over after enough of them", async () => {
+    FakeSocket.all = [];
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", failoverAfter: 2, backoffMaxMs: 5, pingIntervalMs: 0,
+      platform: platform(new Set()) });
+    const failovers: string[] = [];
+    const attempts: number[] = [];
+    client.on("failover", (from, to) => failovers.push(`${from}->${to}`));
+    client.on("reconnect", (attempt) => attempts.push(attempt));
+    await client.start();
+    try {
+      for (const n of [1, 2]) {
+        await until(() => FakeSocket.all.length === n, `attempt ${n} in a`);
+        const socket = FakeSocket.all[n - 1] as FakeSocket;
+        assert.match(socket.url, /^ws:\/\/a\//);
+        socket.open(); // the upgrade succeeds, but no hello follows
+        socket.drop(1011);
+      }
+      await until(() => FakeSocket.all.length === 3, "an attempt in b");
+      assert.match((FakeSocket.all[2] as FakeSocket).url, /^ws:\/\/b\//);
+      assert.deepEqual(failovers, ["us->eu"]);
+      assert.deepEqual(attempts, [2, 3]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("waits at least what a close code or a bye asks for, the backoff started over after a hello", async () => {
+    FakeSocket.all = [];
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", failoverAfter: 10, backoffMaxMs: 5, pingIntervalMs: 0,
+      platform: platform(new Set()) });
+    await client.start();
+    try {
+      await until(() => FakeSocket.all.length === 1, "a WebSocket to a");
+      const first = FakeSocket.all[0] as FakeSocket;
+      first.open();
+      first.frame({ type: "hello", region: "us", stream: "s", epoch: "e", cursor: "us:e:0", gateway: "us.0" });
+      await until(() => client.state === "live", "live in us");
+      first.frame({ type: "bye", reason: "draining", cursor: "us:e:0", regions: ["us"], retry_in_ms: 700 });
+      first.drop(1001);
+      await until(() => client.retryInMs > 0, "a wait after the bye");
+      assert.equal(client.retryInMs, 700);
+      await until(() => FakeSocket.all.length === 2, "a resume after the bye");
+      const second = FakeSocket.all[1] as FakeSocket;
+      second.open();
+      second.drop(4429); // past the connection cap: the same refusal answers 429, Retry-After 5
+      await until(() => client.retryInMs > 0, "a wait after the refusal");
+      assert.equal(client.retryInMs, 5000);
+      assert.equal(client.state, "reconnecting");
+    } finally {
+      client.close(); // ends the 5 s wait at once
     }
   });
 });

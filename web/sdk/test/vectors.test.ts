@@ -6,8 +6,9 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { type Comment, cursorFor, decodeFrame, encodeCursor, frameFromJson, idNode, idTimeMs,
-  isId, MalformedFrame, parseCursor, StreamView, Timeline } from "../src/index.js";
+import { Attempt, Backoff, type Comment, cursorFor, decodeFrame, encodeCursor, frameFromJson,
+  idNode, idTimeMs, isId, MalformedFrame, parseCursor, retryAfterMs, StreamView, Timeline,
+  waitAfter } from "../src/index.js";
 
 // build/test/vectors.test.js -> the repository's tests/vectors
 const VECTORS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "tests", "vectors");
@@ -119,6 +120,30 @@ describe("view", () => {
           pin: view.pin?.id ?? null, fills };
         for (const key of Object.keys(want)) assert.deepEqual(got[key], want[key], key);
       }
+    });
+  }
+});
+
+describe("reconnect", () => {
+  const reconnect = load("reconnect");
+  const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-6;
+  for (const c of reconnect.waits) {
+    it(c.name, () => {
+      // The random source answers 1: each backoff wait is its ceiling, exactly.
+      const backoff = new Backoff(c.first_s * 1000, c.max_s * 1000, () => 1);
+      for (const step of c.attempts) {
+        const attempt = new Attempt();
+        attempt.hello = step.hello;
+        attempt.closeCode = step.close_code;
+        attempt.retryAfterMs = step.retry_after_s === null ? null : step.retry_after_s * 1000;
+        const wait = waitAfter(attempt, backoff);
+        assert.ok(close(wait, step.wait_s * 1000), `${JSON.stringify(step)}: waited ${wait} ms`);
+      }
+    });
+  }
+  for (const c of reconnect.retry_after) {
+    it(`Retry-After ${JSON.stringify(c.header)}`, () => {
+      assert.equal(retryAfterMs(c.header), c.seconds * 1000);
     });
   }
 });
