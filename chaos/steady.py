@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from chaos.workload import Workload, phrase
+from chaos.workload import Workload
 from chorus.cluster.health import http_json
 from chorus.config import Config
+from chorus.phrases import phrase
 
 RECOVERY_S = 90.0     # how long the system may take to be healthy again after a rollback
 PROBE_S = 30.0        # a probe comment's time to every viewer (generous: a loaded machine)

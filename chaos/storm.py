@@ -29,9 +29,9 @@ import aiohttp
 from chaos.faults import Faults
 from chaos.report import DrillReport
 from chaos.verdict import Arrival, Post, Verdict, ViewerCounts, judge
-from chaos.workload import phrase
 from chorus.backoff import Backoff
 from chorus.config import Config
+from chorus.phrases import phrase
 from region.auth import issue_token
 
 BACK_WITHIN_S = 60.0       # every viewer must be back within this

@@ -28,34 +28,12 @@ from dataclasses import dataclass, field
 from chaos.verdict import Arrival, Post, ViewerEnd
 from chorus.config import Config
 from chorus.model import Comment
+from chorus.phrases import phrase
 from chorus.sdk import ChorusClientError, Client
 from region.auth import issue_token
 
 SAMPLE_S = 0.25          # how often viewers' connections are sampled
-# Words for the workload's comments. The moderation classifier (region/classifier.py) takes a
-# text it has seen three times from one user, or from four users, for a flood, and compares
-# fingerprints: digits, spaces and punctuation dropped, repeated letters collapsed. So
-# "comment 1", "comment 2"... are one text to it, and so were "pass slow" and "pass low". Each
-# word here is four letters with no letter doubled, begins with a consonant and ends with a
-# vowel: no letter collapses across a word's boundary, and a fingerprint splits back into
-# its words, so no two phrases share one (tests/unit/test_drill_verdict.py).
-WORDS = ("bake", "cake", "dare", "fame", "game", "hare", "lake", "make", "name", "pale",
-         "sale", "take", "wake", "bone", "cone", "dome", "home", "joke", "lone", "mole",
-         "nose", "pole", "rose", "tone", "vote", "zone", "bite", "dine", "fine", "hide",
-         "kite", "line", "mine", "nine", "pine", "ride", "side", "tide", "vine", "wide",
-         "wine", "cube", "dune", "huge", "june", "lure", "mute", "pure", "rule", "tune",
-         "data", "coda", "soda", "sofa", "tuna", "puma", "lava", "diva", "polo", "solo",
-         "hero", "zero", "memo", "demo")
-
-
-def phrase(n: int) -> str:
-    """A text for the ``n``-th comment that no other ``n`` folds to (base-64 in words)."""
-    words = []
-    while True:
-        n, digit = divmod(n, len(WORDS))
-        words.append(WORDS[digit])
-        if n == 0:
-            return " ".join(reversed(words))
+# Comment texts that no other comment of the drill folds to: chorus/phrases.py says why.
 CONNECT_TIMEOUT_S = 20.0
 POST_ATTEMPTS = 20       # with the SDK's backoff (up to 2 s here): about half a minute
 # Each user posts at most this share of its token bucket's refill rate: the rest is room for

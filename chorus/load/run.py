@@ -37,6 +37,7 @@ import aiohttp
 from chorus.config import Config
 from chorus.load import plan, stats
 from chorus.load.plan import LoadError, LoadSpec
+from chorus.phrases import phrase
 
 TICK_S = 0.1
 OPEN_PER_TICK = 20          # new connections per region per tick (a herd is a profile too)
@@ -236,7 +237,7 @@ class Run:
         for item in items:
             text = item.get("text", "")
             parts = text.split(" ") if isinstance(text, str) else []
-            if len(parts) != 3 or parts[0] != "load" or parts[1] != self.run_id:
+            if len(parts) < 4 or parts[0] != "load" or parts[1] != self.run_id:
                 continue
             try:
                 n = int(parts[2])
@@ -301,7 +302,11 @@ class Run:
         try:
             async with self._http().post(
                     f"{urls[turn % len(urls)]}/v1/streams/{self.streams[stream]}/comments",
-                    json={"text": f"load {self.run_id} {n}"},
+                    # The number names the post; the phrase keeps the texts apart for the
+                    # moderation classifier, which folds digits away: "load <run> <n>" from
+                    # six posters was one text from many users, a flood, and every copy was
+                    # retracted (the other regions' viewers then never saw them).
+                    json={"text": f"load {self.run_id} {n} {phrase(n)}"},
                     headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
                     timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S)) as resp:
                 status = resp.status

@@ -12,10 +12,10 @@ import nats
 import pytest
 import pytest_asyncio
 
-from chaos.workload import phrase
 from chorus.cluster.health import http_json, outboxes, wait_until
 from chorus.cluster.local import LocalCluster
 from chorus.ids import id_time_ms
+from chorus.phrases import phrase
 from chorus.sdk import Client
 from region.log_jetstream import JetStreamLog
 from tests.integration.test_cell import _healthy, post, token

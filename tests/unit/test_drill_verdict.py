@@ -148,7 +148,7 @@ def test_frames_the_sdk_could_not_read_fail_the_drill() -> None:
 def test_workload_texts_are_distinct_to_the_moderation_classifier() -> None:
     # The classifier folds digits away and collapses doubled letters across spaces: "comment
     # 1" and "comment 2" were one flood, and so were "pass slow" and "pass low".
-    from chaos.workload import WORDS, phrase
+    from chorus.phrases import WORDS, phrase
     from region.classifier import fingerprint
     from region.moderation_prefilter import fold
 
