@@ -39,13 +39,18 @@ as having viewers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from nats.aio.client import Client as Nats
+from nats.aio.subscription import Subscription
+
+from chorus.drivers import driver_errors
 from chorus.errors import ChorusError
 from chorus.metrics import Metrics
 from chorus.model import STREAM_ID, Comment
@@ -598,3 +603,31 @@ class Rejections:
         more = f" ({held} more since the last report)" if held else ""
         # %r: the subject comes from the wire; keep control characters out of the log.
         log.warning("rejected a hub message on %r: %s%s", subject[:200], error, more)
+
+
+M = TypeVar("M")
+
+
+@contextlib.asynccontextmanager
+async def subscribed(nc: Nats, subject: str) -> AsyncIterator[Subscription]:
+    """A subscription for the life of the block, let go of when it ends (quietly when the
+    connection that would carry the unsubscribe is already closed)."""
+    sub = await nc.subscribe(subject)
+    try:
+        yield sub
+    finally:
+        with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
+            await sub.unsubscribe()
+
+
+async def received(sub: Subscription, decode: Callable[[bytes], M],
+                   rejections: Rejections) -> AsyncIterator[M]:
+    """Each message of ``sub``, decoded; one that does not decode is counted and skipped: a
+    stray publisher must not break a listener."""
+    async for msg in sub.messages:
+        try:
+            message = decode(msg.data)
+        except HubMessageError as err:
+            rejections(err, msg.subject)
+            continue
+        yield message

@@ -55,6 +55,8 @@ from global_.hub import (
     PresenceChange,
     PresenceQuery,
     Rejections,
+    received,
+    subscribed,
 )
 from global_.tasks import OwnedTasks
 from region.presence import Presence, PresenceUnavailable
@@ -183,23 +185,16 @@ class PresenceDirectory:
         self._legacy: dict[str, float] = {}
 
     async def run(self) -> None:
-        sub = await self.nc.subscribe(PRESENCE_CHANGE)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._listen(sub), name="presence changes")
-                tg.create_task(self._refreshes.watch(), name="presence refreshes")
-        finally:
-            await self._refreshes.close()
-            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
-                await sub.unsubscribe()
+        async with subscribed(self.nc, PRESENCE_CHANGE) as sub:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._listen(sub), name="presence changes")
+                    tg.create_task(self._refreshes.watch(), name="presence refreshes")
+            finally:
+                await self._refreshes.close()
 
     async def _listen(self, sub: Subscription) -> None:
-        async for msg in sub.messages:
-            try:
-                change = PresenceChange.decode(msg.data)
-            except HubMessageError as err:
-                self.rejections(err, msg.subject)
-                continue
+        async for change in received(sub, PresenceChange.decode, self.rejections):
             self.cache.invalidate(change.stream, change.region)
 
     async def viewers(self, stream: str, region: str) -> Answer:

@@ -21,7 +21,7 @@ from nats.aio.subscription import Subscription
 from chorus.drivers import driver_errors
 from chorus.metrics import Metrics
 from chorus.names import REGISTRY_ALL, registry_subject
-from global_.hub import Heartbeat, HubMessageError, Rejections
+from global_.hub import Heartbeat, Rejections, received, subscribed
 
 STALE_AFTER = 3  # heartbeat intervals without news before a region counts as down
 MAX_GATEWAYS = 10_000  # (region, gateway) pairs remembered; beyond, the stalest are forgotten
@@ -88,22 +88,12 @@ class Registry:
         self.rejections = Rejections(metrics)
 
     async def run(self) -> None:
-        sub = await self.nc.subscribe(REGISTRY_ALL)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._listen(sub), name="registry listen")
-                tg.create_task(self._beat(), name="registry beat")
-        finally:
-            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
-                await sub.unsubscribe()
+        async with subscribed(self.nc, REGISTRY_ALL) as sub, asyncio.TaskGroup() as tg:
+            tg.create_task(self._listen(sub), name="registry listen")
+            tg.create_task(self._beat(), name="registry beat")
 
     async def _listen(self, sub: Subscription) -> None:
-        async for msg in sub.messages:
-            try:
-                beat = Heartbeat.decode(msg.data)
-            except HubMessageError as err:
-                self.rejections(err, msg.subject)  # a stray publisher must not break it
-                continue
+        async for beat in received(sub, Heartbeat.decode, self.rejections):
             self.state.observe(beat, time.monotonic())
 
     async def _beat(self) -> None:

@@ -30,7 +30,7 @@ from chorus.config import Tiers
 from chorus.drivers import driver_errors
 from chorus.metrics import Metrics
 from chorus.names import TIER_NOTICES
-from global_.hub import HubMessageError, Rejections, TierNotice
+from global_.hub import Rejections, TierNotice, received, subscribed
 from global_.presence import PresenceDirectory
 from region.presence import Presence, PresenceUnavailable
 from region.tiers import (
@@ -77,22 +77,13 @@ class TierAgreement:
         self._heard: dict[str, dict[str, int]] = {}
 
     async def run(self) -> None:
-        sub = await self.nc.subscribe(TIER_NOTICES)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._listen(sub), name="tier notices")
-                tg.create_task(self._rounds(), name="tier rounds")
-        finally:
-            with contextlib.suppress(*driver_errors("nats")):  # a closed connection ended it
-                await sub.unsubscribe()
+        async with subscribed(self.nc, TIER_NOTICES) as sub, asyncio.TaskGroup() as tg:
+            tg.create_task(self._listen(sub), name="tier notices")
+            tg.create_task(self._rounds(), name="tier rounds")
 
     async def _listen(self, sub: Subscription) -> None:
-        async for msg in sub.messages:
-            try:
-                notice = TierNotice.decode(msg.data).notice()
-            except HubMessageError as err:
-                self.rejections(err, msg.subject)
-                continue
+        async for notice in received(sub, lambda data: TierNotice.decode(data).notice(),
+                                     self.rejections):
             self.metrics.tier_notice("received")
             if notice.region == self.region and notice.stream in self.kept:
                 continue  # our own, observed when it was sent
