@@ -17,8 +17,9 @@ import ipaddress
 import logging
 import random
 import uuid
+from collections import Counter, deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,6 +28,7 @@ from chorus.backoff import Backoff
 from chorus.config import Config
 from chorus.errors import ClusterError
 from region.auth import issue_token
+from region.classifier import RATE_WINDOW_S, WINDOW_S, HeuristicClassifier, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,41 @@ MAX_VIEWERS = 60          # WebSocket viewers in all regions together
 MAX_RATE = 20.0           # comments a second in all regions together
 REPLY_SHARE = 0.2         # of comments that answer an earlier one
 TOKEN_TTL_S = 600        # each token is made for one connection or post
+DRAWS = 30               # tries to find a line that does not read as a flood
 
 USERS = (("demo-ana", "Ana"), ("demo-bo", "Bo"), ("demo-chen", "Chen"), ("demo-dara", "Dara"),
          ("demo-eli", "Eli"), ("demo-fatou", "Fatou"), ("demo-goran", "Goran"),
-         ("demo-hiro", "Hiro"), ("demo-ines", "Inês"), ("demo-jay", "Jay"))
-LINES = ("what a goal!", "did you see that?", "GOOOOL", "that was offside, surely",
-         "hello from {region} 👋", "the keeper had no chance", "replay it please",
-         "best match of the season", "🔥🔥🔥", "who is commentating today?",
-         "anyone else watching from {region}?", "the crowd is loud tonight",
-         "VAR is checking…", "unbelievable", "ref!!", "that pass 😍",
-         "two lines\nin one comment", "half time already?")
-ANSWERS = ("agreed", "no way", "haha exactly", "+1", "not sure about that", "same here")
+         ("demo-hiro", "Hiro"), ("demo-ines", "Inês"), ("demo-jay", "Jay"),
+         ("demo-kofi", "Kofi"), ("demo-lena", "Lena"), ("demo-mateo", "Mateo"),
+         ("demo-nadia", "Nadia"), ("demo-oskar", "Oskar"), ("demo-priya", "Priya"),
+         ("demo-quinn", "Quinn"), ("demo-rosa", "Rosa"), ("demo-sami", "Sami"),
+         ("demo-tomas", "Tomás"), ("demo-uma", "Uma"), ("demo-vik", "Vik"),
+         ("demo-wen", "Wen"), ("demo-xavi", "Xavi"), ("demo-yara", "Yara"),
+         ("demo-zoe", "Zoë"), ("demo-amir", "Amir"), ("demo-bea", "Bea"),
+         ("demo-cyril", "Cyril"), ("demo-dmitri", "Dmitri"), ("demo-eva", "Eva"),
+         ("demo-femi", "Femi"), ("demo-gus", "Gus"), ("demo-hana", "Hana"),
+         ("demo-ivo", "Ivo"), ("demo-jun", "Jun"), ("demo-kira", "Kira"),
+         ("demo-leo", "Leo"), ("demo-mina", "Mina"), ("demo-noor", "Noor"))
+PLAYERS = ("Adeyemi", "Bellamy", "Costa", "Dubois", "Eriksen", "Ferreira", "Guzmán",
+           "Haaland", "Ito", "Jansen", "Kovač", "Lindqvist", "Mbeki", "Novak", "Okafor",
+           "Pires", "Quaresma", "Rashford", "Salah", "Tielemans", "Umtiti", "Vidal", "Walker",
+           "Xhaka", "Yamal", "Zidane", "Alaba", "Brandt", "Cancelo", "Dembélé", "Endrick",
+           "Foden")
+LINES = ("what a goal by {player}!", "did you see {player} there?", "GOOOOL",
+         "that was offside, surely", "hello from {region} 👋", "the keeper had no chance",
+         "replay it please", "{player} is having the game of the season", "🔥🔥🔥",
+         "who is commentating today?", "anyone else watching from {region}?",
+         "{player} looks tired already", "VAR is checking…", "unbelievable", "ref!!",
+         "that pass from {player} 😍", "two lines\nin one comment", "half time already?",
+         "{player} with the save of the night", "we need {player} on the pitch",
+         "the defence left {player} alone", "what a comeback this would be",
+         "greetings from {region}, it is late here", "{player} should have passed",
+         "corner kick, come on {player}", "such a clean tackle by {player}",
+         "extra time incoming", "give the ball to {player}!", "{player} again, of course",
+         "my heart can't take this", "{player} is everywhere tonight",
+         "booked? {player} barely touched him")
+ANSWERS = ("agreed", "no way", "haha exactly", "+1", "not sure about {player}", "same here",
+           "{player} though?", "exactly what I said about {player}")
 
 
 @dataclass(frozen=True)
@@ -76,13 +102,68 @@ class Line:
     reply: bool
 
 
+@dataclass
+class Chatter:
+    """What the demo said in the last `WINDOW_S`, so that it reads as a chat and not as a
+    flood: users drawing from a few dozen lines at random say the same line from four users
+    within a minute every few seconds, and the region's classifier (region/classifier.py,
+    the same thresholds) would rightly retract four in ten of them."""
+
+    flood_users: int = HeuristicClassifier.flood_users
+    repeats: int = HeuristicClassifier.repeats
+    rate: int = HeuristicClassifier.rate
+    _said: deque[tuple[float, str, str]] = field(default_factory=deque)  # (t, text, user)
+    _by_text: dict[str, Counter[str]] = field(default_factory=dict)
+    _posts: dict[str, deque[float]] = field(default_factory=dict)  # user -> recent times
+
+    def fits(self, user: str, text: str, now_s: float) -> bool:
+        """Whether ``user`` saying ``text`` now stays under the flood and rate signals."""
+        self._expire(now_s)
+        posts = self._posts.get(user, ())
+        if sum(t >= now_s - RATE_WINDOW_S for t in posts) + 1 >= self.rate:
+            return False
+        users = self._by_text.get(fingerprint(text))
+        if not users:
+            return True
+        others = len(users) - (user in users)
+        return others + 1 < self.flood_users and users[user] + 1 < self.repeats
+
+    def say(self, user: str, text: str, now_s: float) -> None:
+        fp = fingerprint(text)
+        self._said.append((now_s, fp, user))
+        self._by_text.setdefault(fp, Counter())[user] += 1
+        self._posts.setdefault(user, deque()).append(now_s)
+
+    def _expire(self, now_s: float) -> None:
+        while self._said and self._said[0][0] < now_s - WINDOW_S:
+            _, fp, user = self._said.popleft()
+            users = self._by_text[fp]
+            users[user] -= 1
+            if users[user] <= 0:
+                del users[user]
+            if not users:
+                del self._by_text[fp]
+            posts = self._posts[user]
+            posts.popleft()
+            if not posts:
+                del self._posts[user]
+
+
 def next_line(rng: random.Random, n: int, regions: tuple[str, ...],
-              streams: tuple[str, ...]) -> Line:
-    """The ``n``-th comment: regions in turn, users and lines at random. Pure."""
-    user, name = rng.choice(USERS)
+              streams: tuple[str, ...], chatter: Chatter | None = None,
+              now_s: float = 0.0) -> Line:
+    """The ``n``-th comment: regions in turn, users and lines at random, redrawn (a few
+    times at most) while ``chatter`` says the line would read as a flood. Pure."""
     region = regions[n % len(regions)]
     reply = n > 0 and rng.random() < REPLY_SHARE
-    text = rng.choice(ANSWERS) if reply else rng.choice(LINES).format(region=region)
+    for _ in range(DRAWS):
+        user, name = rng.choice(USERS)
+        text = rng.choice(ANSWERS if reply else LINES).format(region=region,
+                                                              player=rng.choice(PLAYERS))
+        if chatter is None or chatter.fits(user, text, now_s):
+            break
+    if chatter is not None:
+        chatter.say(user, text, now_s)
     return Line(user=user, name=name, text=text, region=region,
                 stream=streams[n % len(streams)], reply=reply)
 
@@ -152,12 +233,14 @@ class Demo:
     async def _commenter(self, http: aiohttp.ClientSession) -> None:
         regions = tuple(r.name for r in self.config.regions)
         recent: dict[str, list[str]] = {s: [] for s in self.plan.streams}
+        chatter = Chatter()
         interval = 1.0 / self.plan.comments_per_s
         loop = asyncio.get_running_loop()
         began = loop.time()
         n = 0
         while True:
-            line = next_line(self.rng, n, regions, self.plan.streams)
+            line = next_line(self.rng, n, regions, self.plan.streams, chatter,
+                             loop.time())
             n += 1
             body = {"text": line.text, "client_key": uuid.uuid4().hex}
             earlier = recent[line.stream]
