@@ -28,6 +28,8 @@ durable ``archive-<region>``           the archive persister of ``<region>``'s l
                                        (region/persister.py)
 durable ``classifier-<region>``        the moderation classifier of ``<region>``'s log
                                        (region/classifier_worker.py)
+KV bucket                              key ``classifier``: the lease of the one gateway that
+``chorus-classifier-<region>``         runs that classifier (region/classifier_worker.py)
 ``mod.<region>``                       ``<region>``'s own moderation decisions (its stream
                                        MODERATION, numbered 1, 2, 3... by that stream)
 stream ``MODERATION_ALL``              every region's decisions, sourced from each region's
@@ -49,6 +51,11 @@ durable ``rxfwd-<region>-to-<dest>``   the reaction outbox of ``<region>`` towar
                                        (queue group ``rx-timeline``)
 ``chorus.tier.notice``                 a region keeper's tier of a warm stream, every half
                                        second (global_/tiers.py); every gateway listens
+``sampled.<region>.<stream>``          the region's sampling stage (the stream's keeper): the
+                                       shared sample, the priority lane and a tick a second
+                                       (region/stage.py); the other gateways of the stream
+``own.<region>.<stream>.<user>``       the stage's items for one author (``<user>`` in hex):
+                                       a gateway holding a session of that user
 =====================================  ==========================================================
 
 Durable names carry their own region. Every region's log is a stream named ``COMMENTS`` (in
@@ -172,6 +179,16 @@ def classifier_durable(region: str) -> str:
     return f"classifier-{region}"
 
 
+def classifier_lease_bucket(region: str) -> str:
+    """The key-value bucket holding the lease of the one gateway of ``region`` that runs the
+    moderation classifier (chorus/lease.py; key `CLASSIFIER_LEASE_KEY`): its flood rules need
+    every comment of the region in one place. A bucket per region, like the outbox's."""
+    return f"chorus-classifier-{region}"
+
+
+CLASSIFIER_LEASE_KEY = "classifier"
+
+
 # -- reactions (region/reactions*.py, global_/reactions.py) -----------------------------------
 
 REACTIONS_STREAM = "REACTIONS"
@@ -221,3 +238,14 @@ def reaction_timeline_query(region: str) -> str:
 # -- hot streams (global_/tiers.py) -------------------------------------------------------------
 
 TIER_NOTICES = "chorus.tier.notice"
+
+
+def stage_subject(region: str, stream: str) -> str:
+    """What ``region``'s sampling stage decided of ``stream`` for every viewer (region/stage.py)."""
+    return f"sampled.{region}.{stream}"
+
+
+def own_subject(region: str, stream: str, user: str) -> str:
+    """The stage's items of ``stream`` for ``user`` alone. A user id may hold '.' (and so
+    empty or extra tokens) and other characters a subject should not: it goes in hex."""
+    return f"own.{region}.{stream}.{user.encode().hex()}"
