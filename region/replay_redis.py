@@ -12,6 +12,7 @@ was hot), one pipelined round trip per page of every key (region/replay.py `merg
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from chorus.drivers import translated
 from chorus.model import Comment
 from region.log import Entry
 from region.replay import CacheUnavailable, read_merged, shard_of
+from region.replay_trim import Trims
 
 TTL_S = 24 * 3600  # a stream nobody posts to for a day drops out of the cache
 SHARDS = 16        # keys of a hot stream (the compose root passes tiers.hot_stream_shards)
@@ -52,6 +54,9 @@ class RedisReplayCache:
         self.hot = hot or _never
         self.shards = shards
         self.shard_window = -(-2 * window // shards)
+        # Most writes only add: a key is trimmed and its expiry renewed about once a second
+        # (region/replay_trim.py), one command per stream per write instead of three.
+        self.trims = Trims()
 
     def keys(self, stream: str) -> list[str]:
         """The keys a read of ``stream`` merges (the push key first)."""
@@ -76,12 +81,15 @@ class RedisReplayCache:
             member = json.dumps({"seq": e.seq, "prev": e.prev, "c": e.comment.to_json()},
                                 ensure_ascii=False, separators=(",", ":"))
             by_key.setdefault(key, {})[member] = e.seq
+        now = time.monotonic()
+        self.trims.prune(now)
         with translated(CacheUnavailable, "writing the replay cache", driver="redis"):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, members in by_key.items():
                     pipe.zadd(key, members)
-                    pipe.zremrangebyrank(key, 0, -(keep[key] + 1))
-                    pipe.expire(key, TTL_S)
+                    if self.trims.due(key, len(members), keep[key], now):
+                        pipe.zremrangebyrank(key, 0, -(keep[key] + 1))
+                        pipe.expire(key, TTL_S)
                 await pipe.execute()
 
     async def after(self, stream: str, after_seq: int, limit: int) -> list[Entry]:

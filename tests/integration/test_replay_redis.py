@@ -15,7 +15,8 @@ from chorus.cluster.local import LocalCluster
 from chorus.model import Comment
 from region.log import Entry
 from region.replay import CacheUnavailable
-from region.replay_redis import RedisReplayCache
+from region.replay_redis import TTL_S, RedisReplayCache
+from region.replay_trim import TRIM_SHARE
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,22 @@ async def test_a_push_stream_keeps_one_key(redis: aioredis.Redis, unique: str) -
     assert [e.seq for e in got] == list(range(121, 151))
 
 
+async def test_a_key_expires_from_its_first_write_and_stays_near_its_window(
+        redis: aioredis.Redis, unique: str) -> None:
+    stream = f"{unique}-small"
+    cache = RedisReplayCache(redis, window=100, hot=lambda s: False)
+    written = entries(stream, list(range(1, 1001)))
+    await cache.add(written[:1])
+    assert 0 < await redis.ttl(f"chorus:r:{stream}") <= TTL_S
+    sizes = []
+    for at in range(1, len(written), 5):    # small writes: most of them only add
+        await cache.add(written[at:at + 5])
+        sizes.append(await redis.zcard(f"chorus:r:{stream}"))
+    assert max(sizes) < 100 + 100 // TRIM_SHARE + 5, sizes
+    got = await cache.after(stream, 950, 100)
+    assert [e.seq for e in got] == list(range(951, 1001))
+
+
 async def test_a_hot_stream_is_spread_over_its_keys_and_read_back_in_order(
         redis: aioredis.Redis, unique: str) -> None:
     stream = f"{unique}-hot"
@@ -55,7 +72,9 @@ async def test_a_hot_stream_is_spread_over_its_keys_and_read_back_in_order(
     for at in range(0, len(written), 100):   # a tick's batch at a time, as the fanout writes
         await cache.add(written[at:at + 100])
     sizes = [await redis.zcard(f"chorus:rs:{stream}:{n}") for n in range(16)]
-    assert all(0 < size <= cache.shard_window for size in sizes), sizes
+    # One writer: trimmed once it was given an eighth of its share since (replay_trim.py).
+    assert all(0 < size < cache.shard_window + cache.shard_window // TRIM_SHARE
+               for size in sizes), sizes
     assert max(sizes) < len(seqs) / 4 and not await redis.exists(f"chorus:r:{stream}")
     # A resume reads the window back page by page, in order, nothing twice or missing.
     got, cursor = [], 1000
