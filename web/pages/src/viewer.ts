@@ -55,6 +55,10 @@ class ViewerPage {
       byId("status").dataset["failovers"] = String(this.failovers);
       this.event(`${from} is not answering: failing over to ${to}`, "bad");
     });
+    c.on("failback", (from, to) => {
+      byId("status").dataset["failbacks"] = String(c.failbacks);
+      this.event(`${to} is healthy again: leaving ${from} to go back home`, "ok");
+    });
     c.on("latency", (ms) => {
       byId("latency").textContent = `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
       byId("status").dataset["latency"] = String(ms);

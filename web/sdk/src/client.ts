@@ -38,7 +38,7 @@ import { ChorusClientError } from "./errors.js";
 import type { MalformedFrame, Other, Reactions, Sample, ServerFrame, Snapshot, Tier,
   Viewers } from "./frames.js";
 import { idTimeMs, isId } from "./ids.js";
-import { type Directory, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
+import { type Directory, Failback, nextRegion, parseDirectory, rank, type RegionInfo } from "./regions.js";
 import type { Gap, Timeline } from "./timeline.js";
 import { Attempt, retryAfterMs, waitAfter } from "./reconnect.js";
 import { type Ending, type Link, type LinkEvents, openEventSource, openPoll, openWebSocket, type Platform,
@@ -68,6 +68,9 @@ export interface ClientOptions {
   failoverAfter?: number;
   /** Ceiling of the reconnect and post backoff, ms (default 5000). */
   backoffMaxMs?: number;
+  /** While failed over, how often the home region (the one ranked first) is checked, ms
+   * (default 10,000; 0: never go back). Two healthy checks in a row take the client home. */
+  failbackEveryMs?: number;
   /** How often the round trip is measured, ms (default 2000; 0: never). */
   pingIntervalMs?: number;
   /** Comments kept (default 10,000); older ones fall off. */
@@ -90,6 +93,8 @@ export interface ClientEvents {
   connected: (connection: Connection) => void;
   /** The client gave up on `from` and moves to `to`. */
   failover: (from: string, to: string) => void;
+  /** The home region is healthy again: the client leaves `from` and goes back to `to`. */
+  failback: (from: string, to: string) => void;
   /** The connection ended; the client resumes (`attempt` in a row, from 1). */
   reconnect: (attempt: number, reason: string) => void;
   /** Round trip to the gateway, ms. */
@@ -140,6 +145,8 @@ export class ChorusClient {
   connection: Connection | null = null;
   regions: RegionInfo[] = [];
   failovers = 0;
+  /** Returns to the home region after a failover. */
+  failbacks = 0;
   reconnects = 0;
   malformedFrames = 0;
   latencyMs: number | null = null;
@@ -150,7 +157,8 @@ export class ChorusClient {
     & { prefer: string | null };
   private readonly platform: Platform;
   private readonly listeners: Listeners = { comment: new Set(), state: new Set(),
-    connected: new Set(), failover: new Set(), reconnect: new Set(), latency: new Set(),
+    connected: new Set(), failover: new Set(), failback: new Set(), reconnect: new Set(),
+    latency: new Set(),
     viewers: new Set(), reactions: new Set(), pin: new Set(), retract: new Set(),
     tier: new Set(), sample: new Set(), snapshot: new Set(), gap: new Set(), other: new Set(),
     error: new Set() };
@@ -158,6 +166,8 @@ export class ChorusClient {
   /** The connection attempt under way (reconnect.ts). */
   private attempt = new Attempt();
   private closed = false;
+  /** The connection is being closed to go back home: no other transport is tried. */
+  private leaving = false;
   private readonly sleepers = new Set<() => void>();
   private proven: TransportKind | null = null;
   private pingRef = 0;
@@ -168,6 +178,7 @@ export class ChorusClient {
     if (options.seeds.length === 0) throw new RangeError("give at least one seed gateway URL");
     this.options = { prefer: options.prefer ?? null, transport: options.transport ?? "auto",
       failoverAfter: options.failoverAfter ?? 3, backoffMaxMs: options.backoffMaxMs ?? 5000,
+      failbackEveryMs: options.failbackEveryMs ?? 10_000,
       pingIntervalMs: options.pingIntervalMs ?? 2000, timelineLimit: options.timelineLimit ?? 10_000,
       seeds: options.seeds, token: options.token, stream: options.stream };
     this.stream = options.stream;
@@ -306,14 +317,26 @@ export class ChorusClient {
   // -- watching ----------------------------------------------------------------------------
 
   private async run(): Promise<void> {
-    let region = this.regions[0] as RegionInfo;
+    const home = this.regions[0] as RegionInfo;
+    let region = home;
     let failures = 0;
     const backoff = new Backoff(Math.min(100, this.options.backoffMaxMs), this.options.backoffMaxMs);
     while (!this.closed) {
       const url = region.urls[Math.floor(Math.random() * region.urls.length)] as string;
       const attempt = this.attempt = new Attempt();
-      const outcome = await this.watch(region, url);
+      const { outcome, wentHome } = await this.watchAway(region, url, home);
       if (this.closed) return;
+      if (wentHome) {
+        const from = region.name;
+        region = this.regions.find((r) => r.name === home.name) ?? home;
+        failures = 0;
+        this.connection = null;
+        this.reconnects += 1;
+        this.failbacks += 1;
+        this.setState("reconnecting");
+        this.emit("failback", from, region.name);
+        continue; // home is healthy: no reason to wait
+      }
       if (outcome.refused) {
         this.emit("error", new ChorusClientError(401, "unauthenticated", outcome.reason));
         this.close();
@@ -362,6 +385,50 @@ export class ChorusClient {
     });
   }
 
+  /** `watch`, and while away from `home` a check of it every `failbackEveryMs`: `wentHome`
+   * when the connection was closed to go back (`Failback` decides). */
+  private async watchAway(region: RegionInfo, url: string, home: RegionInfo
+  ): Promise<{ outcome: Outcome; wentHome: boolean }> {
+    const everyMs = this.options.failbackEveryMs;
+    if (region.name === home.name || everyMs <= 0) {
+      return { outcome: await this.watch(region, url), wentHome: false };
+    }
+    const rule = new Failback(home.name, everyMs);
+    this.leaving = false;
+    let ended = false;
+    let wentHome = false;
+    const watching = this.watch(region, url).then((outcome) => {
+      ended = true;
+      return outcome;
+    });
+    const checking = (async (): Promise<void> => {
+      while (!ended && !this.closed) {
+        await Promise.race([this.sleep(everyMs), watching]); // pacing the checks
+        if (ended || this.closed) return;
+        if (rule.observe(await this.healthy(home)) && !ended) {
+          wentHome = this.leaving = true;
+          this.link?.close();
+          return;
+        }
+      }
+    })();
+    const outcome = await watching;
+    await checking;
+    return { outcome, wentHome };
+  }
+
+  /** Whether any of `region`'s gateways answers its health check now. */
+  private async healthy(region: RegionInfo): Promise<boolean> {
+    const answers = await Promise.all(region.urls.map(async (url) => {
+      try {
+        return (await this.request(`${url}/healthz`, {}, 2000)).status === 200;
+      } catch {
+        return false;
+      }
+    }));
+    return answers.some((ok) => ok);
+  }
+
   /** One connection attempt at `url`, falling back from WebSocket to SSE to long-poll while
    * no transport has worked yet; resolves when the connection is over. */
   private async watch(region: RegionInfo, url: string): Promise<Outcome> {
@@ -370,7 +437,7 @@ export class ChorusClient {
     let last: Outcome = { opened: false, refused: false, reason: "no transport", how: {} };
     for (const kind of kinds) {
       last = await this.connectOnce(kind, region, url);
-      if (last.opened || last.refused || this.closed) return last;
+      if (last.opened || last.refused || this.closed || this.leaving) return last;
     }
     return last;
   }

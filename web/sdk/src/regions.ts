@@ -68,3 +68,21 @@ export function nextRegion(ranked: readonly RegionInfo[], current: string | null
   if (pick === undefined) throw new RangeError("no region is known");
   return pick;
 }
+
+/**
+ * When a client that failed over goes back to its home region (the one it ranked first):
+ * checked every `everyMs`, it goes back after `after` healthy checks in a row, so a region
+ * that is still flapping does not pull its viewers back and forth. The Python SDK's
+ * `Failback` (chorus/sdk/regions.py), the same rule.
+ */
+export class Failback {
+  healthyChecks = 0;
+
+  constructor(readonly home: string, readonly everyMs = 10_000, readonly after = 2) {}
+
+  /** One check of the home region; true when it is time to go back. */
+  observe(homeHealthy: boolean): boolean {
+    this.healthyChecks = homeHealthy ? this.healthyChecks + 1 : 0;
+    return this.healthyChecks >= this.after;
+  }
+}

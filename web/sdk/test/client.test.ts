@@ -29,6 +29,9 @@ class FakeSocket {
   close(): void { this.drop(); }
 }
 
+/** Every URL the stand-in platform was asked for (its path, without the query). */
+const fetched: string[] = [];
+
 function platform(down: Set<string>): Platform {
   const regions = { region: "us", regions: [
     { name: "us", urls: ["http://a"], healthy: true, link_latency_ms: 10 },
@@ -37,6 +40,7 @@ function platform(down: Set<string>): Platform {
   const fetch = async (input: string | URL | Request): Promise<Response> => {
     const url = new URL(String(input));
     const base = `${url.protocol}//${url.host}`;
+    fetched.push(`${base}${url.pathname}`);
     if (down.has(base)) throw new TypeError("connection refused");
     if (url.pathname === "/v1/regions") return Response.json(regions);
     if (url.pathname === "/healthz") return Response.json({ status: "ok" });
@@ -239,6 +243,45 @@ describe("client and refusals", () => {
       assert.equal(client.state, "reconnecting");
     } finally {
       client.close(); // ends the 5 s wait at once
+    }
+  });
+});
+
+describe("client and its home region", () => {
+  it("goes back home after two healthy checks in a row, and not while home is down", async () => {
+    FakeSocket.all = [];
+    const down = new Set<string>();
+    const client = new ChorusClient({ seeds: ["http://a"], token: "t", stream: "s",
+      prefer: "seed", failoverAfter: 1, backoffMaxMs: 5, pingIntervalMs: 0, failbackEveryMs: 10,
+      platform: platform(down) });
+    const moves: string[] = [];
+    client.on("failover", (from, to) => moves.push(`failover ${from}->${to}`));
+    client.on("failback", (from, to) => moves.push(`failback ${from}->${to}`));
+    await client.start();
+    try {
+      await until(() => FakeSocket.all.length === 1, "a WebSocket to a");
+      down.add("http://a");
+      (FakeSocket.all[0] as FakeSocket).drop(); // never said hello: a failed attempt
+      await until(() => FakeSocket.all.length === 2, "an attempt in b");
+      const inB = FakeSocket.all[1] as FakeSocket;
+      assert.match(inB.url, /^ws:\/\/b\//);
+      inB.open();
+      inB.frame({ type: "hello", region: "eu", stream: "s", epoch: "f", cursor: "eu:f:7", gateway: "eu.0" });
+      await until(() => client.state === "live" && client.region === "eu", "live in eu");
+      // Home is checked while down: the client stays where it is.
+      const checksBefore = fetched.length;
+      await until(() => fetched.slice(checksBefore).filter((u) => u === "http://a/healthz").length >= 3,
+        "three checks of home");
+      assert.equal(FakeSocket.all.length, 2);
+      assert.equal(inB.readyState, 1);
+      down.delete("http://a");
+      await until(() => FakeSocket.all.length === 3, "a WebSocket back home");
+      assert.match((FakeSocket.all[2] as FakeSocket).url, /^ws:\/\/a\//);
+      assert.equal(inB.readyState, 3); // the connection in eu was closed to go home
+      assert.deepEqual(moves, ["failover us->eu", "failback eu->us"]);
+      assert.equal(client.failbacks, 1);
+    } finally {
+      client.close();
     }
   });
 });
