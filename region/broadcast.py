@@ -117,6 +117,22 @@ class StreamBatch:
         return cached[1]
 
 
+# A busy stream's shared writes per second on one gateway, at most: its tick (`stream_tick`)
+# grows past ``limits.tick_ms`` once its viewers here are more than this many per second of
+# ticks. A write to a socket (the kernel's loopback send, most of a flush's CPU) is paid per
+# viewer per flush whatever the flush carries, so at 1,000 viewers a 25 ms tick is 40,000
+# writes a second; fewer, fuller writes cost the gateway (and each reader) less.
+SHARED_WRITES_PER_S = 20_000
+
+
+def stream_tick(tick_s: float, viewers: int, writes_per_s: int = SHARED_WRITES_PER_S) -> float:
+    """The tick of a busy stream with ``viewers`` on this gateway (seconds): ``tick_s``, or
+    longer when that would write more than ``writes_per_s`` times a second (1,000 viewers:
+    50 ms). A quiet stream is not slowed by it: its first comment after a tick of silence
+    goes out at once (`flush_at`)."""
+    return max(tick_s, viewers / writes_per_s)
+
+
 def flush_at(now: float, last_flush: float | None, tick_s: float) -> float:
     """When a stream's batch that just got its first entry goes out (loop time, seconds): at
     once when the stream's last flush is a tick or more ago (a quiet stream), else a tick

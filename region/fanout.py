@@ -36,7 +36,7 @@ from chorus.config import Limits
 from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
-from region.broadcast import StreamBatch, flush_at
+from region.broadcast import StreamBatch, flush_at, stream_tick
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable, PresenceUnknown
 from region.protocol import ServerFrame, Viewers
@@ -111,6 +111,7 @@ class Fanout:
         self.metrics = metrics
         self.sessions: dict[str, set[Session]] = {}
         self._subs: dict[str, Subscription] = {}
+        self._quiet: set[str] = set()   # streams the region's sampling stage delivers here
         self._joining: dict[str, asyncio.Lock] = {}
         self._leases: dict[str, dict[str, float]] = {}   # long-poll users between polls
         self._reported: set[str] = set()
@@ -141,7 +142,7 @@ class Fanout:
             self.sessions.setdefault(stream, set()).add(session)
             if self.feeds is not None:
                 self.feeds.joined(session)
-            if stream not in self._subs:
+            if stream not in self._subs and stream not in self._quiet:
                 self._subs[stream] = await self.nc.subscribe(
                     live_subject(self.region, stream), cb=self._on_live)
                 # The server has the subscription once flush returns: from here on nothing
@@ -245,7 +246,8 @@ class Fanout:
         batch.add(entry)
         loop = asyncio.get_running_loop()
         now = loop.time()
-        at = flush_at(now, self._flushed_at.get(stream), self.limits.tick_ms / 1000)
+        at = flush_at(now, self._flushed_at.get(stream),
+                      stream_tick(self.limits.tick_ms / 1000, len(self.sessions[stream])))
         self._flushes[stream] = (loop.call_soon(self._flush, stream) if at <= now
                                  else loop.call_at(at, self._flush, stream))
 
@@ -283,6 +285,24 @@ class Fanout:
                    reading: Reading | None) -> None:
         if self.feeds is not None:
             self.feeds.apply(stream, tier, keeper=keeper, reading=reading)
+
+    async def set_live(self, stream: str, on: bool) -> None:
+        """Whether this gateway reads ``stream``'s live feed: not while the region's sampling
+        stage delivers it here (region/stage_nats.py), so that following a hot stream costs
+        what the stage sends, not the stream's rate."""
+        async with self._joining.setdefault(stream, asyncio.Lock()):
+            if not on:
+                self._quiet.add(stream)
+                sub = self._subs.pop(stream, None)
+                if sub is not None:
+                    with contextlib.suppress(NatsError):
+                        await sub.unsubscribe()
+                return
+            self._quiet.discard(stream)
+            if self.sessions.get(stream) and stream not in self._subs:
+                self._subs[stream] = await self.nc.subscribe(
+                    live_subject(self.region, stream), cb=self._on_live)
+                await self.nc.flush()
 
     async def _on_cache(self, msg: Msg) -> None:
         try:
