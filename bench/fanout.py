@@ -19,6 +19,13 @@ divided by the comments delivered. Beside post -> viewer, each step gives the po
 latency (to its 201: the posting gateway's and the log's share) and the time from the 201 to
 the viewer (the fanout's share), and what the viewers' gateway's garbage collector paused
 during the step (its ``chorus_gc_pause_seconds`` on the operator port, when it has one).
+
+The viewers and posters are bench/rawclient.py's, in this process, unless ``--client go``:
+then the Go load client (bench/goload, built by bench/goload/build.sh) opens the same viewers
+and posts the same comments (the time in a text is the Go process's monotonic clock), and
+this process only starts the cluster, meters the gateway and reads the Go client's figures.
+"client" is the load client's CPU (this process, and the Go one when it runs). The idle
+memory figures use the Python client either way (they measure the gateway, not a latency).
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from goload.figures import fanout_figures, viewers
+from goload.process import GoLoad
 from rawclient import (
     BROWSER_EXTENSIONS,
+    GO_CLIENT,
     UNLIMITED,
     UNLIMITED_TIERS,
     CpuMeter,
@@ -46,6 +56,7 @@ from rawclient import (
     Profiler,
     WsClient,
     bench_config,
+    client_cpu,
     cluster,
     live_path,
     load_average,
@@ -183,10 +194,46 @@ async def step(c: LocalCluster, viewers_n: int, rate: int, seconds: float, *, sa
             "cut": cut, "opened": sum(v.hello.is_set() for v in viewers),
             "deflate_negotiated": deflated,
             "gateway_cores": used["gateway"] / posting,
-            "client_cores": used["load client"] / posting,
+            "client_cores": client_cpu(used) / posting,
             "cpu_us_per_delivery": used["gateway"] / max(1, delivered) * 1e6,
             **{f"post_{k}": v for k, v in summary_ms(post_latencies).items()},
             **{f"after_201_{k}": v for k, v in summary_ms(after_201).items()},
+            **server_step(server_before, server_after)}
+
+
+async def step_go(go: GoLoad, c: LocalCluster, viewers_n: int, rate: int, seconds: float, *,
+                  sampled: int, browser: bool, tokens: list[str], poster_tokens: list[str],
+                  profile: Path | None = None) -> dict[str, Any]:
+    """`step` with the Go client's viewers and posters: the same stream, tokens, rate and
+    figures."""
+    cfg = c.config
+    urls = cfg.region(REGION).gateway_urls
+    stream = f"fan{viewers_n}x{rate}{'b' if browser else ''}{int(time.time() * 1000) % 10**8}"
+    opened = viewers(await go.call(
+        "fanout_open", url=urls[0], stream=stream, tokens=tokens[:viewers_n], sampled=sampled,
+        extensions=BROWSER_EXTENSIONS if browser else "", post_url=urls[1], posters=POSTERS))
+    gateway = c.child(f"{REGION}/gateway-0").pid
+    meter = CpuMeter({"gateway": gateway, GO_CLIENT: go.pid})
+    label = f"{viewers_n}x{rate}{'-browser' if browser else ''}"
+    operator = cfg.region(REGION).operator_urls[0]
+    server_before = await scrape(operator)
+    async with Profiler(profile, label, {"viewers-gateway": gateway}):
+        meter.start()
+        f = fanout_figures(await go.call("fanout_run", rate=rate, seconds=seconds,
+                                         poster_tokens=poster_tokens, drain_s=5.0))
+        used = meter.stop()
+    server_after = await scrape(operator)
+    await go.call("fanout_close")
+    return {"phase": f"{viewers_n} viewers x {rate}/s{' (browser)' if browser else ''}",
+            "viewers": viewers_n, "rate": rate, "posted": f.posted,
+            "post_failures": f.post_failures,
+            "deliveries_per_s": f.delivered / f.posting_s, **f.latency.as_dict(),
+            "missing": f.missing, "cut": f.cut, "opened": opened.opened,
+            "deflate_negotiated": opened.deflate_negotiated,
+            "gateway_cores": used["gateway"] / f.posting_s,
+            "client_cores": client_cpu(used) / f.posting_s,
+            "cpu_us_per_delivery": used["gateway"] / max(1, f.delivered) * 1e6,
+            **f.post.as_dict("post_"), **f.after_201.as_dict("after_201_"),
             **server_step(server_before, server_after)}
 
 
@@ -326,14 +373,24 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         poster_tokens = [issue_token(secret, f"p{i}") for i in range(64)]
         print(f"load average before: {load_average()}")
         print(f"\none gateway's viewers of one stream, comments posted on the other gateway, "
-              f"{seconds:.0f} s per step:")
-        for browser in ([False, True] if args.browser else [False]):
-            for viewers_n, rate in ladder:
-                r = await step(c, viewers_n, rate, seconds, sampled=args.sampled,
-                               browser=browser, tokens=tokens, poster_tokens=poster_tokens,
-                               profile=args.profile)
-                show(r)
-                results.append(r)
+              f"{seconds:.0f} s per step, {args.client} load client:")
+        go = await GoLoad.start() if args.client == "go" else None
+        try:
+            for browser in ([False, True] if args.browser else [False]):
+                for viewers_n, rate in ladder:
+                    if go is None:
+                        r = await step(c, viewers_n, rate, seconds, sampled=args.sampled,
+                                       browser=browser, tokens=tokens,
+                                       poster_tokens=poster_tokens, profile=args.profile)
+                    else:
+                        r = await step_go(go, c, viewers_n, rate, seconds,
+                                          sampled=args.sampled, browser=browser, tokens=tokens,
+                                          poster_tokens=poster_tokens, profile=args.profile)
+                    show(r)
+                    results.append(r)
+        finally:
+            if go is not None:
+                await go.close()
         if args.idle:
             print(f"\nmemory per idle WebSocket (gateway RSS growth over {args.idle}):")
             for browser in (False, True):
@@ -358,6 +415,9 @@ if __name__ == "__main__":
                         help="idle connections for the memory figure (0: skip)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the viewers' "
                                                      "gateway during each step, into this dir")
+    parser.add_argument("--client", choices=("python", "go"), default="python",
+                        help="the load client: bench/rawclient.py in this process, or the Go "
+                             "one (bench/goload; build it first with bench/goload/build.sh)")
     parser.add_argument("--json", help="also write the results here")
     arguments = parser.parse_args()
     if arguments.profile:

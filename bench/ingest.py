@@ -14,14 +14,19 @@ two gateways, half each, over 200 streams:
 - **open loop**: ``--rate`` posts/s (1,000) on a fixed schedule, latency measured from each
   post's scheduled time (a post that waits for a free connection counts its wait).
 
+Before each phase the benchmark waits until us-east's outboxes and classifier have caught up
+with what the previous phase stored (``--settle``), so that no phase pays another's backlog.
+
 First, with ``--idle`` seconds (10) of no traffic at all, the CPU that the cluster's
 processes spend anyway (timers, polls, heartbeats): per gateway and in all.
 
 A post counts when it is answered 201: stored in us-east's JetStream. "server CPU per post"
 is the CPU of us-east's processes (gateways, NATS, Redis) over the phase divided by the posts
 it stored; "cluster" adds every other process (other regions, hub, toxiproxy). The load
-client is the cheapest one we have (bench/rawclient.py) and shares the two cores; its CPU is
-shown too.
+client shares the two cores; its CPU is shown too. It is bench/rawclient.py's, in this
+process, unless ``--client go``: then the Go load client (bench/goload, built by
+bench/goload/build.sh) posts the same texts with the same tokens into the same streams, and
+this process only starts the cluster, meters it and reads the Go client's figures.
 """
 
 from __future__ import annotations
@@ -41,7 +46,11 @@ import nats.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from goload.figures import IngestFigures, ingest_figures
+from goload.process import GoLoad
 from rawclient import (
+    CLIENTS,
+    GO_CLIENT,
     UNLIMITED,
     UNLIMITED_TIERS,
     CpuMeter,
@@ -49,6 +58,7 @@ from rawclient import (
     Profiler,
     WsClient,
     bench_config,
+    client_cpu,
     cluster,
     forward_counts,
     live_path,
@@ -62,12 +72,14 @@ from rawclient import (
 
 from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
-from chorus.names import presence_query
+from chorus.durable import pending
+from chorus.names import classifier_durable, outbox_durable, presence_query
 from region.auth import issue_token
 
 REGION = "us-east"
 STREAMS = 200
 USERS = 2000
+TEXT = "comment "     # a post's text is this and its serial number
 
 
 class Phase:
@@ -80,20 +92,25 @@ class Phase:
         self.seconds = 0.0
         self.cpu: dict[str, float] = {}
         self.forwards: dict[str, float] = {}   # rawclient.FORWARD_COUNTERS over the phase
+        self.figures: IngestFigures | None = None   # what the Go client measured, if it ran
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     def result(self, region_procs: set[str]) -> dict[str, Any]:
         stored = len(self.latencies)
+        latency = summary_ms(self.latencies)
+        if self.figures is not None:
+            stored, latency = self.figures.stored, self.figures.latency.as_dict()
+            self.errors = dict(self.figures.errors)
         server = sum(v for k, v in self.cpu.items() if k in region_procs)
-        every = sum(v for k, v in self.cpu.items() if k != "load client")
+        every = sum(v for k, v in self.cpu.items() if k not in CLIENTS)
         return {"phase": self.name, "stored": stored, "posts_per_s": stored / self.seconds,
-                **summary_ms(self.latencies),
+                **latency,
                 "cpu_ms_per_post": server / max(1, stored) * 1000,
                 "cluster_cpu_ms_per_post": every / max(1, stored) * 1000,
                 "server_cores": server / self.seconds,
-                "client_cores": self.cpu.get("load client", 0.0) / self.seconds,
+                "client_cores": client_cpu(self.cpu) / self.seconds,
                 "errors": self.errors,
                 "cpu_by_process": {k: round(v / self.seconds, 3) for k, v in self.cpu.items()
                                    if v / self.seconds > 0.01},
@@ -116,8 +133,8 @@ class Load:
         return n, f"s{n % STREAMS}", self.tokens[n % USERS]
 
     async def measure(self, phase: Phase, run: Callable[[], Awaitable[None]],
-                      profile: Path | None = None) -> dict[str, Any]:
-        meter = CpuMeter(self.all_pids)
+                      profile: Path | None = None, go: GoLoad | None = None) -> dict[str, Any]:
+        meter = CpuMeter(self.all_pids if go is None else {**self.all_pids, GO_CLIENT: go.pid})
         gateways = {k: v for k, v in self.pids.items() if "gateway" in k}
         counted = await forward_counts(self.cluster, REGION)
         # "1000/s" in a phase's name is no file name.
@@ -147,7 +164,7 @@ class Load:
         n, stream, token = self.body()
         try:
             status, body = await conn.request(post_request(host, stream, token,
-                                                           {"text": f"comment {n}"}))
+                                                           {"text": f"{TEXT}{n}"}))
         except ConnectionError:
             phase.error("connection lost")
             return
@@ -253,7 +270,7 @@ class WsPoster:
         ref = str(n)
         waiter = asyncio.get_running_loop().create_future()
         self.waiting[ref] = waiter
-        self.ws.send_text(json.dumps({"type": "comment", "text": f"comment {n}",
+        self.ws.send_text(json.dumps({"type": "comment", "text": f"{TEXT}{n}",
                                       "ref": ref}).encode())
         try:
             verdict = await asyncio.wait_for(waiter, 30)
@@ -287,6 +304,28 @@ async def presence_answered(c: LocalCluster) -> None:
                              timeout_s=c.config.limits.presence_ttl_s + 20)
     finally:
         await nc.close()
+
+
+async def settled(c: LocalCluster, timeout_s: float) -> None:
+    """Waits until us-east's log consumers (the outbox to each other region, the classifier)
+    have done everything the previous phase stored: a closed loop stores faster than they
+    follow, and their catching up would otherwise be charged to the next phase (its CPU per
+    post, its latency). Prints how long the backlog took; ``timeout_s`` 0: no wait."""
+    if timeout_s <= 0:
+        return
+    durables = [outbox_durable(REGION, r) for r in c.config.region_names if r != REGION]
+    durables.append(classifier_durable(REGION))
+    nc = await nats.connect(c.config.region(REGION).nats_url)
+    began = time.perf_counter()
+    try:
+        async def done() -> bool:
+            counts = [await pending(nc, d) for d in durables]
+            return all(not n for n in counts)   # None: no such consumer in this tree
+        await wait_until(done, what="us-east's consumers to catch up", timeout_s=timeout_s,
+                         interval_s=0.2)
+    finally:
+        await nc.close()
+    print(f"  (consumers caught up in {time.perf_counter() - began:.1f} s)")
 
 
 async def idle(c: LocalCluster, seconds: float) -> dict[str, Any]:
@@ -326,6 +365,42 @@ def show(r: dict[str, Any]) -> None:
               f"{r['presence_questions']:.0f}, unanswered {r['presence_unanswered']:.0f}")
 
 
+async def go_phases(load: Load, go: GoLoad, args: argparse.Namespace, seconds: float,
+                    phases: set[str]) -> list[dict[str, Any]]:
+    """The phases of `main`, in the same order and with the same posts, by the Go client."""
+    await go.call("ingest_setup", urls=list(load.urls), tokens=load.tokens, streams=STREAMS,
+                  text=TEXT)
+    results = []
+
+    async def phase(name: str, transport: str, mode: str, length: float,
+                    measured: bool = True) -> None:
+        p = Phase(name)
+
+        async def run() -> None:
+            p.figures = ingest_figures(await go.call(
+                "ingest_run", transport=transport, mode=mode, seconds=length,
+                rate=args.rate))
+        if not measured:
+            await run()
+            return
+        r = await load.measure(p, run, args.profile, go)
+        show(r)
+        results.append(r)
+
+    await go.call("http_connect", n=args.concurrency)
+    await phase("warm-up", "http", "closed", 2.0, measured=False)
+    if "http" in phases:
+        await phase(f"HTTP closed x{args.concurrency}", "http", "closed", seconds)
+        await phase(f"HTTP open {args.rate}/s", "http", "open", seconds)
+    await go.call("http_close")
+    if "ws" in phases:
+        await go.call("ws_connect", n=args.concurrency)
+        await phase(f"WS closed x{args.concurrency}", "ws", "closed", seconds)
+        await phase(f"WS open {args.rate}/s", "ws", "open", seconds)
+        await go.call("ws_close")
+    return results
+
+
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     config = bench_config(tiers=UNLIMITED_TIERS, **UNLIMITED)
     seconds = 4.0 if args.quick else args.seconds
@@ -339,16 +414,24 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"load average before: {load_average()}")
         if args.idle > 0:
             results.append(await idle(c, args.idle))
-        print(f"\nus-east, 2 gateways, {STREAMS} streams, {seconds:.0f} s per phase:")
+        print(f"\nus-east, 2 gateways, {STREAMS} streams, {seconds:.0f} s per phase, "
+              f"{args.client} load client:")
+        if args.client == "go":
+            async with await GoLoad.start() as go:
+                results += await go_phases(load, go, args, seconds, phases)
+            print(f"load average after: {load_average()}")
+            return results
         conns = await load.http_connections(args.concurrency)
         warm = Phase("warm-up")
         await load.http_closed(conns, 2.0, warm)
         if "http" in phases:
+            await settled(c, args.settle)
             p = Phase(f"HTTP closed x{args.concurrency}")
             r = await load.measure(p, lambda: load.http_closed(conns, seconds, p),
                                    args.profile)
             show(r)
             results.append(r)
+            await settled(c, args.settle)
             p = Phase(f"HTTP open {args.rate}/s")
             r = await load.measure(p, lambda: load.http_open(conns, args.rate, seconds, p),
                                    args.profile)
@@ -358,11 +441,13 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             conn.close()
         if "ws" in phases:
             posters = await load.ws_connections(args.concurrency)
+            await settled(c, args.settle)
             p = Phase(f"WS closed x{args.concurrency}")
             r = await load.measure(p, lambda: load.ws_closed(posters, seconds, p),
                                    args.profile)
             show(r)
             results.append(r)
+            await settled(c, args.settle)
             p = Phase(f"WS open {args.rate}/s")
             r = await load.measure(p, lambda: load.ws_open(posters, args.rate, seconds, p),
                                    args.profile)
@@ -385,6 +470,12 @@ if __name__ == "__main__":
                                                      "during each phase, into this dir")
     parser.add_argument("--idle", type=float, default=10.0,
                         help="seconds without traffic measured first (0: none)")
+    parser.add_argument("--client", choices=("python", "go"), default="python",
+                        help="the load client: bench/rawclient.py in this process, or the Go "
+                             "one (bench/goload; build it first with bench/goload/build.sh)")
+    parser.add_argument("--settle", type=float, default=60.0,
+                        help="before each phase, wait up to this long for us-east's outboxes "
+                             "and classifier to catch up (0: do not wait)")
     parser.add_argument("--json", help="also write the results here")
     arguments = parser.parse_args()
     if arguments.profile:

@@ -113,6 +113,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+# What CpuMeter calls this process, and the Go load client's process when a benchmark runs it
+# (`--client go`): both are the load client, never the servers measured.
+PYTHON_CLIENT = "load client"
+GO_CLIENT = "load client (go)"
+CLIENTS = frozenset({PYTHON_CLIENT, GO_CLIENT})
+
+
+def client_cpu(used: dict[str, float]) -> float:
+    """The load client's CPU seconds in a `CpuMeter`'s figures: this process and the Go one."""
+    return sum(v for k, v in used.items() if k in CLIENTS)
+
+
 class CpuMeter:
     """CPU seconds spent by named processes (and by this one) between `start` and `stop`."""
 
@@ -124,7 +136,7 @@ class CpuMeter:
     def _now(self) -> dict[str, float]:
         out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         own = os.times()
-        out["load client"] = own.user + own.system
+        out[PYTHON_CLIENT] = own.user + own.system
         return out
 
     def start(self) -> None:

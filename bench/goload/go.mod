@@ -1,0 +1,3 @@
+module chorus.local/bench/goload
+
+go 1.26

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// httpConn is one keep-alive HTTP/1.1 connection to a gateway, one request at a time, as
+// bench/rawclient.py's HttpConnection: the request is written whole in one write.
+type httpConn struct {
+	host string // host:port, for the Host header and for redialling
+	c    net.Conn
+	r    *bufio.Reader
+	buf  []byte
+}
+
+func dialHTTP(url string) (*httpConn, error) {
+	host, err := hostPort(url)
+	if err != nil {
+		return nil, err
+	}
+	h := &httpConn{host: host}
+	return h, h.redial()
+}
+
+func (h *httpConn) redial() error {
+	if h.c != nil {
+		h.c.Close()
+	}
+	c, err := net.DialTimeout("tcp", h.host, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	h.c, h.r = c, bufio.NewReaderSize(c, 16<<10)
+	return nil
+}
+
+// postComment posts body (JSON) to a stream's comments and returns the status and the
+// answer's body.
+func (h *httpConn) postComment(stream, token string, body []byte) (int, []byte, error) {
+	b := h.buf[:0]
+	b = append(b, "POST /v1/streams/"...)
+	b = append(b, stream...)
+	b = append(b, "/comments HTTP/1.1\r\nHost: "...)
+	b = append(b, h.host...)
+	b = append(b, "\r\nAuthorization: Bearer "...)
+	b = append(b, token...)
+	b = append(b, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	h.buf = b
+	if _, err := h.c.Write(b); err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.ReadResponse(h.r, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, answer, nil
+}
+
+func (h *httpConn) close() {
+	if h.c != nil {
+		h.c.Close()
+	}
+}
+
+// hostPort turns "http://127.0.0.1:8080" into "127.0.0.1:8080".
+func hostPort(url string) (string, error) {
+	_, rest, ok := strings.Cut(url, "//")
+	if !ok || rest == "" {
+		return "", fmt.Errorf("not a URL: %q", url)
+	}
+	return strings.TrimSuffix(rest, "/"), nil
+}
