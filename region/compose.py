@@ -59,6 +59,7 @@ from region.replies_redis import RedisThreadIndex
 from region.snapshot import SnapshotStore
 from region.snapshot_redis import RedisSnapshotStore
 from region.snapshot_s3 import S3SnapshotPublisher
+from region.stage_nats import StageLink
 from region.tiers import StreamBuckets, Tier, TierBoard
 from region.tiers_feed import TierFeeds
 from region.tiers_redis import RedisTierStore
@@ -128,13 +129,15 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         remote=plane.remote_reactions,
                         broadcast=lambda stream, frame: fanout.broadcast(stream, frame),
                         watched=lambda: fanout.streams(), metrics=metrics)
+    stage = StageLink(nc, region=region.name)
     feeds, snapshots = _tier_feeds(
         config, region, settings, redis, metrics,
         hidden=lambda comment: moderation is not None and moderation.state.hidden(comment),
-        agreed=lambda stream, now: board.tier(stream, now))
+        agreed=lambda stream, now: board.tier(stream, now), gateway=gateway, stage=stage)
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
                     presence=presence, cache=cache, hooks=ViewerHookChain(plane, feed),
                     metrics=metrics, others=plane.counts, feeds=feeds)
+    stage.bind(feeds, fanout)
     board, agreement = _tier_agreement(nc, config, region, gateway, redis, presence, plane,
                                        fanout, metrics)
     buckets = StreamBuckets(board, config.tiers)
@@ -180,6 +183,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     background += [Background(name, run) for name, run in reactions.loops()]
     background += [Background("tier-agreement", agreement.run),
                    Background("tier-feeds", feeds.run),
+                   Background("sampling-stage", stage.run),
                    Background("priority-lane", priority_lane.run)]
     if archive is not None:
         persister = Persister(nc, region.name, archive, metrics)
@@ -193,10 +197,11 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
 
 def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
                 redis: aioredis.Redis, metrics: Metrics,
-                hidden: Callable[[Comment], bool], agreed: Callable[[str, float], Tier]
-                ) -> tuple[TierFeeds, SnapshotStore]:
+                hidden: Callable[[Comment], bool], agreed: Callable[[str, float], Tier],
+                gateway: str, stage: StageLink) -> tuple[TierFeeds, SnapshotStore]:
     """The gateway's delivery of hot streams, and the region's snapshot documents: in Redis
-    for every gateway to serve, and deployed, in the cell's S3 bucket behind its CDN."""
+    for every gateway to serve, and deployed, in the cell's S3 bucket behind its CDN. The
+    keeper of a stream is the region's sampling stage of it (``stage``, region/stage.py)."""
     store = RedisSnapshotStore(redis)
     publisher = S3SnapshotPublisher(settings.snapshots) if settings.snapshots else None
     public_url = settings.public_url or region.gateway_urls[settings.node]
@@ -208,7 +213,7 @@ def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
 
     feeds = TierFeeds(region=region.name, tiers=config.tiers, metrics=metrics, store=store,
                       snapshot_url=snapshot_url, publisher=publisher, hidden=hidden,
-                      agreed=agreed)
+                      agreed=agreed, gateway=gateway, stage=stage, on_plan=stage.replan)
     metrics.track_tiers(feeds.counts)
     return feeds, store
 

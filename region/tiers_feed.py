@@ -31,6 +31,16 @@ there once per interval for all their viewers. Until the region's first render, 
 for the document at a gateway that delivers the stream renders it there and then
 (`TierFeeds.document`): a client told "snapshot tier, here is snapshot_url" gets a document.
 
+The region's sampling stage (region/stage.py). A feed on the stream's keeper also hands
+what it decided to the stage's `StageOut` (every shared item, every author's own item, a
+tick a second), which publishes it for the region's other gateways. A feed elsewhere follows
+that stage as soon as it hears it: it takes the stage's items instead of deciding the live
+feed (which the fanout then stops reading, `StagePlan`), offers them to its sessions
+unchanged, and says what the region's last second stood for. When the stage falls silent for
+`SILENT_S`, the feed samples the live feed itself again until it hears a stage; either way the
+first item after the switch is chained past what this feed did not see, and each session
+reads that stretch from the log, thinned: no gap, no duplicate.
+
 Between sessions. A long-poll viewer is a new session at each poll, and a viewer that
 reconnects is a new session too: a stream whose last session leaves stays followed for
 `LINGER_S` (its rate, its feed and its sample go on), so that the next poll finds the tier
@@ -71,6 +81,7 @@ from region.snapshot import (
     cache_control,
     render,
 )
+from region.stage import StageItem, StageMessage, StageOut, StageTick, StageWatch
 from region.tiers import RateMeter, Reading, Tier
 
 log = logging.getLogger(__name__)
@@ -137,11 +148,24 @@ class StreamFeed:
         # render (`TierFeeds.document`).
         self.first_render = asyncio.Lock()
         self._described: tuple[int, Sample] | None = None
+        # The region's sampling stage: ``out`` while this gateway is it (the keeper), and
+        # which stage this feed follows otherwise; what the followed stage's last tick said.
+        self.out: StageOut | None = None
+        self.source = ""   # this gateway, as a stage's messages name it
+        self.watch = StageWatch()
+        self.stage_sample: Sample | None = None
+
+    @property
+    def following(self) -> bool:
+        """Whether the region's stage decides for this feed (the live feed is not read)."""
+        return self.watch.following
 
     # -- the live path -----------------------------------------------------------------------
 
     def offer(self, entry: Entry, now: float) -> None:
         """An entry of the stream's live feed, in the log's order."""
+        if self.watch.following:
+            return  # the stage decides (the live feed is on its way out)
         if entry.seq <= self.accounted:
             return  # delivered twice by the live feed
         if entry.prev > self.accounted:
@@ -159,11 +183,18 @@ class StreamFeed:
             self.sample_ring.append(comment)
         if verdict is not Verdict.HIDDEN and self.tier == "sampled":
             item = Entry(seq=entry.seq, prev=self.shared, comment=comment)
+            if self.out is not None:
+                self.out.shared(self.stream, StageItem(source=self.source, seq=item.seq,
+                                                       prev=item.prev, comment=comment))
             self.shared = entry.seq
             for session in tuple(self.followed.members):
                 session.offer(item)
             return
         self.hidden += 1
+        if self.out is not None:
+            # Whoever holds the author's sessions in the region, not only this gateway.
+            self.out.own(self.stream, comment.user, StageItem(
+                source=self.source, seq=entry.seq, prev=self.shared, comment=comment))
         authors = self.followed.by_user.get(comment.user)
         if authors:
             own = Entry(seq=entry.seq, prev=self.shared, comment=comment)
@@ -172,13 +203,63 @@ class StreamFeed:
 
     def tick(self) -> None:
         """Moves every viewer's cursor to the last entry decided (once a second, and before
-        a tier change)."""
+        a tier change). The stage ticks whether or not anything was decided: its followers
+        tell a quiet stage from a dead one by it."""
+        if self.watch.following:
+            return  # the stage's ticks move this feed's viewers
+        if self.out is not None:
+            stats = self.sampler.stats(self.clock())
+            self.out.shared(self.stream, StageTick(
+                source=self.source, prev=self.shared, seq=max(self.shared, self.accounted),
+                shown=stats.shown, posted=stats.posted))
         if self.accounted <= self.shared:
             return
         skip = Skip(prev=self.shared, seq=self.accounted)
         self.shared = self.accounted
         for session in tuple(self.followed.members):
             session.offer(skip)
+
+    # -- following the region's stage -----------------------------------------------------------
+
+    def heard(self, message: StageMessage, now: float) -> None:
+        """A message on the stream's stage subject. Taken from the stage this feed follows
+        (or starts to follow), and handed to every session unchanged: it is chained already."""
+        if self.out is not None or message.source == self.source:
+            return  # this gateway is the stage
+        if not self.watch.hear(message.source, now):
+            return  # another stage, while the followed one still speaks
+        self.accounted = max(self.accounted, message.seq)
+        item: Entry | Skip
+        match message:
+            case StageItem(seq=seq, prev=prev, comment=comment):
+                if self.tier != "sampled":
+                    return  # a snapshot tier's viewers get the document instead
+                item = Entry(seq=seq, prev=prev, comment=comment)
+            case StageTick(prev=prev, seq=seq, shown=shown, posted=posted):
+                self.stage_sample = Sample(shown=shown, posted=posted)
+                self.followed.meter.observe(now, posted)
+                if seq <= prev:
+                    return  # a heartbeat
+                item = Skip(prev=prev, seq=seq)
+        self.shared = max(self.shared, message.seq)
+        for session in tuple(self.followed.members):
+            session.offer(item)
+
+    def heard_own(self, user: str, item: StageItem) -> None:
+        """An item of the followed stage for ``user`` alone."""
+        if not self.watch.accepts(item.source):
+            return  # the live feed hands authors their comments while it is read here
+        authors = self.followed.by_user.get(user)
+        if authors:
+            own = Entry(seq=item.seq, prev=item.prev, comment=item.comment)
+            for session in tuple(authors):
+                session.offer(own)
+
+    def lead(self, out: StageOut | None) -> None:
+        """This gateway is the region's stage for the stream (``out``), or no longer is."""
+        self.out = out
+        if out is not None:
+            self.watch.drop()
 
     # -- View (region/session.py) -------------------------------------------------------------
 
@@ -194,6 +275,8 @@ class StreamFeed:
         return own_or_priority
 
     def describe(self) -> Sample | None:
+        if self.watch.following:
+            return self.stage_sample   # the region's second, as the stage counted it
         now = self.clock()
         second = math.floor(now)
         if self._described is None or self._described[0] != second:
@@ -234,6 +317,17 @@ class StreamFeed:
         return self.rendered, changed
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """What a gateway subscribes to for the region's stages (`TierFeeds.plan`): ``stages``'
+    subjects, the ``own`` subject of each (stream, user), and ``quiet``: streams whose live
+    feed it does not read."""
+
+    stages: frozenset[str]
+    own: frozenset[tuple[str, str]]
+    quiet: frozenset[str]
+
+
 class TierFeeds:
     """This gateway's hot streams. The fanout calls `joined`, `left` and `take`; the tier
     agreement (global_/tiers.py, through the fanout's `TierHost` side) calls `followed` and
@@ -243,7 +337,12 @@ class TierFeeds:
     region's documents; ``publisher`` (deployed cells) is the CDN's origin. ``hidden``: a
     comment no one may be shown any more (moderation), left out of documents. ``agreed(stream,
     now)``: the stream's tier as the regions agreed it (region/tiers.py's `TierBoard.tier`, on
-    ``clock``), for a stream this gateway starts to follow."""
+    ``clock``), for a stream this gateway starts to follow.
+
+    ``stage``: where this gateway publishes as the region's sampling stage of the streams it
+    keeps (None: no stage, every gateway samples its live feed); ``gateway`` names it in the
+    stage's messages. ``on_plan``: told when `plan` may have changed (region/stage_nats.py
+    then subscribes and unsubscribes)."""
 
     def __init__(self, *, region: str, tiers: Tiers, metrics: Metrics,
                  store: SnapshotStore | None, snapshot_url: Callable[[str], str],
@@ -253,8 +352,13 @@ class TierFeeds:
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  rng: random.Random | None = None,
-                 linger_s: float = LINGER_S, max_lingering: int = MAX_LINGERING) -> None:
+                 linger_s: float = LINGER_S, max_lingering: int = MAX_LINGERING,
+                 gateway: str = "", stage: StageOut | None = None,
+                 on_plan: Callable[[], None] | None = None) -> None:
         self.region = region
+        self.gateway = gateway
+        self.stage = stage
+        self.on_plan = on_plan
         self.tiers = tiers
         self.metrics = metrics
         self.store = store
@@ -282,6 +386,8 @@ class TierFeeds:
         feed = self.feeds.get(stream)
         if feed is not None:
             session.set_view(feed)
+            if feed.out is None and session.user is not None:
+                self._replan()   # the user's own items, from the region's stage
             return
         if self.agreed is not None:
             tier = self.agreed(stream, self.clock())
@@ -295,6 +401,9 @@ class TierFeeds:
         if followed is None:
             return
         followed.discard(session)
+        if session.user is not None and session.user not in followed.by_user and (
+                session.stream in self.feeds):
+            self._replan()
         if followed.members:
             return
         self.idle.pop(session.stream, None)   # the newest idle last
@@ -306,7 +415,8 @@ class TierFeeds:
         """Forgets a stream no session of this gateway has followed for a while."""
         self.idle.pop(stream, None)
         self.streams.pop(stream, None)
-        self.feeds.pop(stream, None)
+        if self.feeds.pop(stream, None) is not None:
+            self._replan()
 
     def take(self, entry: Entry) -> bool:
         """Counts a live entry; True when a hot stream's feed delivered it (False: the
@@ -315,9 +425,11 @@ class TierFeeds:
         followed = self.streams.get(stream)
         if followed is None:
             return False
+        feed = self.feeds.get(stream)
+        if feed is not None and feed.following:
+            return True   # the region's stage delivers it (and counts the rate)
         now = self.clock()
         followed.meter.observe(now)
-        feed = self.feeds.get(stream)
         if feed is None:
             followed.last = entry.seq
             return False
@@ -343,6 +455,7 @@ class TierFeeds:
         if feed is not None:
             feed.keeper = keeper
             feed.reading = reading or feed.reading
+            self._lead(feed, keeper and tier != "push")
         if tier == current:
             return
         if feed is None:  # push -> sampled or snapshot
@@ -353,6 +466,9 @@ class TierFeeds:
         feed.tick()
         if tier == "push":
             del self.feeds[stream]
+            feed.lead(None)
+            feed.watch.drop()
+            self._replan()   # the live feed again, at once
             followed.last = feed.accounted
             for session in tuple(followed.members):
                 session.set_view(None, TierFrame(
@@ -373,9 +489,58 @@ class TierFeeds:
                           expected=followed.meter.rate(self.clock()), clock=self.clock,
                           rng=self.rng)
         feed.keeper, feed.reading = keeper, reading
+        feed.source = self.gateway
         self.feeds[stream] = feed
+        self._lead(feed, keeper)
+        self._replan()
         for session in tuple(followed.members):
             session.set_view(feed, feed.frame(session.encode_cursor(session.cursor)))
+
+    # -- the region's sampling stage (region/stage.py) -------------------------------------------
+
+    def _lead(self, feed: StreamFeed, keeper: bool) -> None:
+        """The keeper's feed is the region's stage (when there is one to publish through)."""
+        out = self.stage if keeper else None
+        if out is feed.out:
+            return
+        feed.lead(out)
+        self._replan()
+
+    def _replan(self) -> None:
+        if self.on_plan is not None:
+            self.on_plan()
+
+    def heard(self, stream: str, message: StageMessage) -> None:
+        """A message on ``stream``'s stage subject (region/stage_nats.py)."""
+        feed = self.feeds.get(stream)
+        if feed is None:
+            return
+        was = feed.following
+        feed.heard(message, self.clock())
+        if feed.following != was:
+            log.info("stream %s: following the region's stage %s", stream, feed.watch.source)
+            self._replan()   # the live feed is not read any more
+
+    def heard_own(self, stream: str, user: str, item: StageItem) -> None:
+        feed = self.feeds.get(stream)
+        if feed is not None:
+            feed.heard_own(user, item)
+
+    def plan(self) -> StagePlan:
+        """What this gateway must hear: each stream it follows above push and does not
+        stage itself (its stage subject, and the own subject of each user it holds a session
+        of); and the streams whose live feed it need not read (a stage decides them)."""
+        stages: set[str] = set()
+        own: set[tuple[str, str]] = set()
+        quiet: set[str] = set()
+        for stream, feed in self.feeds.items():
+            if feed.out is not None:
+                continue
+            stages.add(stream)
+            own.update((stream, user) for user in feed.followed.by_user)
+            if feed.following:
+                quiet.add(stream)
+        return StagePlan(stages=frozenset(stages), own=frozenset(own), quiet=frozenset(quiet))
 
     def counts(self) -> dict[str, int]:
         """Streams this gateway follows, by tier."""
@@ -406,6 +571,9 @@ class TierFeeds:
                 break  # oldest first
             self._drop(stream)
         for stream, feed in list(self.feeds.items()):
+            if feed.watch.lapsed(now):
+                log.warning("stream %s: the region's stage is silent; sampling here", stream)
+                self._replan()   # the live feed again
             feed.tick()
             if feed.hidden:
                 self.metrics.sampled_out(feed.hidden)
