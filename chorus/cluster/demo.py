@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_VIEWERS = 60          # WebSocket viewers in all regions together
 MAX_RATE = 20.0           # comments a second in all regions together
+MAX_REACTIONS = 50.0      # reactions a second in all regions together
 REPLY_SHARE = 0.2         # of comments that answer an earlier one
 TOKEN_TTL_S = 600        # each token is made for one connection or post
 DRAWS = 30               # tries to find a line that does not read as a flood
@@ -80,6 +81,7 @@ class DemoPlan:
     streams: tuple[str, ...] = ("demo",)
     viewers_per_region: int = 4
     comments_per_s: float = 2.0
+    reactions_per_s: float = 4.0
 
     def check(self, regions: int) -> None:
         if not self.streams:
@@ -88,6 +90,8 @@ class DemoPlan:
             raise ClusterError(f"the demo holds at most {MAX_VIEWERS} viewers in all")
         if not 0 < self.comments_per_s <= MAX_RATE:
             raise ClusterError(f"the demo posts 0 to {MAX_RATE:g} comments a second")
+        if not 0 <= self.reactions_per_s <= MAX_REACTIONS:
+            raise ClusterError(f"the demo sends 0 to {MAX_REACTIONS:g} reactions a second")
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,15 @@ def next_line(rng: random.Random, n: int, regions: tuple[str, ...],
                 stream=streams[n % len(streams)], reply=reply)
 
 
+def next_reaction(rng: random.Random, n: int, regions: tuple[str, ...],
+                  kinds: tuple[str, ...]) -> tuple[tuple[str, str], str, str]:
+    """The ``n``-th reaction as ((user, name), region, kind): regions in turn, the first
+    kinds (the common ones: like, heart) more often than the rest. Pure."""
+    weights = [len(kinds) - i for i in range(len(kinds))]
+    kind = rng.choices(kinds, weights=weights)[0]
+    return rng.choice(USERS), regions[n % len(regions)], kind
+
+
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -192,6 +205,7 @@ class Demo:
         self.rng = rng or random.Random()
         self.posted = 0
         self.refused = 0
+        self.reacted = 0
         self.viewers_connected = 0
 
     def _token(self, user: str, name: str) -> str:
@@ -199,7 +213,7 @@ class Demo:
         return issue_token(self.config.auth.dev_secret, user, name=name, ttl_s=TOKEN_TTL_S)
 
     async def run(self) -> None:
-        """Viewers and commenters until cancelled; every task is this one's."""
+        """Viewers, commenters and reactions until cancelled; every task is this one's."""
         timeout = aiohttp.ClientTimeout(total=10, sock_connect=3)
         async with aiohttp.ClientSession(timeout=timeout) as http, asyncio.TaskGroup() as tg:
             for region in self.config.regions:
@@ -209,6 +223,8 @@ class Demo:
                         tg.create_task(self._viewer(http, url, stream),
                                        name=f"demo viewer {region.name} {stream} {i}")
             tg.create_task(self._commenter(http), name="demo commenter")
+            if self.plan.reactions_per_s > 0:
+                tg.create_task(self._reactor(http), name="demo reactor")
 
     async def _viewer(self, http: aiohttp.ClientSession, url: str, stream: str) -> None:
         backoff = Backoff(first_s=0.5, max_s=10.0, rng=self.rng)
@@ -252,6 +268,29 @@ class Demo:
                 earlier.append(comment_id)
                 del earlier[:-20]
             # Paced on the clock, so a slow post does not slow the rate, and never faster.
+            await asyncio.sleep(max(interval / 2, began + n * interval - loop.time()))
+
+    async def _reactor(self, http: aiohttp.ClientSession) -> None:
+        regions = tuple(r.name for r in self.config.regions)
+        kinds = self.config.reactions.kinds
+        interval = 1.0 / self.plan.reactions_per_s
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        n = 0
+        while True:
+            (user, name), region, kind = next_reaction(self.rng, n, regions, kinds)
+            stream = self.plan.streams[n % len(self.plan.streams)]
+            n += 1
+            url = self.rng.choice(self.config.region(region).gateway_urls)
+            try:
+                async with http.post(f"{url}/v1/streams/{stream}/reactions",
+                                     json={"kind": kind},
+                                     headers={"Authorization":
+                                              f"Bearer {self._token(user, name)}"}) as resp:
+                    if resp.status == 202:
+                        self.reacted += 1
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass  # a region down: the commenter's log says so; reactions are best effort
             await asyncio.sleep(max(interval / 2, began + n * interval - loop.time()))
 
     async def _post(self, http: aiohttp.ClientSession, url: str, line: Line,

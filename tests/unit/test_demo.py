@@ -15,6 +15,7 @@ from chorus.cluster.demo import (
     DemoPlan,
     is_loopback,
     next_line,
+    next_reaction,
 )
 from chorus.config import Config
 from chorus.errors import ClusterError
@@ -77,3 +78,16 @@ def test_the_demo_reads_as_a_chat_to_the_classifier() -> None:
         if score.flagged:
             flagged.append((line.text, score.reasons))
     assert flagged == []
+
+
+def test_reactions_go_round_the_regions_common_kinds_first() -> None:
+    rng = random.Random(5)
+    regions = ("us-east", "eu-west", "ap-south")
+    kinds = ("like", "heart", "laugh", "wow", "sad", "clap")
+    taps = [next_reaction(rng, n, regions, kinds) for n in range(600)]
+    assert [region for _, region, _ in taps[:4]] == ["us-east", "eu-west", "ap-south", "us-east"]
+    counts = {kind: sum(k == kind for _, _, k in taps) for kind in kinds}
+    assert counts["like"] > counts["clap"] > 0
+    assert all(user.startswith("demo-") for (user, _), _, _ in taps)
+    with pytest.raises(ClusterError):
+        DemoPlan(reactions_per_s=1000).check(regions=3)
