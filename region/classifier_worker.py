@@ -7,14 +7,15 @@ policy; nothing when the policy is "off"), made like a moderator's
 
 A flood must be judged on every comment of the region in one place, so the worker runs only
 in the gateway that holds the region's classifier lease (chorus/lease.py, like the outbox's:
-another gateway takes over within `LEASE_TTL_S` of a holder's death, at once after a clean
-stop). The consumer then hands that one worker every comment, in the log's order, and its
-`Window` is fed from the consumer alone: each comment is decoded and observed once per
-region. Earlier versions ran a worker in every gateway, split the consumer between them, and
-had every gateway's window also read the whole live feed (``live.<region>.>``) to see the
-comments the other gateways were handed: each comment was decoded, its headers parsed and its
-text folded once per gateway, 7-8 % of a busy gateway's CPU. A new holder's window starts
-empty, as after a restart: floods are judged on what it sees from then on.
+another gateway takes over within `LEASE_TTL_S` of a holder's death, within
+`LEASE_ACQUIRE_EVERY_S` of a clean stop). The consumer then hands that one worker every
+comment, in the log's order, and its `Window` is fed from the consumer alone: each comment
+is decoded and observed once per region. Earlier versions ran a worker in every gateway,
+split the consumer between them, and had every gateway's window also read the whole live
+feed (``live.<region>.>``) to see the comments the other gateways were handed: each comment
+was decoded, its headers parsed and its text folded once per gateway, 7-8 % of a busy
+gateway's CPU. A new holder's window starts empty, as after a restart: floods are judged on
+what it sees from then on.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ from region.moderation import Action, ModerationState, Outcome, Verdict
 
 BATCH = 128
 ACK_WAIT_S = 30.0
-# A holder that dies is replaced this long after its last renewal at most; what it was
-# handed and did not acknowledge comes back to its successor after ACK_WAIT_S (the same as
-# the outbox's lease: scoring is not urgent, a comment is already delivered when it is scored).
-LEASE_TTL_S = 5.0
+# A holder that dies is replaced this long after its last renewal at most (one that stops
+# cleanly gives the lease back at once, and the next gateway takes it within
+# LEASE_ACQUIRE_EVERY_S); what it was handed and did not acknowledge comes back to its
+# successor after ACK_WAIT_S. Scoring is not urgent (a comment is already delivered when it
+# is scored), so the lease is long and the idle cluster pays one renewal and one attempt to
+# take it every 3 s, not every second as the outbox's.
+LEASE_TTL_S = 15.0
+LEASE_ACQUIRE_EVERY_S = 3.0
 
 Decide = Callable[..., Awaitable[Outcome]]
 
@@ -74,7 +79,7 @@ class ClassifierWorker:
                                     name="classifier", backoff_first_s=0.5,
                                     backoff_max_s=10.0)
         self.lease = Lease(nc, LeaseSpec(classifier_lease_bucket(region), CLASSIFIER_LEASE_KEY,
-                                         LEASE_TTL_S),
+                                         LEASE_TTL_S, acquire_every_s=LEASE_ACQUIRE_EVERY_S),
                            f"{socket.gethostname()}/{os.getpid()}", name="classifier")
 
     async def run(self) -> None:
