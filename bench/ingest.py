@@ -383,6 +383,7 @@ async def go_phases(load: Load, go: GoLoad, args: argparse.Namespace, seconds: f
         if not measured:
             await run()
             return
+        await settled(load.cluster, args.settle)
         r = await load.measure(p, run, args.profile, go)
         show(r)
         results.append(r)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +40,18 @@ func TestInflateKeepsTheContext(t *testing.T) {
 		if err != nil || string(got) != msg {
 			t.Fatalf("inflated %q (%v), want %q", got, err, msg)
 		}
+	}
+}
+
+func TestAnAnswerIsReadWithItsBody(t *testing.T) {
+	raw := "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\ncontent-length: 10\r\n\r\n" +
+		`{"id":"x"}` + "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n"
+	h := &httpConn{r: bufio.NewReader(strings.NewReader(raw))}
+	status, body, err := h.readResponse()
+	if err != nil || status != 201 || string(body) != `{"id":"x"}` {
+		t.Fatalf("first: %d %q %v", status, body, err)
+	}
+	if status, body, err = h.readResponse(); err != nil || status != 429 || len(body) != 0 {
+		t.Fatalf("second: %d %q %v", status, body, err)
 	}
 }
