@@ -4,7 +4,7 @@ region through one and through two gateways; what a sampled viewer costs its gat
 
     .venv/bin/python bench/hot.py                  # both parts, its own clusters
     .venv/bin/python bench/hot.py --quick          # shorter steps, fewer viewers
-    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers, follow, cache
+    .venv/bin/python bench/hot.py --parts ingest   # or: ramp, viewers, follow, stage, cache
 
 **ramp** (a cluster per tier: the push run's thresholds are out of reach, the sampled run's
 are reached by one viewer and 5 comments/s): ``--viewers`` WebSocket viewers per region (half
@@ -24,6 +24,17 @@ comments stored a second, and the CPU it took per process.
 **follow**: what following a sampled stream costs a gateway per comment (a lone
 nats-server, the fanout's own decoding and the sampler, without the cluster).
 
+**stage**: what following a sampled stream costs a gateway that is not its keeper, with
+and without the region's sampling stage (region/stage.py), A/B in alternating rounds at
+``--stage-rates`` comments a second: a follower process (this script, ``--follower``) on a
+lone nats-server reads either the live feed (the log's RePublish, decoded and sampled as the
+fanout and `TierFeeds` do) or the stage's subject and the own subjects of the posters that
+watch through it (``--stage-authors`` of 1,000, 50 by default; a real `StageLink` and
+`TierFeeds`), while this process plays the log or the keeper (a real `TierFeeds` and
+`StageLink` deciding the same comments); the follower's CPU per second,
+measured by itself over ``--step`` seconds, with the load average beside it. The keeper's
+CPU per second is shown too (its pacing loop included).
+
 **cache**: the replay cache of one stream posted to at 100,000 comments a second (a tick's
 batch of 2,500 entries a write), on a lone redis-server, with the stream's one key (push) and
 with its 16 keys (above push), in alternating rounds: Redis's CPU per entry written and per
@@ -41,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -542,6 +554,183 @@ async def follow_cost(n: int = 60_000) -> dict[str, float]:
     return row
 
 
+STAGE_USERS = 50        # authors the follower holds sessions of (own subjects), by default
+STAGE_POSTERS = 1_000   # authors of the comments
+
+
+def stage_comment(i: int) -> Any:
+    from chorus.model import Comment
+    return Comment(id=f"{i:016x}-us-east.0", stream="s", region="us-east",
+                   user=f"user{i % STAGE_POSTERS}", name="User", text="what a goal!!! " * 4,
+                   ts=int(time.time() * 1000), badge="host" if i % 500 == 0 else "")
+
+
+async def stage_follower(mode: str, port: int, seconds: float, users: int) -> None:
+    """The follower process: reads the live feed or the stage, reports its CPU a second."""
+    import resource
+
+    import nats
+
+    from chorus.config import Tiers
+    from chorus.metrics import Metrics
+    from region.fanout import entry_of
+    from region.stage_nats import StageLink
+    from region.tiers_feed import Followed, TierFeeds
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    nc = await nats.connect(f"nats://127.0.0.1:{port}", pending_size=1 << 30)
+    heard = asyncio.Event()
+
+    class Quiet:
+        async def set_live(self, stream: str, on: bool) -> None:
+            return None
+
+    link = StageLink(nc, region="us-east") if mode == "stage" else None
+    feeds = TierFeeds(region="us-east", tiers=Tiers(), metrics=Metrics("us-east", "1"),
+                      store=None, snapshot_url=lambda stream: "", gateway="us-east.1",
+                      stage=link, on_plan=link.replan if link else None)
+    followed = feeds.streams["s"] = Followed()
+    for u in range(users):
+        followed.by_user[f"user{u * (STAGE_POSTERS // users)}"] = set()
+    feeds.apply("s", "sampled", keeper=False, reading=None)
+    tasks = []
+    if link is not None:
+        link.bind(feeds, Quiet())
+        tasks.append(asyncio.create_task(link.run()))
+        heard_stage = feeds.heard
+
+        def hearing(stream: str, message: Any) -> None:
+            heard_stage(stream, message)
+            heard.set()
+        feeds.heard = hearing  # type: ignore[method-assign]
+        await asyncio.sleep(0.5)   # the link's first plan: its subscriptions
+        await nc.flush()
+    else:
+        async def on_live(msg: Any) -> None:
+            feeds.take(entry_of(msg))
+            heard.set()
+        await nc.subscribe("live.us-east.s", cb=on_live)
+        await nc.flush()
+    print("ready", flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(heard.wait(), 3.0)   # nothing comes to an idle follower
+    await asyncio.sleep(1.0)    # past the start
+    began, t0 = cpu(), time.monotonic()
+    await asyncio.sleep(seconds)   # the measured window
+    used, took = cpu() - began, time.monotonic() - t0
+    following = feeds.feeds["s"].following
+    print(json.dumps({"cpu_per_s": used / took, "following": following}), flush=True)
+    for task in tasks:
+        task.cancel()
+    await nc.close()
+
+
+async def stage_cost(rates: list[int], rounds: int, step: float,
+                     users: int = STAGE_USERS) -> list[dict[str, Any]]:
+    """A/B of a following gateway: the live feed against the stage (see the module's doc)."""
+    import resource
+    import socket
+    import subprocess
+
+    import nats
+
+    from chorus.cluster.binaries import find_binaries
+    from chorus.config import Tiers
+    from chorus.metrics import Metrics
+    from region.log import Entry
+    from region.stage_nats import StageLink
+    from region.tiers_feed import Followed, TierFeeds
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(
+        str(find_binaries().nats_server), "-a", "127.0.0.1", "-p", str(port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows: list[dict[str, Any]] = []
+    try:
+        await asyncio.sleep(0.5)   # the server starting
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=5,
+                                max_reconnect_attempts=20, reconnect_time_wait=0.2)
+        seq = 0
+        for rnd in range(rounds):
+            for rate in rates:
+                for mode in ("live", "stage", "alone"):
+                    # alone: the keeper deciding without a stage, its follower idle (both
+                    # floors: what the stage adds to the keeper, what a follower costs idle).
+                    child = await asyncio.create_subprocess_exec(
+                        sys.executable, __file__, "--follower",
+                        f"{'live' if mode == 'live' else 'stage'}:{port}:{step}:{users}",
+                        stdout=subprocess.PIPE)
+                    assert child.stdout is not None
+                    assert (await child.stdout.readline()).strip() == b"ready"
+                    link: StageLink | None = None
+                    feeds: TierFeeds | None = None
+                    tasks: list[asyncio.Task[None]] = []
+                    if mode != "live":
+                        link = StageLink(nc, region="us-east") if mode == "stage" else None
+                        feeds = TierFeeds(region="us-east", tiers=Tiers(),
+                                          metrics=Metrics("us-east", "0"), store=None,
+                                          snapshot_url=lambda stream: "", gateway="us-east.0",
+                                          stage=link, on_plan=link.replan if link else None)
+                        feeds.streams["s"] = Followed()
+                        feeds.apply("s", "sampled", keeper=True, reading=None)
+                        tasks = [asyncio.create_task(feeds.run())]
+
+                        class Quiet:
+                            async def set_live(self, stream: str, on: bool) -> None:
+                                return None
+                        if link is not None:
+                            link.bind(feeds, Quiet())
+                            tasks.append(asyncio.create_task(link.run()))
+                    result = asyncio.create_task(child.stdout.readline())
+                    began, t0, sent = cpu(), time.monotonic(), 0
+                    while not result.done():
+                        due = int((time.monotonic() - t0) * rate) - sent
+                        for _ in range(due):
+                            seq += 1
+                            comment = stage_comment(seq)
+                            if feeds is not None:
+                                feeds.take(Entry(seq=seq, prev=seq - 1, comment=comment))
+                            else:
+                                await nc.publish("live.us-east.s", comment.encode(), headers={
+                                    "Nats-Sequence": str(seq),
+                                    "Nats-Last-Sequence": str(seq - 1)})
+                        sent += due
+                        await asyncio.sleep(0.005)   # pacing the load
+                    keeper = (cpu() - began) / (time.monotonic() - t0)
+                    got = json.loads(await result)
+                    await child.wait()
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    row = {"round": rnd + 1, "rate": rate, "mode": mode,
+                           "follower_ms_per_s": round(got["cpu_per_s"] * 1000, 2),
+                           "followed_stage": got["following"],
+                           "source_ms_per_s": round(keeper * 1000, 1),
+                           "load": load_average()}
+                    rows.append(row)
+                    source = {"live": "log publisher", "stage": "keeper",
+                              "alone": "keeper without a stage"}[mode]
+                    print(f"  round {row['round']} {rate:>5}/s {mode:>5}: follower "
+                          f"{row['follower_ms_per_s']:>7} ms CPU/s "
+                          f"(us per comment {got['cpu_per_s'] / rate * 1e6:.1f}); "
+                          f"{source} {row['source_ms_per_s']} ms/s; load {row['load']}",
+                          flush=True)
+        await nc.close()
+    finally:
+        server.terminate()
+        await server.wait()
+    return rows
+
+
 async def cache_cost(rounds: int = 3, n: int = 200_000, batch: int = 2_500,
                      resumes: int = 1_000) -> list[dict[str, Any]]:
     """Redis's CPU per replay-cache entry and per resume, one key against 16 keys: the same
@@ -630,6 +819,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["ingest"] = await ingest(args)
     if "follow" in args.parts:
         out["follow"] = await follow_cost()
+    if "stage" in args.parts:
+        print(f"\na following gateway, live feed (A) against the stage (B), "
+              f"{args.step:.0f} s a step, {args.stage_authors} of the 1,000 posters "
+              "watching through it:")
+        out["stage"] = await stage_cost([int(r) for r in args.stage_rates.split(",")],
+                                        args.rounds, args.step, args.stage_authors)
     if "cache" in args.parts:
         out["cache"] = await cache_cost()
     if "viewers" in args.parts:
@@ -651,7 +846,16 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="ingest: turns of 1 and 2")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--stage-rates", default="100,1000", help="stage: comments a second")
+    parser.add_argument("--stage-authors", type=int, default=STAGE_USERS,
+                        help="stage: the follower's viewers among the 1,000 posters")
+    parser.add_argument("--follower", help=argparse.SUPPRESS)   # stage: the follower process
     arguments = parser.parse_args()
+    if arguments.follower:
+        follow_mode, follow_port, follow_s, follow_users = arguments.follower.split(":")
+        asyncio.run(stage_follower(follow_mode, int(follow_port), float(follow_s),
+                                   int(follow_users)))
+        sys.exit(0)
     arguments.rates = [int(r) for r in arguments.rates.split(",")]
     if arguments.quick:
         arguments.viewers, arguments.step = 20, 3.0
