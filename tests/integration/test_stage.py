@@ -196,3 +196,47 @@ async def test_the_keepers_death_costs_the_other_gateways_viewers_nothing(
                 except aiohttp.ClientError:
                     return False
             await wait_until(healthy, what=victim_name, timeout_s=30, children=[restarted])
+
+
+async def test_a_frozen_keeper_is_replaced_and_follows_the_new_stage_when_it_wakes(
+        staged: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
+    on = [await WsViewer(http, url(staged, "us-east", i), unique, token(staged, f"f{i}"),
+                         f"us-east/{i}").connect() for i in (0, 1)]
+    others = [await WsViewer(http, url(staged, region, 0), unique, token(staged, region),
+                             region).connect() for region in ("eu-west", "ap-south")]
+    poster = Poster(http, staged, unique, regions=("eu-west", "ap-south"))
+    host = token(staged, "frozen-host", "host")
+    frozen = None
+    try:
+        poster.start(20 * CAP)
+        await until_all([*on, *others], "sampled")
+        await one_sample(poster, host, on[0], on[1])
+        keeper = await keeper_of(staged, unique)
+        assert keeper in (0, 1)
+        frozen = staged.child(f"us-east/gateway-{keeper}")
+        frozen.freeze()          # its stage silent, its lease lapsing: two stages after it
+        lane = []
+        for i in range(5):
+            lane.append(await poster.post(host, url(staged, "eu-west"), f"lane {i}"))
+            await asyncio.sleep(1)   # pacing the lane while the keeper is frozen
+
+        async def survivor_keeps() -> bool:
+            return await keeper_of(staged, unique) == 1 - keeper
+        await wait_until(survivor_keeps, what="the survivor's lease", timeout_s=10)
+        frozen.thaw()
+        frozen = None
+        for i in range(3):
+            lane.append(await poster.post(host, url(staged, "eu-west"), f"after {i}"))
+        # The old keeper, awake, follows the new stage: one sample for the region again.
+        await one_sample(poster, host, on[0], on[1])
+        await poster.stop()
+        for viewer in on:
+            await viewer.until(lambda v=viewer: set(lane) <= v.seen, 20)
+            assert not viewer.duplicates, viewer.name
+            assert not [f for f in viewer.of_type("recovered") if not f["recovered"]], (
+                viewer.name)
+    finally:
+        if frozen is not None:
+            frozen.thaw()
+        await poster.stop()
+        await close_all([*on, *others])
