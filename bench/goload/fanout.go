@@ -37,13 +37,17 @@ var (
 )
 
 func (v *viewer) onText(payload []byte, arrived int64) {
-	if !bytes.HasPrefix(payload, commentsFrame) {
-		if bytes.Contains(payload, helloType) {
-			v.once.Do(func() { close(v.hello) })
-		}
+	comments, greeting, answer := server.read(payload)
+	if answer != nil {
+		_ = v.ws.sendText(answer)
+	}
+	if greeting {
+		v.once.Do(func() { close(v.hello) })
+	}
+	if comments == 0 {
 		return
 	}
-	v.count.Add(int64(bytes.Count(payload, idField)))
+	v.count.Add(int64(comments))
 	if !v.sampled {
 		return
 	}
@@ -81,7 +85,7 @@ func openFanout(cmd command) (*fanout, error) {
 	f := &fanout{stream: cmd.Stream}
 	every := max(1, len(cmd.Tokens)/max(1, cmd.Sampled))
 	for i, token := range cmd.Tokens {
-		ws, err := dialWS(cmd.URL, livePath(cmd.Stream, token), cmd.Extensions)
+		ws, err := dialWS(cmd.URL, server.viewerPath(cmd.Stream, token), cmd.Extensions)
 		if err != nil {
 			f.close()
 			return nil, err
@@ -91,6 +95,12 @@ func openFanout(cmd command) (*fanout, error) {
 			f.deflate++
 		}
 		go ws.readLoop(v.onText)
+		if join := server.join(cmd.Stream, token); join != nil {
+			if err := ws.sendText(join); err != nil {
+				f.close()
+				return nil, err
+			}
+		}
 		f.viewers = append(f.viewers, v)
 	}
 	deadline := time.After(60 * time.Second)
@@ -167,13 +177,12 @@ func (f *fanout) run(cmd command) (fanoutResult, error) {
 		c := <-free
 		defer func() { free <- c }()
 		started := nowNs()
-		body := strconv.AppendInt([]byte(`{"text":"t`), started, 10)
-		body = append(body, `"}`...)
-		status, _, err := c.postComment(f.stream, cmd.PosterTokens[i%int64(len(cmd.PosterTokens))], body)
+		text := strconv.AppendInt([]byte("t"), started, 10)
+		status, _, err := c.postComment(f.stream, cmd.PosterTokens[i%int64(len(cmd.PosterTokens))], text)
 		at := nowNs()
 		mu.Lock()
 		defer mu.Unlock()
-		if err == nil && status == 201 {
+		if err == nil && server.stored(status) {
 			posted++
 			postLat = append(postLat, at-started)
 			answered[started] = at

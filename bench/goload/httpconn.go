@@ -41,20 +41,10 @@ func (h *httpConn) redial() error {
 	return nil
 }
 
-// postComment posts body (JSON) to a stream's comments and returns the status and the
-// answer's body.
-func (h *httpConn) postComment(stream, token string, body []byte) (int, []byte, error) {
-	b := h.buf[:0]
-	b = append(b, "POST /v1/streams/"...)
-	b = append(b, stream...)
-	b = append(b, "/comments HTTP/1.1\r\nHost: "...)
-	b = append(b, h.host...)
-	b = append(b, "\r\nAuthorization: Bearer "...)
-	b = append(b, token...)
-	b = append(b, "\r\nContent-Type: application/json\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, body...)
+// postComment posts a comment of text (escaped for JSON) into stream as the user of token
+// and returns the answer's status and body.
+func (h *httpConn) postComment(stream, token string, text []byte) (int, []byte, error) {
+	b := server.postRequest(h.buf[:0], h.host, stream, token, text)
 	h.buf = b
 	if _, err := h.c.Write(b); err != nil {
 		return 0, nil, err

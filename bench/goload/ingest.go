@@ -78,6 +78,9 @@ func (in *ingest) do(cmd command) (any, error) {
 		}
 		return connected{cmd.Op, len(in.http)}, nil
 	case "ws_connect":
+		if server.name != "chorus" {
+			return nil, fmt.Errorf("no comment frame on %s", server.name)
+		}
 		for i := range cmd.N {
 			p, err := dialPoster(in.urls[i%len(in.urls)], fmt.Sprintf("w%d", i),
 				in.tokens[i%len(in.tokens)])
@@ -141,17 +144,13 @@ func (in *ingest) next() (n int64, stream, token string) {
 // lost.
 func (in *ingest) httpPost(c *httpConn, p *phase, began int64) bool {
 	n, stream, token := in.next()
-	body := make([]byte, 0, 64)
-	body = append(body, `{"text":"`...)
-	body = append(body, in.text...)
-	body = strconv.AppendInt(body, n, 10)
-	body = append(body, `"}`...)
-	status, answer, err := c.postComment(stream, token, body)
+	text := strconv.AppendInt(append(make([]byte, 0, 32), in.text...), n, 10)
+	status, answer, err := c.postComment(stream, token, text)
 	switch {
 	case err != nil:
 		p.fail("connection lost")
 		return false
-	case status == 201:
+	case server.stored(status):
 		p.stored(nowNs() - began)
 	default:
 		p.fail(fmt.Sprintf("%d %q", status, answer[:min(80, len(answer))]))

@@ -18,12 +18,17 @@
 //	{"op":"fanout_close"}  {"op":"quit"}
 //
 // A command that fails is answered {"op":..., "error":"..."} and the process goes on.
+//
+// With -server centrifugo it loads Centrifugo instead (bench/peer.py): posts are publications
+// through its HTTP API (-api-key), viewers connect and subscribe with its JSON protocol; the
+// figures are the same. The WebSocket comment frame has no counterpart there.
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -58,6 +63,13 @@ type command struct {
 const maxCommand = 64 << 20
 
 func main() {
+	name := flag.String("server", "chorus", "the server loaded: chorus or centrifugo (bench/peer.py)")
+	apiKey := flag.String("api-key", "", "Centrifugo's HTTP API key")
+	flag.Parse()
+	if err := setDialect(*name, *apiKey); err != nil {
+		fmt.Fprintln(os.Stderr, "goload:", err)
+		os.Exit(2)
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 0, 1<<20), maxCommand)
 	out := json.NewEncoder(os.Stdout)

@@ -33,12 +33,14 @@ class GoLoad:
         self.proc = proc
 
     @classmethod
-    async def start(cls, path: Path | None = None) -> GoLoad:
+    async def start(cls, *flags: str, path: Path | None = None) -> GoLoad:
+        """Starts the client; ``flags`` (``-server centrifugo -api-key K``) choose the server
+        it loads (Chorus by default)."""
         path = path or binary()
         if not path.exists():
             raise GoLoadError(f"no Go load client at {path}: build it with {BUILD}")
         proc = await asyncio.create_subprocess_exec(
-            str(path), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            str(path), *flags, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=1 << 20)
         return cls(proc)
 
