@@ -103,6 +103,8 @@ class Phase:
         if self.figures is not None:
             stored, latency = self.figures.stored, self.figures.latency.as_dict()
             self.errors = dict(self.figures.errors)
+            if self.figures.queued is not None:   # in the JSON only: the tables stay alike
+                latency |= self.figures.queued.as_dict("queued_")
         server = sum(v for k, v in self.cpu.items() if k in region_procs)
         every = sum(v for k, v in self.cpu.items() if k not in CLIENTS)
         return {"phase": self.name, "stored": stored, "posts_per_s": stored / self.seconds,

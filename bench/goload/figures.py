@@ -36,12 +36,15 @@ class Latency:
 @dataclasses.dataclass(frozen=True)
 class IngestFigures:
     """One ingest phase as the client saw it: posts stored (answered 201 or acked), the
-    phase's length by the client's clock (s), their latency, failures by what went wrong."""
+    phase's length by the client's clock (s), their latency, failures by what went wrong, and
+    (the open loop over HTTP only, else None) how long posts waited for a free connection,
+    the client's share of their latency."""
 
     stored: int
     seconds: float
     latency: Latency
     errors: Mapping[str, int]
+    queued: Latency | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +123,8 @@ def ingest_figures(doc: Mapping[str, Any]) -> IngestFigures:
             isinstance(k, str) and isinstance(v, int) for k, v in errors.items()):
         raise GoLoadError(f"ingest_run: 'errors' is {errors!r}, not counts by failure")
     return IngestFigures(stored=_int(doc, "stored"), seconds=_float(doc, "seconds"),
-                         latency=_latency(doc), errors=dict(errors))
+                         latency=_latency(doc), errors=dict(errors),
+                         queued=_latency(doc, "queued") if "queued" in doc else None)
 
 
 def viewers(doc: Mapping[str, Any]) -> Viewers:

@@ -38,12 +38,19 @@ func newIngest(cmd command) (*ingest, error) {
 type phase struct {
 	mu     sync.Mutex
 	lat    []int64
+	queued []int64 // open loop over HTTP: from a post's scheduled time to a free connection
 	errors map[string]int
 }
 
 func (p *phase) stored(ns int64) {
 	p.mu.Lock()
 	p.lat = append(p.lat, ns)
+	p.mu.Unlock()
+}
+
+func (p *phase) waited(ns int64) {
+	p.mu.Lock()
+	p.queued = append(p.queued, ns)
 	p.mu.Unlock()
 }
 
@@ -59,6 +66,9 @@ type ingestResult struct {
 	Seconds float64        `json:"seconds"`
 	Errors  map[string]int `json:"errors"`
 	Summary
+	// the open loop over HTTP: how long its posts waited for a free connection (the rest of
+	// their latency is the server's answer)
+	Queued *Summary `json:"queued,omitempty"`
 }
 
 type connected struct {
@@ -128,9 +138,13 @@ func (in *ingest) do(cmd command) (any, error) {
 		return nil, fmt.Errorf("no %q %q phase", cmd.Transport, cmd.Mode)
 	}
 	took := float64(nowNs()-began) / 1e9
-	n := len(p.lat)
-	return ingestResult{Op: cmd.Op, Stored: n, Seconds: took, Errors: p.errors,
-		Summary: summarize(p.lat)}, nil
+	r := ingestResult{Op: cmd.Op, Stored: len(p.lat), Seconds: took, Errors: p.errors,
+		Summary: summarize(p.lat)}
+	if len(p.queued) > 0 {
+		q := summarize(p.queued)
+		r.Queued = &q
+	}
+	return r, nil
 }
 
 func seconds(s float64) int64 { return int64(s * 1e9) }
@@ -179,6 +193,7 @@ func (in *ingest) httpOpen(rate, secs float64, p *phase) {
 	}
 	schedule(rate, secs, func(scheduled int64) {
 		c := <-free
+		p.waited(nowNs() - scheduled)
 		if !in.httpPost(c, p, scheduled) && c.redial() != nil {
 			p.fail("cannot reconnect")
 		}

@@ -41,6 +41,15 @@ def test_an_ingest_phase_reads_as_the_python_clients_columns() -> None:
     assert f.stored == 31012 and f.seconds == pytest.approx(10.0004)
     assert f.latency.as_dict() == {"p50_ms": 12.5, "p99_ms": 48.0, "max_ms": 120.25}
     assert dict(f.errors) == {'503 "busy"': 2}
+    assert f.queued is None
+
+
+def test_the_open_loops_wait_for_a_connection_is_read_when_given() -> None:
+    doc = {**json.loads(INGEST), "queued": {"p50_ms": 0.01, "p99_ms": 2.5, "max_ms": 9.0}}
+    f = ingest_figures(doc)
+    assert f.queued is not None and f.queued.as_dict("queued_")["queued_p99_ms"] == 2.5
+    with pytest.raises(GoLoadError, match="'queued'"):
+        ingest_figures({**doc, "queued": None})
 
 
 def test_a_fanout_step_reads_with_its_three_latencies() -> None:
