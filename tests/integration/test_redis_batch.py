@@ -63,6 +63,20 @@ async def test_an_error_reaches_only_its_caller(redis: aioredis.Redis) -> None:
     assert results[2] == [2, 3]
 
 
+async def test_a_runtime_error_reaches_only_its_caller_and_the_others_run(
+        redis: aioredis.Redis) -> None:
+    # The batch is one script: a call whose command fails inside Redis (INCRBY on a hash)
+    # must not take its neighbours down with it.
+    key, wrong = f"test:batch:{uuid.uuid4().hex}", f"test:batch:{uuid.uuid4().hex}"
+    await redis.hset(wrong, "f", "v")
+    script = BatchedScript(redis, INCR)
+    results = await asyncio.gather(script(keys=[key], args=[1]), script(keys=[wrong], args=[1]),
+                                   script(keys=[key], args=[2]), return_exceptions=True)
+    assert results[0] == [1, 1] and results[2] == [2, 3], results
+    assert isinstance(results[1], ResponseError) and "WRONGTYPE" in str(results[1])
+    assert script.batches <= 2
+
+
 async def test_a_forgotten_script_is_loaded_again_and_nothing_runs_twice(
         redis: aioredis.Redis) -> None:
     key = f"test:batch:{uuid.uuid4().hex}"
