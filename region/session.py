@@ -89,6 +89,23 @@ class View(Protocol):
         ...
 
 
+# One `Position` object per place in a log, shared by every session there: a stream's batch
+# frame is cached per position (region/broadcast.py `StreamBatch.prepared`), and a cache
+# found by identity costs no dataclass comparison per viewer per batch. Bounded: a log's
+# epoch changes rarely, and a full table starts over.
+_POSITIONS: dict[Position, Position] = {}
+_POSITIONS_MAX = 64
+
+
+def _shared_position(position: Position) -> Position:
+    same = _POSITIONS.get(position)
+    if same is None:
+        if len(_POSITIONS) >= _POSITIONS_MAX:
+            _POSITIONS.clear()
+        same = _POSITIONS[position] = position
+    return same
+
+
 class Session:
     def __init__(self, *, stream: str, user: str | None, transport: Transport,
                  log: CommentLog, replayer: Replayer, position: Position, limits: Limits,
@@ -101,7 +118,7 @@ class Session:
         self.transport = transport
         self.log = log
         self.replayer = replayer
-        self.position = position
+        self.position = _shared_position(position)
         self.limits = limits
         self.gateway = gateway
         self.send_hello = send_hello

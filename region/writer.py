@@ -136,6 +136,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()    # set after each write: the queue may have shrunk
         self._closed = asyncio.Event()
+        self._ended = False   # _closed as a plain attribute: read per viewer per shared batch
         self._closer: asyncio.Task[None] | None = None  # the cut's goodbye; awaited by run()
         self._sending = False                 # a write is in progress (maybe stuck on the peer)
         self._woken_at: float | None = None   # loop time of the wake-up not yet taken
@@ -215,7 +216,7 @@ class Writer:
         ``log`` is where ``cursor_of`` places its cursors (`StreamBatch.prepared`)."""
         shared = self._shared
         if (shared is None or not self._opened or self._queue or self._sending
-                or self._closed.is_set() or self.describe is not None):
+                or self._ended or self.describe is not None):
             return False
         if not shared.send_prepared(batch.prepared(self.cursor_of, log)):
             return False
@@ -301,6 +302,7 @@ class Writer:
         if self._closed.is_set():
             return False
         self.close_reason = reason
+        self._ended = True
         self._closed.set()
         self._wake.set()
         self._room.set()

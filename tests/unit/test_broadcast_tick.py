@@ -1,6 +1,7 @@
 """A busy stream's tick grows with its viewers on a gateway (region/broadcast.py
 `stream_tick`), so that its shared writes per second stay bounded; a quiet stream still goes
-out at once."""
+out at once. And what a shared write costs per viewer besides the write: sessions at one
+place in a log find the batch's frame by identity."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any, cast
 import pytest
 
 from region.broadcast import SHARED_WRITES_PER_S, flush_at, stream_tick
-from tests.unit.test_writer_shared import Member, chain, fanout, next_turn
+from region.session import Position, _shared_position
+from tests.unit.test_writer_shared import Member, batch_of, chain, fanout, next_turn
 
 
 def test_the_tick_is_the_configured_one_until_the_writes_would_pass_the_bound() -> None:
@@ -43,3 +45,13 @@ async def test_the_fanout_waits_the_longer_tick_of_a_stream_with_many_viewers() 
     assert f._flushes["s"].when() == pytest.approx(f._flushed_at["s"] + 0.02)
     await members[0].wait_batches(2)
     assert all(m.batches == [[1], [2]] for m in members)
+
+
+def test_sessions_at_one_place_in_a_log_share_one_position_and_so_one_cached_frame() -> None:
+    a = _shared_position(Position("us-east", "e1"))
+    b = _shared_position(Position("us-east", "e1"))
+    assert a is b                          # found by identity: no comparison per viewer
+    other = _shared_position(Position("us-east", "e2"))
+    assert other is not a and other == Position("us-east", "e2")
+    batch = batch_of(chain(1, 2))
+    assert batch.prepared(str, a) is batch.prepared(str, b)
