@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from nats.aio.client import Client as Nats
+from nats.errors import NotJSMessageError
 
 from chorus.durable import ConsumerSpec, Delivery, DurableWorker
 from chorus.lease import Lease, LeaseSpec
@@ -51,10 +52,11 @@ ACK_WAIT_S = 30.0
 # take it every 3 s, not every second as the outbox's.
 LEASE_TTL_S = 15.0
 LEASE_ACQUIRE_EVERY_S = 3.0
-# After a batch that did not fill `BATCH`, the worker waits this long before it fetches
-# again, so that comments arriving one by one are fetched, scored and acknowledged by the
-# dozen: at 1,000 posts/s each fetch came back with one comment, a pull request, a delivery
-# and an ack per comment. A flood is still taken down within a fraction of a second.
+# After a batch behind which nothing waited (the worker has caught up), it waits this long
+# before it fetches again, so that comments arriving one by one are fetched, scored and
+# acknowledged by the dozen: at 1,000 posts/s each fetch came back with one comment, a pull
+# request, a delivery and an ack per comment. A backlog is read without pauses. A flood is
+# still taken down within a fraction of a second.
 PACE_S = 0.1
 
 Decide = Callable[..., Awaitable[Outcome]]
@@ -121,6 +123,15 @@ class ClassifierWorker:
                               reason=f"score {score.score}: {', '.join(score.reasons)}",
                               wait=False)
             self.metrics.classifier_flagged.inc()
-        if len(deliveries) < BATCH:
+        if deliveries and caught_up(deliveries[-1]):
             await asyncio.sleep(PACE_S)   # pacing, not synchronisation: see PACE_S
         return ()
+
+
+def caught_up(delivery: Delivery) -> bool:
+    """Whether nothing of the consumer waited behind ``delivery`` when JetStream handed it
+    over (its metadata's pending count; False when it has none)."""
+    try:
+        return delivery.msg.metadata.num_pending == 0
+    except (NotJSMessageError, IndexError, ValueError):
+        return False
