@@ -4,12 +4,14 @@ At 1,000 viewers of a stream, a gateway used to handle each comment 1,000 times:
 viewer, wake each viewer's writer, build and encode a ``comments`` frame per viewer, and hand
 it to aiohttp. The fanout now gathers a stream's live entries into a `StreamBatch` and flushes
 it at most once per tick (`flush_at`: at once when the stream is quiet, so a quiet stream's
-comments lose no time). A viewer that is exactly at the batch's start and has nothing else
-waiting gets the batch's frame, encoded once (`Prepared`: the JSON text and the WebSocket
-frame's bytes, which are the same for every connection as a server does not mask), written
-straight onto its socket. Any other viewer (catching up, with control frames queued, behind on
-its socket, a comment it must not see in the batch) gets the entries one by one through its
-session and writer, as before: the shared path is an optimisation, never a second rule.
+comments lose no time; a longer tick for a stream with many viewers here, `stream_tick`, so
+that its writes per second stay bounded). A viewer that is exactly at the batch's start and
+has nothing else waiting gets the batch's frame, encoded once (`Prepared`: the JSON text and
+the WebSocket frame's bytes, which are the same for every connection as a server does not
+mask), written straight onto its socket. Any other viewer (catching up, with control frames
+queued, behind on its socket, a comment it must not see in the batch) gets the entries one by
+one through its session and writer, as before: the shared path is an optimisation, never a
+second rule.
 
 Pure: no I/O, no clock (callers pass the loop's time).
 """
