@@ -51,6 +51,12 @@ OTHER = "other"  # the label value of a region that is not in the config
 TRANSPORTS = ("websocket", "sse", "poll")
 HISTORY_SOURCES = ("log", "archive")
 TIERS = ("push", "sampled", "snapshot")
+# The region's sampling stage (region/stage*.py): which subject a message went on (the
+# stream's stage subject, or an author's own), what became of it, and a gateway's part in a
+# stream's stage.
+STAGE_KINDS = ("shared", "own")
+STAGE_OUTCOMES = ("published", "dropped", "received", "rejected")
+STAGE_ROLES = ("keeper", "follower", "fallback")
 
 # Buckets (seconds). A local step (a store, a Redis or Cassandra round trip) is sub-ms to tens
 # of ms; a delivery crosses links of up to a few hundred ms, and after a cut link it may be
@@ -294,6 +300,21 @@ class Metrics:
         for direction in ("sent", "received"):
             self._tier_notices.labels(*ids, direction)
 
+        # -- the region's sampling stage (region/stage*.py) ------------------------------------
+        self._stage_messages = Counter(
+            "chorus_stage_messages", "Sampling-stage messages, by subject (shared: the "
+            "stream's stage subject; own: an author's) and outcome (published, dropped: "
+            "never published; received, rejected: heard and refused).",
+            (*base, "kind", "outcome"), registry=r)
+        # Children bound once: an own item is published per comment a keeper leaves out.
+        self._stage_message_of = {
+            (kind, outcome): self._stage_messages.labels(*ids, kind, outcome)
+            for kind in STAGE_KINDS for outcome in STAGE_OUTCOMES}
+        self._stage_streams = Gauge(
+            "chorus_stage_streams", "Streams this gateway delivers above push, by its part in "
+            "their region's sampling stage (keeper: it is the stage; follower: it follows one; "
+            "fallback: it samples its live feed itself).", (*base, "role"), registry=r)
+
     # -- set-up --------------------------------------------------------------------------------
 
     def declare_regions(self, regions: Iterable[str]) -> None:
@@ -468,6 +489,19 @@ class Metrics:
     def tier_notice(self, direction: str) -> None:
         """``direction``: sent or received."""
         self._tier_notices.labels(*self._ids, direction).inc()
+
+    # -- the region's sampling stage -------------------------------------------------------------
+
+    def stage_messages(self, kind: str, outcome: str, n: int = 1) -> None:
+        """``kind``: shared or own (`STAGE_KINDS`); ``outcome``: published, dropped, received
+        or rejected (`STAGE_OUTCOMES`)."""
+        self._stage_message_of[(kind, outcome)].inc(n)
+
+    def track_stage(self, roles: Callable[[], dict[str, int]]) -> None:
+        """The stage-streams gauge reads ``roles()`` (role -> streams) at each scrape."""
+        for role in STAGE_ROLES:
+            self._stage_streams.labels(*self._ids, role).set_function(
+                lambda r=role: float(roles().get(r, 0)))  # type: ignore[misc]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -129,14 +129,14 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                         remote=plane.remote_reactions,
                         broadcast=lambda stream, frame: fanout.broadcast(stream, frame),
                         watched=lambda: fanout.streams(), metrics=metrics)
-    stage = StageLink(nc, region=region.name)
+    stage = StageLink(nc, region=region.name, metrics=metrics)
     feeds, snapshots = _tier_feeds(
         config, region, settings, redis, metrics,
         hidden=lambda comment: moderation is not None and moderation.state.hidden(comment),
         agreed=lambda stream, now: board.tier(stream, now), gateway=gateway, stage=stage)
     fanout = Fanout(nc, region=region.name, gateway=gateway, limits=limits,
                     presence=presence, cache=cache, hooks=ViewerHookChain(plane, feed),
-                    metrics=metrics, others=plane.counts, feeds=feeds)
+                    metrics=metrics, others=plane.counts, feeds=feeds, stage=stage)
     stage.bind(feeds, fanout)
     board, agreement = _tier_agreement(nc, config, region, gateway, redis, presence, plane,
                                        fanout, metrics)
@@ -215,6 +215,7 @@ def _tier_feeds(config: Config, region: Region, settings: GatewaySettings,
                       snapshot_url=snapshot_url, publisher=publisher, hidden=hidden,
                       agreed=agreed, gateway=gateway, stage=stage, on_plan=stage.replan)
     metrics.track_tiers(feeds.counts)
+    metrics.track_stage(feeds.stage_roles)
     return feeds, store
 
 

@@ -81,6 +81,15 @@ class RegionCounts(Protocol):
         ...
 
 
+class OwnItems(Protocol):
+    """The region's sampling stage's subscriptions on this gateway (region/stage_nats.py)."""
+
+    async def own_ready(self, stream: str, user: str) -> None:
+        """Returns once the stage's items for ``user`` alone reach this gateway (at once
+        when it follows ``stream`` through no stage). Never raises."""
+        ...
+
+
 COUNTS_INTERVAL_S = 1.0   # how often viewer counts are reported (when changed) and told
 COUNTS_AT_ONCE = 100      # streams whose counts are read at once
 
@@ -100,7 +109,7 @@ class Fanout:
     def __init__(self, nc: Nats, *, region: str, gateway: str, limits: Limits,
                  presence: Presence, cache: ReplayCache, hooks: ViewerHooks,
                  metrics: Metrics, others: RegionCounts | None = None,
-                 feeds: TierFeeds | None = None) -> None:
+                 feeds: TierFeeds | None = None, stage: OwnItems | None = None) -> None:
         self.nc = nc
         self.region = region
         self.gateway = gateway
@@ -125,6 +134,7 @@ class Fanout:
         self._count_now = asyncio.Event()
         # Hot streams (region/tiers_feed.py): None delivers every stream in the push tier.
         self.feeds = feeds
+        self.stage = stage
         # The push tier's batches (region/broadcast.py): each stream's waiting entries, the
         # loop's handle of its next flush, and when it last flushed (loop time).
         self._batches: dict[str, StreamBatch] = {}
@@ -150,6 +160,13 @@ class Fanout:
                 await self.nc.flush()
             if first:
                 await self._first_viewer(stream)
+        if self.stage is not None and session.user is not None:
+            # A stream followed through the region's sampling stage hands its authors their
+            # comments on a subscription of each author's own, made when a session of theirs
+            # comes: up at the server before the session starts, or a comment posted at once
+            # passes this gateway by (and shows on resume only). Outside the stream's lock,
+            # which the stage's own rounds take (`set_live`).
+            await self.stage.own_ready(stream, session.user)
 
     async def leave(self, session: Session) -> None:
         stream = session.stream

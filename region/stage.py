@@ -16,7 +16,8 @@ viewers get, already chained:
   as a `StageItem` for its author alone, chained like the shared items.
 
 Every other gateway delivering the stream (a follower) subscribes to the stage's subject and
-to the own subject of each user it holds a session of, instead of the live feed, and offers
+to the own subject of each user it holds a session of (before the session starts:
+region/stage_nats.py `StageLink.own_ready`), instead of the live feed, and offers
 the items to its sessions unchanged: a follower costs the items it is sent, not the stream's
 rate. An own item travels on the same connection as the shared ones, from the same
 publisher, so it reaches the follower in the stage's order and its author's sessions take it

@@ -542,6 +542,25 @@ class TierFeeds:
                 quiet.add(stream)
         return StagePlan(stages=frozenset(stages), own=frozenset(own), quiet=frozenset(quiet))
 
+    def wants_own(self, stream: str, user: str) -> bool:
+        """Whether `plan` asks for ``user``'s own subject of ``stream`` (region/stage_nats.py
+        makes it ready before the user's session starts): a session of theirs is here, and
+        this gateway delivers the stream above push without being its stage."""
+        feed = self.feeds.get(stream)
+        return feed is not None and feed.out is None and user in feed.followed.by_user
+
+    def stage_roles(self) -> dict[str, int]:
+        """Streams this gateway delivers above push, by its part in the region's sampling
+        stage: ``keeper`` (it is the stream's stage), ``follower`` (a stage decides for it) or
+        ``fallback`` (it samples its live feed itself: no stage heard, or the one it followed
+        fell silent)."""
+        out = {"keeper": 0, "follower": 0, "fallback": 0}
+        for feed in self.feeds.values():
+            role = "keeper" if feed.out is not None else (
+                "follower" if feed.following else "fallback")
+            out[role] += 1
+        return out
+
     def counts(self) -> dict[str, int]:
         """Streams this gateway follows, by tier."""
         out = {"push": 0, "sampled": 0, "snapshot": 0}

@@ -8,8 +8,9 @@ duplicate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -22,9 +23,10 @@ from region.protocol import Comments, Recovered
 from region.replay import Replayer
 from region.session import Position, Session
 from region.stage import StageItem, StageMessage, StageTick, StageWatch, decode, encode
+from region.stage_nats import StageLink
 from region.tiers import Reading
 from region.tiers_feed import StagePlan, TierFeeds
-from tests.unit.fake_transport import FakeTransport
+from tests.unit.fake_transport import WAIT_S, FakeTransport
 from tests.unit.memory_log import MemoryLog, MemoryReplayCache
 
 LIMITS = Limits(send_queue_max=64, tick_ms=1, replay_window=500)
@@ -350,3 +352,259 @@ async def test_a_follower_takes_a_new_keepers_stage_without_a_gap_or_a_duplicate
         clean(ka)
     finally:
         await region.close()
+
+
+# -- the link on a NATS of its own: an author's own subscription, and what is counted ---------
+
+
+class FakeServer:
+    """A NATS server: a client's subscription reaches it at the client's next flush (a SUB
+    waits in the client's buffer with whatever else it has to send, as in nats-py), and a
+    publish reaches the subscriptions the server has, in order."""
+
+    def __init__(self) -> None:
+        self.subs: list[FakeSub] = []
+
+    def connect(self) -> FakeNats:
+        return FakeNats(self)
+
+
+class FakeMsg:
+    def __init__(self, subject: str, data: bytes) -> None:
+        self.subject = subject
+        self.data = data
+
+
+class FakeSub:
+    def __init__(self, nc: FakeNats, subject: str,
+                 cb: Callable[[FakeMsg], Awaitable[None]]) -> None:
+        self.nc, self.subject, self.cb = nc, subject, cb
+
+    async def unsubscribe(self) -> None:
+        for subs in (self.nc.pending, self.nc.server.subs):
+            if self in subs:
+                subs.remove(self)
+
+
+class FakeNats:
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.pending: list[FakeSub] = []
+        self.flushes = 0
+        self.sent: list[str] = []
+        self._sent = asyncio.Event()
+
+    async def subscribe(self, subject: str,
+                        cb: Callable[[FakeMsg], Awaitable[None]]) -> FakeSub:
+        await asyncio.sleep(0)   # another task may run meanwhile, as on a real connection
+        sub = FakeSub(self, subject, cb)
+        self.pending.append(sub)
+        return sub
+
+    async def flush(self) -> None:
+        self.server.subs += self.pending
+        self.pending = []
+        self.flushes += 1
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        self.sent.append(subject)
+        self._sent.set()
+        for sub in [s for s in self.server.subs if s.subject == subject]:
+            await sub.cb(FakeMsg(subject, data))
+
+    async def until_sent(self, n: int) -> None:
+        """Until this connection published ``n`` messages (bounded)."""
+        async with asyncio.timeout(WAIT_S):
+            while len(self.sent) < n:
+                self._sent.clear()
+                await self._sent.wait()
+
+    def subjects(self) -> list[str]:
+        return [s.subject for s in (*self.pending, *self.server.subs) if s.nc is self]
+
+
+class Quiet:
+    """The fanout's `LiveSwitch`: which streams' live feed is not read."""
+
+    def __init__(self) -> None:
+        self.quiet: set[str] = set()
+
+    async def set_live(self, stream: str, on: bool) -> None:
+        (self.quiet.discard if on else self.quiet.add)(stream)
+
+
+class Follower:
+    """A gateway following us-east.0's stage of stream "s" through a `StageLink`."""
+
+    def __init__(self, server: FakeServer, log: MemoryLog, cache: MemoryReplayCache) -> None:
+        self.nc = server.connect()
+        self.log, self.cache = log, cache
+        self.metrics = Metrics("us-east", "us-east.1")
+        self.link = StageLink(self.nc, region="us-east", metrics=self.metrics)  # type: ignore[arg-type]
+        self.feeds = TierFeeds(region="us-east", tiers=TIERS, metrics=self.metrics, store=None,
+                               snapshot_url=lambda s: f"http://gw/v1/streams/{s}/snapshot",
+                               rng=random.Random(1), gateway="us-east.1", stage=self.link,
+                               on_plan=self.link.replan)
+        self.link.bind(self.feeds, Quiet())
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sessions: list[Session] = []
+
+    async def viewer(self, user: str, ready: bool = True) -> FakeTransport:
+        """A session comes, as `Fanout.join` then `Session.start` bring it (``ready``: the
+        join waits for the user's own subscription)."""
+        transport = FakeTransport()
+        session = Session(stream="s", user=user, transport=transport, log=self.log,
+                          replayer=Replayer(self.log, self.cache, LIMITS.replay_window),
+                          position=Position("us-east", self.log.epoch), limits=LIMITS,
+                          gateway="us-east.1")
+        self.feeds.joined(session)
+        if ready:
+            await self.link.own_ready("s", user)
+        self.tasks.append(asyncio.create_task(session.run()))
+        self.sessions.append(session)
+        await session.start(None)
+        return transport
+
+    def counted(self, kind: str, outcome: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "chorus_stage_messages_total", {"region": "us-east", "gateway": "us-east.1",
+                                            "kind": kind, "outcome": outcome})
+        return value or 0.0
+
+    def streams(self, role: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "chorus_stage_streams", {"region": "us-east", "gateway": "us-east.1", "role": role})
+        return value or 0.0
+
+    async def close(self) -> None:
+        for session in self.sessions:
+            await session.close("test over")
+        await asyncio.gather(*self.tasks)
+
+
+async def _following(follower: Follower, keeper: FakeNats, log: MemoryLog) -> None:
+    """The stream goes sampled with us-east.0 its keeper; the follower hears its stage."""
+    follower.metrics.track_stage(follower.feeds.stage_roles)
+    follower.feeds.apply("s", "sampled", keeper=False, reading=HOT)
+    assert follower.streams("fallback") == 1      # no stage heard yet: samples here
+    await follower.link.follow()                   # a round of the plan: the stage subject
+    head = log.entries[-1].seq
+    await keeper.publish(stage_subject("us-east", "s"), encode(
+        StageTick(source="us-east.0", prev=head, seq=head, shown=0, posted=0)))
+    assert follower.feeds.feeds["s"].following
+    assert follower.streams("follower") == 1 and follower.streams("fallback") == 0
+
+
+async def _own_post(log: MemoryLog, keeper: FakeNats, user: str) -> tuple[str, str]:
+    """``user`` posts; the keeper leaves it out of the sample and publishes it to its
+    author's own subject at once; then a comment it shows everyone, chained past it."""
+    prev = log.entries[-1].seq
+    entry = log.publish("s", user=user)
+    await keeper.publish(own_subject("us-east", "s", user), encode(StageItem(
+        source="us-east.0", seq=entry.seq, prev=prev, comment=entry.comment)))
+    shown = log.publish("s", user="fan")
+    await keeper.publish(stage_subject("us-east", "s"), encode(StageItem(
+        source="us-east.0", seq=shown.seq, prev=prev, comment=shown.comment)))
+    return entry.comment.id, shown.comment.id
+
+
+@pytest.mark.parametrize("ready", [True, False])
+async def test_an_author_who_just_came_gets_a_comment_posted_at_once(ready: bool) -> None:
+    server, log = FakeServer(), MemoryLog()
+    cache = MemoryReplayCache(LIMITS.replay_window)
+    keeper = server.connect()
+    follower = Follower(server, log, cache)
+    try:
+        for _ in range(3):
+            log.publish("s", user="fan")
+        await follower.viewer("fan")
+        await _following(follower, keeper, log)
+        # No round of the plan runs between the join and the post (the race): only the
+        # join's own wait can have made the subscription.
+        me = await follower.viewer("me", ready=ready)
+        mine, shown = await _own_post(log, keeper, "me")
+        await me.wait_for(lambda: shown in me.comment_ids, "the shared item after it")
+        if not ready:
+            assert mine not in me.comment_ids   # what the wait is for: missed live
+            return
+        assert me.comment_ids[-2:] == [mine, shown]   # live, in the stage's order
+        assert follower.counted("own", "received") == 1
+        assert own_subject("us-east", "s", "me") in follower.nc.subjects()
+    finally:
+        await follower.close()
+
+
+async def test_a_round_of_the_plan_and_a_join_subscribe_an_own_subject_once() -> None:
+    server, log = FakeServer(), MemoryLog()
+    follower = Follower(server, log, MemoryReplayCache(LIMITS.replay_window))
+    keeper = server.connect()
+    try:
+        log.publish("s", user="fan")
+        await follower.viewer("fan")
+        await _following(follower, keeper, log)
+        session = Session(stream="s", user="me", transport=FakeTransport(), log=log,
+                          replayer=Replayer(log, follower.cache, LIMITS.replay_window),
+                          position=Position("us-east", log.epoch), limits=LIMITS,
+                          gateway="us-east.1")
+        follower.feeds.joined(session)
+        await asyncio.gather(follower.link.follow(), follower.link.own_ready("s", "me"),
+                             follower.link.follow())
+        mine = own_subject("us-east", "s", "me")
+        assert follower.nc.subjects().count(mine) == 1
+        assert not follower.nc.pending               # flushed: the server has it
+        # Not a follower's business when it is the stage, nor for a stream in push.
+        assert not follower.feeds.wants_own("s", "nobody")
+        assert not follower.feeds.wants_own("other", "me")
+    finally:
+        await follower.close()
+
+
+async def test_what_the_link_publishes_hears_and_refuses_is_counted() -> None:
+    server, log = FakeServer(), MemoryLog()
+    keeper_nc = server.connect()
+    follower = Follower(server, log, MemoryReplayCache(LIMITS.replay_window))
+    keeper_metrics = Metrics("us-east", "us-east.0")
+    keeper = StageLink(server.connect(), region="us-east", metrics=keeper_metrics,  # type: ignore[arg-type]
+                       max_waiting=2)
+
+    def published(kind: str, outcome: str) -> float:
+        value = keeper_metrics.registry.get_sample_value(
+            "chorus_stage_messages_total", {"region": "us-east", "gateway": "us-east.0",
+                                            "kind": kind, "outcome": outcome})
+        return value or 0.0
+
+    keeper.bind(follower.feeds, Quiet())   # its planning is not what is tested here
+    try:
+        log.publish("s", user="fan")
+        await follower.viewer("fan")
+        await _following(follower, keeper_nc, log)
+        assert follower.counted("shared", "received") == 1
+        await keeper_nc.publish(stage_subject("us-east", "s"), b"{not json")
+        await keeper_nc.publish(stage_subject("us-east", "s"), encode(
+            StageTick(source="us-east.0", prev=1, seq=1, shown=0, posted=0)))
+        assert follower.counted("shared", "rejected") == 1
+        assert follower.counted("shared", "received") == 2
+        # An item on a user's subject that is not that user's comment is refused.
+        await follower.viewer("me")
+        await keeper_nc.publish(own_subject("us-east", "s", "me"), encode(StageItem(
+            source="us-east.0", seq=2, prev=1, comment=a_comment(2, user="eve"))))
+        assert follower.counted("own", "rejected") == 1
+        assert follower.counted("own", "received") == 0
+        # The keeper: three messages into a queue of two, the oldest goes.
+        tick = StageTick(source="us-east.0", prev=1, seq=1, shown=0, posted=0)
+        keeper.shared("s", tick)
+        keeper.own("s", "me", StageItem(source="us-east.0", seq=2, prev=1,
+                                        comment=a_comment(2, user="me")))
+        keeper.shared("s", tick)
+        assert published("shared", "dropped") == 1
+        task = asyncio.create_task(keeper.run())
+        try:
+            await keeper.nc.until_sent(2)  # type: ignore[attr-defined]
+            assert published("shared", "published") == 1
+            assert published("own", "published") == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await follower.close()
