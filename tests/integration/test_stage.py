@@ -165,7 +165,7 @@ async def test_the_keepers_death_costs_the_other_gateways_viewers_nothing(
         # The survivor takes the lease and is the region's stage now.
         async def survivor_keeps() -> bool:
             return await keeper_of(staged, unique) == 1 - keeper
-        await wait_until(survivor_keeps, what="the survivor's lease", timeout_s=10)
+        await wait_until(survivor_keeps, what="the survivor's lease", timeout_s=30)
         after = await one_sample(poster, host, survivor, resumed)
         await poster.stop()
         for viewer in (survivor, resumed):
@@ -222,7 +222,7 @@ async def test_a_frozen_keeper_is_replaced_and_follows_the_new_stage_when_it_wak
 
         async def survivor_keeps() -> bool:
             return await keeper_of(staged, unique) == 1 - keeper
-        await wait_until(survivor_keeps, what="the survivor's lease", timeout_s=10)
+        await wait_until(survivor_keeps, what="the survivor's lease", timeout_s=30)
         frozen.thaw()
         frozen = None
         for i in range(3):
