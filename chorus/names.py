@@ -11,8 +11,9 @@ subject / name                         what travels there, who listens
                                        its own posts and comments forwarded to it
 ``live.<region>.<stream>``             the log's RePublish of every stored comment, with
                                        ``Nats-Sequence``/``Nats-Last-Sequence``: the gateways'
-                                       live feed; queue group ``replay-cache`` feeds Redis,
-                                       queue group ``replies`` the thread index
+                                       live feed; queue group ``live-share`` hands each
+                                       comment to one gateway of the region, which writes it
+                                       to the replay cache and indexes it if it is a reply
 ``$JS.API.DIRECT.GET.COMMENTS``        Direct Get on the region's log (replay, history)
 ``chorus.presence.q.<region>``         presence query to one region (queue group ``presence``)
 ``chorus.presence.qb.<region>``        presence query of several streams at once (the same queue)
@@ -76,8 +77,10 @@ DIRECT_GET = f"$JS.API.DIRECT.GET.{COMMENTS_STREAM}"
 PRESENCE_CHANGE = "chorus.presence.change"
 PRESENCE_QUEUE = "presence"
 RECENT_QUEUE = "recent"
-REPLAY_CACHE_QUEUE = "replay-cache"
-REPLIES_QUEUE = "replies"      # the thread index's share of the live feed (region/replies_feed.py)
+# The region's share of the live feed: one gateway per comment, for the replay cache and the
+# thread index alike (region/fanout.py), so that each comment reaches the region's gateways
+# once for both rather than once for each.
+LIVE_SHARE_QUEUE = "live-share"
 REGISTRY_PREFIX = "chorus.registry"
 REGISTRY_ALL = f"{REGISTRY_PREFIX}.*"
 

@@ -149,7 +149,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
     classifier = ClassifierWorker(nc, region=region.name, state=moderation.state,
                                   decide=replica.decide, metrics=metrics)
-    replies, reply_feed = _replies(nc, config, region, redis, log, archive, moderation)
+    replies, reply_feed = _replies(config, redis, log, archive, moderation)
+    fanout.share_live(reply_feed.offer)  # the replay cache's share of the live feed, too
 
     dependencies = DependencyWatch(nc, redis)
     registry = Registry(nc, region=region.name, interval_s=limits.health_interval_s,
@@ -246,16 +247,14 @@ async def _moderation(nc: Nats, config: Config, region: Region, gateway: str, fa
     return moderation, replica
 
 
-def _replies(nc: Nats, config: Config, region: Region, redis: aioredis.Redis,
-             log: JetStreamLog, archive: Archive | None, moderation: Moderation
-             ) -> tuple[Replies, ReplyFeed]:
+def _replies(config: Config, redis: aioredis.Redis, log: JetStreamLog,
+             archive: Archive | None, moderation: Moderation) -> tuple[Replies, ReplyFeed]:
     """Reply threads: checked against what the region holds, indexed in its Redis from its
-    log's live feed, and shown as moderation allows."""
+    log's live feed (the fanout's share of it), and shown as moderation allows."""
     index = RedisThreadIndex(redis)
     replies = Replies(log, index, archive=archive,
                       hidden=lambda c, reader, mod: moderation.hidden(c, reader, moderator=mod))
-    feed = ReplyFeed(nc, region=region.name, index=index,
-                     tick_s=config.limits.tick_ms / 1000)
+    feed = ReplyFeed(index=index, tick_s=config.limits.tick_ms / 1000)
     return replies, feed
 
 

@@ -4,8 +4,9 @@ JetStream re-publishes every stored comment on ``live.<region>.<stream>`` with i
 and its predecessor's; each gateway holding viewers of the stream receives it once and offers
 it to each of its sessions (which order, deduplicate and repair gaps themselves). The fanout
 also keeps the region's presence (its per-stream viewer counts, reported to Redis), tells
-viewers the count, and feeds the Redis replay cache: one gateway of the region per message,
-through a queue group.
+viewers the count, and takes the region's share of the live feed: one gateway of the region
+per comment, through one queue group, writes it to the Redis replay cache and hands it to
+whatever else must see each comment once per region (`share_live`: the thread index).
 
 Push-tier entries reach the sessions in batches: a stream's entries are gathered and flushed
 at most once per tick (at once when the stream is quiet), and a session that is in step takes
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from nats.aio.client import Client as Nats
@@ -35,7 +36,7 @@ from nats.errors import Error as NatsError
 from chorus.config import Limits
 from chorus.metrics import Metrics
 from chorus.model import Comment
-from chorus.names import REPLAY_CACHE_QUEUE, live_subject, live_subjects
+from chorus.names import LIVE_SHARE_QUEUE, live_subject, live_subjects
 from region.broadcast import StreamBatch, flush_at, stream_tick
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable, PresenceUnknown
@@ -127,6 +128,7 @@ class Fanout:
         self._cache_buffer: list[Entry] = []
         self._cache_filled = asyncio.Event()   # the buffer holds something to write
         self._cache_sub: Subscription | None = None
+        self._sharers: list[Callable[[Entry], None]] = []   # `share_live`
         # Viewer counts: ``others`` None counts this region alone.
         self.others = others
         self._told: dict[str, Viewers] = {}        # the last counts each stream's viewers got
@@ -321,18 +323,28 @@ class Fanout:
                     live_subject(self.region, stream), cb=self._on_live)
                 await self.nc.flush()
 
+    def share_live(self, take: Callable[[Entry], None]) -> None:
+        """Hands ``take`` each comment of the region's share of the live feed that reaches
+        this gateway (every comment of the region, at one of its gateways), decoded once for
+        the replay cache and it: one delivery per comment to the region's gateways instead of
+        one per consumer. ``take`` must not block or raise. Call before `run`."""
+        self._sharers.append(take)
+
     async def _on_cache(self, msg: Msg) -> None:
         try:
-            self._cache_buffer.append(entry_of(msg))
+            entry = entry_of(msg)
         except ValueError:
             return
+        self._cache_buffer.append(entry)
         self._cache_filled.set()
+        for take in self._sharers:
+            take(entry)
 
     # -- background work (owned by the gateway's cleanup context) ------------------------------
 
     async def run(self) -> None:
         self._cache_sub = await self.nc.subscribe(live_subjects(self.region),
-                                                  queue=REPLAY_CACHE_QUEUE,
+                                                  queue=LIVE_SHARE_QUEUE,
                                                   cb=self._on_cache)
         try:
             await asyncio.gather(self._cache_loop(), self._presence_loop(),

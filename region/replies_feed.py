@@ -1,6 +1,7 @@
 """Feeds the thread index (region/replies.py) from the region's log: the log re-publishes
-every comment it stores on ``live.<region>.>``, and one gateway of the region (queue group
-``replies``) indexes each reply among them, its own region's and those forwarded to it.
+every comment it stores on ``live.<region>.>``, and the gateway of the region that takes a
+comment's share of that feed (region/fanout.py's `share_live`, queue group ``live-share``, the
+replay cache's too) indexes it if it is a reply, its own region's or one forwarded to it.
 
 The feed is a core NATS subscription: a reply re-published while no gateway listened (all of
 them restarting) is not indexed by it; its thread is rebuilt from the log when read while
@@ -13,31 +14,19 @@ threads miss them, unless the index held none of a thread, which is then read fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from nats.aio.client import Client as Nats
-from nats.aio.msg import Msg
-
 from chorus.backoff import Backoff
-from chorus.drivers import driver_errors
-from chorus.names import REPLIES_QUEUE, live_subjects
-from region.fanout import entry_of
 from region.log import Entry
 from region.replies import RepliesUnavailable, ThreadIndex, indexable
 
 log = logging.getLogger(__name__)
 
 PENDING_MAX = 10_000
-# A comment whose JSON says this is no reply (chorus/model.py encodes it so): skipped without
-# decoding it. Any other spelling is decoded and looked at.
-_NOT_A_REPLY = b'"reply_to":null'
 
 
 class ReplyFeed:
-    def __init__(self, nc: Nats, *, region: str, index: ThreadIndex, tick_s: float) -> None:
-        self.nc = nc
-        self.region = region
+    def __init__(self, *, index: ThreadIndex, tick_s: float) -> None:
         self.index = index
         self.tick_s = tick_s
         self.dropped = 0
@@ -46,30 +35,20 @@ class ReplyFeed:
         self._arrived = asyncio.Event()
 
     async def run(self) -> None:
-        """Indexes replies until cancelled."""
-        sub = await self.nc.subscribe(live_subjects(self.region), queue=REPLIES_QUEUE,
-                                      cb=self._on_live)
+        """Indexes what `offer` was handed until cancelled."""
         backoff = Backoff(0.2, 5.0)
-        try:
-            while True:
-                await self._arrived.wait()
-                self._arrived.clear()
-                await asyncio.sleep(self.tick_s)  # pacing: one write per tick, not per reply
-                if await self.flush():
-                    backoff.reset()
-                else:
-                    await backoff.wait()
-        finally:
-            with contextlib.suppress(*driver_errors("nats")):
-                await sub.unsubscribe()
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            await asyncio.sleep(self.tick_s)  # pacing: one write per tick, not per reply
+            if await self.flush():
+                backoff.reset()
+            else:
+                await backoff.wait()
 
-    async def _on_live(self, msg: Msg) -> None:
-        if _NOT_A_REPLY in msg.data:
-            return
-        try:
-            entry = entry_of(msg)
-        except ValueError:
-            return  # not a log entry: the log's readers report it
+    def offer(self, entry: Entry) -> None:
+        """One comment of the region's share of the live feed: kept for the next write if it
+        is a reply the index holds (and there is room)."""
         if not indexable(entry.comment):
             return
         if len(self._pending) >= PENDING_MAX:
