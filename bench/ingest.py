@@ -390,16 +390,21 @@ async def go_phases(load: Load, go: GoLoad, args: argparse.Namespace, seconds: f
         show(r)
         results.append(r)
 
+    loops = set(args.loops.split(","))
     await go.call("http_connect", n=args.concurrency)
     await phase("warm-up", "http", "closed", 2.0, measured=False)
     if "http" in phases:
-        await phase(f"HTTP closed x{args.concurrency}", "http", "closed", seconds)
-        await phase(f"HTTP open {args.rate}/s", "http", "open", seconds)
+        if "closed" in loops:
+            await phase(f"HTTP closed x{args.concurrency}", "http", "closed", seconds)
+        if "open" in loops:
+            await phase(f"HTTP open {args.rate}/s", "http", "open", seconds)
     await go.call("http_close")
     if "ws" in phases:
         await go.call("ws_connect", n=args.concurrency)
-        await phase(f"WS closed x{args.concurrency}", "ws", "closed", seconds)
-        await phase(f"WS open {args.rate}/s", "ws", "open", seconds)
+        if "closed" in loops:
+            await phase(f"WS closed x{args.concurrency}", "ws", "closed", seconds)
+        if "open" in loops:
+            await phase(f"WS open {args.rate}/s", "ws", "open", seconds)
         await go.call("ws_close")
     return results
 
@@ -469,6 +474,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=int, default=1000, help="posts/s of the open loop")
     parser.add_argument("--phases", default="http,ws", help="http, ws or both")
+    parser.add_argument("--loops", default="closed,open",
+                        help="closed, open or both (the Go client only: the Python one runs "
+                             "both)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateways "
                                                      "during each phase, into this dir")
     parser.add_argument("--idle", type=float, default=10.0,
