@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import os
 import time
@@ -26,10 +25,10 @@ import pytest_asyncio
 
 from chorus.cluster.binaries import Binaries
 from chorus.cluster.local import LocalCluster
-from chorus.cluster.ports import relocate
 from chorus.config import Config, Tiers
 from region.auth import issue_token
 from tests.browser.conftest import Page
+from tests.integration.test_hot import hot_cluster
 from tests.integration.viewers import WsViewer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -46,10 +45,7 @@ TIER = "return document.getElementById('tier').dataset"
 
 @pytest.fixture(scope="module")
 def hot_page_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
-    limits = dataclasses.replace(repo_config.limits, stream_rate_per_s=100000.0,
-                                 stream_burst=100000, user_rate_per_s=50.0, user_burst=100)
-    return dataclasses.replace(relocate(repo_config), limits=limits, tiers=HOT_TIERS,
-                               run_dir=Path(tmp_path_factory.mktemp("hot-page-cluster")))
+    return hot_cluster(repo_config, HOT_TIERS, Path(tmp_path_factory.mktemp("hot-page-cluster")))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

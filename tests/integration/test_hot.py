@@ -42,12 +42,18 @@ HOT_TIERS = Tiers(sampled_enter_viewers=3, sampled_exit_viewers=2,
                   snapshot_exit_viewers=5, snapshot_interval_s=1.0)
 
 
-@pytest.fixture(scope="module")
-def hot_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
+def hot_cluster(repo_config: Config, tiers: Tiers, run_dir: Path) -> Config:
+    """The local cluster of the hot-stream tests: ``tiers`` with small thresholds, and limits
+    that let one stream and its posters flood it (the stream's bucket out of the way)."""
     limits = dataclasses.replace(repo_config.limits, stream_rate_per_s=100000.0,
                                  stream_burst=100000, user_rate_per_s=50.0, user_burst=100)
-    return dataclasses.replace(relocate(repo_config), limits=limits, tiers=HOT_TIERS,
-                               run_dir=Path(tmp_path_factory.mktemp("hot-cluster")))
+    return dataclasses.replace(relocate(repo_config), limits=limits, tiers=tiers,
+                               run_dir=run_dir)
+
+
+@pytest.fixture(scope="module")
+def hot_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return hot_cluster(repo_config, HOT_TIERS, Path(tmp_path_factory.mktemp("hot-cluster")))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

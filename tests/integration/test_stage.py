@@ -8,7 +8,6 @@ unannounced gap, and a viewer of the dead keeper resumes on the survivor the sam
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,13 +19,13 @@ import redis.asyncio as aioredis
 from chorus.cluster.binaries import Binaries
 from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
-from chorus.cluster.ports import relocate
 from chorus.config import Config
 from tests.integration.test_hot import (
     CAP,
     HOT_TIERS,
     Poster,
     close_all,
+    hot_cluster,
     tiers_of,
     token,
     until_all,
@@ -39,10 +38,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stage_config(repo_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
-    limits = dataclasses.replace(repo_config.limits, stream_rate_per_s=100000.0,
-                                 stream_burst=100000, user_rate_per_s=50.0, user_burst=100)
-    return dataclasses.replace(relocate(repo_config), limits=limits, tiers=HOT_TIERS,
-                               run_dir=Path(tmp_path_factory.mktemp("stage-cluster")))
+    return hot_cluster(repo_config, HOT_TIERS, Path(tmp_path_factory.mktemp("stage-cluster")))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
