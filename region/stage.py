@@ -20,8 +20,10 @@ to the own subject of each user it holds a session of (before the session starts
 region/stage_nats.py `StageLink.own_ready`), instead of the live feed, and offers
 the items to its sessions unchanged: a follower costs the items it is sent, not the stream's
 rate. An own item travels on the same connection as the shared ones, from the same
-publisher, so it reaches the follower in the stage's order and its author's sessions take it
-by the cursor rule as they would on the keeper: no write outside the chain is needed.
+publisher, so it reaches the follower's connection in the stage's order; but each
+subscription's messages are handled by a task of their own (nats-py), so a shared item may be
+handled first and move its author's cursor past the own item, which is then not shown live
+(docs/design.md, "The sampling stage": the out-of-chain write it needs is not built).
 
 `StageWatch` is a follower's choice: it follows one stage (by its gateway's name); a
 follower that hears nothing from it for `SILENT_S` falls back to sampling the live feed
