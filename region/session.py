@@ -8,6 +8,13 @@ the replay cache) before it accepts anything newer. Resume after a disconnect is
 catch-up, starting from the client's cursor. While a catch-up runs, live entries wait in a
 bounded list, so the race between replay and live neither loses nor duplicates.
 
+A viewer's own comments in a hot stream's sample are the one exception (`offer_own`): they
+are off the chain every viewer shares, and on a gateway that follows the region's sampling
+stage they come on a subscription of their own, so the shared item or tick behind one may be
+handled first and move the cursor past it. An own comment behind the cursor is then written
+out of the chain (the cursor stays), unless the session already has it: it remembers the own
+comments it accepted.
+
 What the session accepts goes out through its `Writer` (region/writer.py): the bounded queue,
 the batching per tick and the slow-consumer cut live there.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,7 +40,9 @@ from region.writer import Gone, Transport, Writer
 
 # Transport and Gone belong to the writer; they stay importable from here for the modules
 # that build sessions.
-__all__ = ["Gone", "Position", "Session", "Skip", "State", "Transport", "View"]
+__all__ = ["Gone", "Own", "Position", "Session", "Skip", "State", "Transport", "View"]
+
+OWN_KEEP = 256   # own comments a session remembers having accepted (`Session.offer_own`)
 
 
 class State(enum.Enum):
@@ -70,6 +80,18 @@ class Skip:
 
     prev: int
     seq: int
+
+
+@dataclass(frozen=True)
+class Own:
+    """A viewer's own comment offered off the shared chain (`Session.offer_own`), waiting
+    with the live items while a catch-up runs."""
+
+    entry: Entry
+
+    @property
+    def seq(self) -> int:
+        return self.entry.seq
 
 
 class View(Protocol):
@@ -131,7 +153,11 @@ class Session:
         self.cursor = 0          # last accepted (queued) sequence
         self.view: View | None = None   # None: the push tier (every comment)
         self._phase = State.STARTING
-        self._pending: list[Entry | Skip] = []
+        self._pending: list[Entry | Skip | Own] = []
+        # What the client had when the session started or resumed (an own comment at or
+        # below it is not written again), and the own comments accepted since.
+        self._floor = 0
+        self._own_seqs: deque[int] = deque(maxlen=OWN_KEEP)
         self._pending_overflow = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._resuming = False
@@ -243,11 +269,7 @@ class Session:
             case State.CLOSED:
                 return
             case State.STARTING | State.CATCHING_UP:
-                if len(self._pending) >= self.limits.send_queue_max:
-                    # Too much arrived during the catch-up: drop it and read it from the log.
-                    self._pending.clear()
-                    self._pending_overflow = True
-                self._pending.append(entry)
+                self._hold(entry)
                 return
         if entry.seq <= self.cursor:
             return  # already have it
@@ -257,6 +279,35 @@ class Session:
         # A hole between our cursor and this entry: read it from the log first.
         self._pending.append(entry)
         self._spawn_catch_up(first=False)
+
+    def offer_own(self, entry: Entry) -> None:
+        """The viewer's own comment from a hot stream's feed (region/tiers_feed.py), off the
+        chain every viewer shares. Ahead of the cursor it is taken by the rule of `offer`.
+        Behind it (the shared item or tick after it was handled first: on a follower of the
+        region's stage they come on another subscription), it is written out of the chain
+        and the cursor stays, unless the session has it already (accepted before, or at or
+        below where the client started). Never blocks and never awaits."""
+        match self.state:
+            case State.CLOSED:
+                return
+            case State.STARTING | State.CATCHING_UP:
+                self._hold(Own(entry))
+                return
+        if entry.seq in self._own_seqs or entry.seq <= self._floor:
+            return
+        if entry.seq > self.cursor:
+            self.offer(entry)
+            return
+        self._own_seqs.append(entry.seq)
+        self.writer.enqueue(entry)
+
+    def _hold(self, item: Entry | Skip | Own) -> None:
+        """A live item that came during a catch-up waits for its end."""
+        if len(self._pending) >= self.limits.send_queue_max:
+            # Too much arrived during the catch-up: drop it and read it from the log.
+            self._pending.clear()
+            self._pending_overflow = True
+        self._pending.append(item)
 
     def offer_batch(self, batch: StreamBatch) -> bool:
         """Live entries of this session's stream that follow each other (a flush of the
@@ -312,7 +363,7 @@ class Session:
 
     def _rewind(self, seq: int) -> None:
         """The client has everything up to ``seq``: continue from there."""
-        self.cursor = seq
+        self.cursor = self._floor = seq
         self.writer.rewind(seq)
 
     def _spawn_catch_up(self, *, first: bool) -> None:
@@ -336,7 +387,7 @@ class Session:
                                                       batch=batch)
                 first = False
                 if not result.recovered:
-                    self.cursor = await self.log.head(self.stream)
+                    self.cursor = self._floor = await self.log.head(self.stream)
                     self.writer.push(Recovered(
                         recovered=False, cursor=self.encode_cursor(self.cursor),
                         reason=f"more than {self.limits.replay_window} comments were missed; "
@@ -376,12 +427,17 @@ class Session:
             self._spawn_catch_up(first=False)
             self._pending = pending
             return
-        for entry in pending:
-            self.offer(entry)
+        for item in pending:
+            if isinstance(item, Own):
+                self.offer_own(item.entry)
+            else:
+                self.offer(item)
 
     def _accept(self, entry: Entry | Skip, *, live: bool = True) -> None:
         self.cursor = entry.seq
         if isinstance(entry, Skip):
             self.writer.mark(entry.seq)
-        else:
-            self.writer.enqueue(entry, live=live)
+            return
+        if self.user is not None and entry.comment.user == self.user:
+            self._own_seqs.append(entry.seq)
+        self.writer.enqueue(entry, live=live)

@@ -13,7 +13,9 @@ Cursors. A session accepts an item when its ``prev`` is at or below the session'
 ``prev`` is the previous shown one, and once a second a `Skip` moves every cursor up to the
 last entry the feed decided (``accounted``), telling the client what the second stood for
 ("showing n of m": the ``sample`` of the ``comments`` frame it falls in). An author's own
-comment is chained to ``shared`` too, so it fits between the shared items. When the gateway's
+comment is chained to ``shared`` too, so it fits between the shared items; the session takes
+it even once a shared item after it has moved its cursor past (`Session.offer_own`: a
+follower hears the two on different subscriptions, in either order). When the gateway's
 live feed itself has a hole (NATS dropped a message), the next shared item is chained to the
 hole's far side: every session then catches up from the log, thinned the same way.
 
@@ -199,7 +201,7 @@ class StreamFeed:
         if authors:
             own = Entry(seq=entry.seq, prev=self.shared, comment=comment)
             for session in tuple(authors):
-                session.offer(own)
+                session.offer_own(own)
 
     def tick(self) -> None:
         """Moves every viewer's cursor to the last entry decided (once a second, and before
@@ -253,7 +255,7 @@ class StreamFeed:
         if authors:
             own = Entry(seq=item.seq, prev=item.prev, comment=item.comment)
             for session in tuple(authors):
-                session.offer(own)
+                session.offer_own(own)
 
     def lead(self, out: StageOut | None) -> None:
         """This gateway is the region's stage for the stream (``out``), or no longer is."""
