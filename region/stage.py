@@ -22,8 +22,8 @@ the items to its sessions unchanged: a follower costs the items it is sent, not 
 rate. An own item travels on the same connection as the shared ones, from the same
 publisher, so it reaches the follower's connection in the stage's order; but each
 subscription's messages are handled by a task of their own (nats-py), so a shared item may be
-handled first and move its author's cursor past the own item, which is then not shown live
-(docs/design.md, "The sampling stage": the out-of-chain write it needs is not built).
+handled first and move its author's cursor past the own item: the session then writes the
+own item out of the chain (region/session.py `offer_own`).
 
 `StageWatch` is a follower's choice: it follows one stage (by its gateway's name); a
 follower that hears nothing from it for `SILENT_S` falls back to sampling the live feed
