@@ -16,6 +16,8 @@
 //	 "extensions":"","post_url":...,"posters":32}
 //	{"op":"fanout_run","rate":100,"seconds":10,"poster_tokens":[...],"drain_s":5}
 //	{"op":"fanout_close"}  {"op":"quit"}
+//	{"op":"jsappend","url":"nats://...","subjects":[...],"connections":4,"window":256,
+//	 "seconds":10,"text":"...","live":"live.us-east.>"}   (bench/jsappend.py)
 //
 // A command that fails is answered {"op":..., "error":"..."} and the process goes on.
 //
@@ -57,6 +59,11 @@ type command struct {
 	// fanout_run
 	PosterTokens []string `json:"poster_tokens"`
 	DrainS       float64  `json:"drain_s"`
+	// jsappend (url: the nats-server's; seconds; text)
+	Subjects    []string `json:"subjects"`
+	Connections int      `json:"connections"`
+	Window      int      `json:"window"`
+	Live        string   `json:"live"`
 }
 
 // maxCommand bounds one command line: thousands of tokens fit many times over.
@@ -144,6 +151,8 @@ func (s *session) do(cmd command) (any, error) {
 			return nil, fmt.Errorf("fanout_run before fanout_open")
 		}
 		return s.fanout.run(cmd)
+	case "jsappend":
+		return runJSAppend(cmd)
 	case "fanout_close":
 		if s.fanout != nil {
 			s.fanout.close()
