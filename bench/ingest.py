@@ -286,9 +286,10 @@ class WsPoster:
 
 
 async def presence_answered(c: LocalCluster) -> None:
-    """Waits until every other region answers presence questions. A fresh Redis answers none
-    for one presence TTL (region/presence_redis.py: counts may be incomplete after a loss),
-    and meanwhile every comment is forwarded, fail-open: a start-up effect, not the load's."""
+    """Waits until every other region answers presence questions with a count. A fresh Redis
+    answers "unknown" for one presence TTL (region/presence_redis.py: counts may be
+    incomplete after a loss), and meanwhile every comment is forwarded, fail-open: a
+    start-up effect, not the load's."""
     nc = await nats.connect(c.config.region(REGION).nats_url)
     try:
         for region in c.config.region_names:
@@ -297,11 +298,12 @@ async def presence_answered(c: LocalCluster) -> None:
 
             async def answered(region: str = region) -> bool:
                 try:
-                    await nc.request(presence_query(region), json.dumps(
+                    reply = await nc.request(presence_query(region), json.dumps(
                         {"stream": "bench-presence"}).encode(), timeout=1)
                 except (nats.errors.Error, TimeoutError):
                     return False
-                return True
+                # null: "unknown", what a region rebuilding its presence answers at once.
+                return json.loads(reply.data).get("viewers") is not None
             await wait_until(answered, what=f"{region}'s presence answers",
                              timeout_s=c.config.limits.presence_ttl_s + 20)
     finally:

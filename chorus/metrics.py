@@ -21,7 +21,8 @@ dashboard and the alert rules in ops/ read them):
   its forward (so it includes the outbox's wait after a cut link);
 - ``chorus_presence_query_seconds{dest}``: one presence question to ``dest`` over the hub
   (an unanswered one is observed at its timeout and counted in
-  ``chorus_presence_unanswered_total``);
+  ``chorus_presence_unanswered_total``; one answered "unknown", while ``dest`` rebuilds its
+  presence, is counted in ``chorus_presence_unknown_total`` too);
 - ``chorus_history_page_seconds{source}``: one history page, from the log or the archive;
 - ``chorus_archive_write_seconds``: one batch written to the archive.
 """
@@ -200,6 +201,12 @@ class Metrics:
             "chorus_presence_unanswered", "Presence questions another region did not answer "
             "in time or answered malformed (counted as having viewers).", per_dest,
             registry=r)
+        # Its own series rather than a label of the one above: that one's series stay as
+        # they were, and an answer that came is not an unanswered question.
+        self._presence_unknown = Counter(
+            "chorus_presence_unknown", "Presence questions another region answered "
+            "\"unknown\": its presence index is away or being rebuilt (counted as having "
+            "viewers).", per_dest, registry=r)
         self._history = Histogram(
             "chorus_history_page_seconds", "One history page, by where it was read.",
             (*base, "source"), buckets=STEP_BUCKETS_S, registry=r)
@@ -371,18 +378,22 @@ class Metrics:
         for dest in dests:
             for family in (self._forwarded, self._skipped, self._forward_failures,
                            self._forward_latency, self._presence_latency,
-                           self._presence_unanswered):
+                           self._presence_unanswered, self._presence_unknown):
                 family.labels(*self._ids, dest)
 
     def outbox_depth(self, dest: str, depth: int | None) -> None:
         self._outbox_depth.labels(*self._ids, self._known(dest)).set(
             math.nan if depth is None else depth)
 
-    def presence_query(self, dest: str, seconds: float, *, answered: bool) -> None:
+    def presence_query(self, dest: str, seconds: float, *, answered: bool,
+                       unknown: bool = False) -> None:
+        """One question to ``dest``; ``unknown``: it answered that its counts are incomplete."""
         dest = self._known(dest)
         self._presence_latency.labels(*self._ids, dest).observe(seconds)
         if not answered:
             self._presence_unanswered.labels(*self._ids, dest).inc()
+        elif unknown:
+            self._presence_unknown.labels(*self._ids, dest).inc()
 
     # -- the local path ------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ message                subject (chorus/names.py)        JSON on the wire
 =====================  ==============================  ========================================
 `PresenceQuery`        ``presence_query(region)``       ``{"stream"}``
 `PresenceAnswer`       its reply                        ``{"region", "stream", "viewers"}``
+                                                        (``"viewers": null``: unknown)
 `PresenceChange`       ``PRESENCE_CHANGE``              ``{"region", "stream", "viewers"}``
 `PresenceBatchQuery`   ``presence_batch_query(region)`` ``{"streams": [stream]}``
 `PresenceBatchAnswer`  its reply                        ``{"region", "viewers": {stream: n}}``
+                                                        (``"viewers": null``: unknown)
 `RecentRequest`        ``recent_subject(region)``       ``{"stream", "since_ms"}``
 `RecentReply`          its reply                        ``{"region", "comments": [comment]}``
 `Heartbeat`            ``registry_subject(region)``     ``{"region", "gateway", "healthy",
@@ -119,6 +121,11 @@ def _count(kind: Kind, doc: dict[str, Any], key: str) -> int:
     return value
 
 
+def _count_or_unknown(kind: Kind, doc: dict[str, Any], key: str) -> int | None:
+    """A count that may be ``null`` (unknown); the key must still be there."""
+    return None if _field(kind, doc, key) is None else _count(kind, doc, key)
+
+
 def _bool(kind: Kind, doc: dict[str, Any], key: str) -> bool:
     value = _field(kind, doc, key)
     if not isinstance(value, bool):
@@ -153,11 +160,20 @@ class PresenceQuery:
 
 @dataclass(frozen=True)
 class PresenceAnswer:
-    """A region's viewer count of a stream, in reply to a `PresenceQuery`."""
+    """A region's viewer count of a stream, in reply to a `PresenceQuery`.
+
+    ``viewers`` None (``null`` on the wire): the region cannot vouch for a count, because its
+    presence index is away or being rebuilt after a loss (region/presence.py
+    `PresenceUnknown`: its counts may be too low); the asker counts it as having viewers at
+    once, instead of waiting out the question's timeout as it did when such a region stayed
+    silent. During a rolling upgrade an asker on older code refuses the ``null`` as
+    malformed (a counted rejection, ``kind="presence_answer"``) and fails open just as soon;
+    a responder on older code stays silent, and a newer asker times out and fails open as
+    before."""
 
     region: str
     stream: str
-    viewers: int
+    viewers: int | None
     kind: Literal["presence_answer"] = "presence_answer"
 
     def encode(self) -> bytes:
@@ -168,7 +184,7 @@ class PresenceAnswer:
         k: Kind = "presence_answer"
         doc = _object(k, data)
         return cls(region=_str(k, doc, "region"), stream=_stream(k, doc),
-                   viewers=_count(k, doc, "viewers"))
+                   viewers=_count_or_unknown(k, doc, "viewers"))
 
     def answers(self, region: str, query: PresenceQuery) -> bool:
         """Whether this is ``region``'s answer to ``query`` (anything else is no answer)."""
@@ -226,10 +242,15 @@ class PresenceBatchQuery:
 
 @dataclass(frozen=True)
 class PresenceBatchAnswer:
-    """A region's viewer count of each stream of a `PresenceBatchQuery`."""
+    """A region's viewer count of each stream of a `PresenceBatchQuery`.
+
+    ``viewers`` None (``"viewers": null`` on the wire): unknown for every stream asked, as
+    the region's whole presence index is away or being rebuilt (see `PresenceAnswer`; the
+    same holds across a rolling upgrade: an older asker refuses the ``null``, counted as
+    ``kind="presence_batch_answer"``, and fails open at once)."""
 
     region: str
-    viewers: dict[str, int]
+    viewers: dict[str, int] | None
     kind: Literal["presence_batch_answer"] = "presence_batch_answer"
 
     def encode(self) -> bytes:
@@ -240,8 +261,10 @@ class PresenceBatchAnswer:
         k: Kind = "presence_batch_answer"
         doc = _object(k, data)
         raw = _field(k, doc, "viewers")
+        if raw is None:
+            return cls(region=_str(k, doc, "region"), viewers=None)
         if not isinstance(raw, dict) or len(raw) > MAX_PRESENCE_STREAMS:
-            raise HubMessageError(k, f"'viewers' is not an object of at most "
+            raise HubMessageError(k, f"'viewers' is not null or an object of at most "
                                      f"{MAX_PRESENCE_STREAMS} counts")
         viewers = {}
         for stream in raw:
@@ -252,8 +275,9 @@ class PresenceBatchAnswer:
 
     def answers(self, region: str, query: PresenceBatchQuery) -> bool:
         """Whether this is ``region``'s answer to ``query``: every stream asked, and nothing
-        else (anything else is no answer)."""
-        return self.region == region and self.viewers.keys() == set(query.streams)
+        else, or unknown for all of them (anything else is no answer)."""
+        return self.region == region and (self.viewers is None
+                                          or self.viewers.keys() == set(query.streams))
 
 
 @dataclass(frozen=True)

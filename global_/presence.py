@@ -16,6 +16,11 @@ who joins there meanwhile is announced by that change (which drops the old answe
 what came before by the late-join bootstrap; only a change lost together with the answers can
 delay that region's live comments, by at most that window.
 
+A region whose presence index is away or being rebuilt after a loss (region/presence.py
+`PresenceUnknown`, for one presence TTL) answers "unknown" (hub.py: ``"viewers": null``) at
+once: it counts as having viewers without the wait for the timeout, and a recent "no
+viewers" of it never stands in for it, as it may have viewers it does not know of yet.
+
 `PresenceResponder` is this region's side: one gateway of the region (queue group
 ``presence``) answers each query from the region's presence index, and every gateway
 announces when its region's count of a stream goes 0 -> n or n -> 0.
@@ -66,13 +71,23 @@ log = logging.getLogger(__name__)
 MAX_REFRESHES = 1000      # answers renewed ahead of expiry at once; beyond, they just expire
 STALE_FACTOR = 5          # a last "no viewers" stands in for a missing answer this many TTLs
 LEGACY_RECHECK_S = 60.0   # a region without batched answers is asked per stream this long
+UNKNOWN_TTL_S = 1.0       # how long an "unknown" answer is kept (the class says why)
 CHANGE_FLUSH_TIMEOUT_S = 2  # nats-py takes whole seconds
 
 
 @dataclass(frozen=True)
 class Answer:
     region: str
-    viewers: int | None   # None: the region did not answer (counted as having viewers)
+    # None: the region did not answer, or answered that it does not know (``unknown``);
+    # either way it counts as having viewers.
+    viewers: int | None
+    # The region answered that its counts are incomplete (its presence index is away or being
+    # rebuilt), rather than not answering: never replaced by its last "no viewers".
+    unknown: bool = False
+
+    def __post_init__(self) -> None:
+        if self.unknown and self.viewers is not None:
+            raise ValueError("an unknown answer has no count")
 
     @property
     def has_viewers(self) -> bool:
@@ -89,7 +104,13 @@ class PresenceCache:
     a refresh asked just before a viewer's presence was written can come back "0" after the
     change cleared the old answer, and stored as fresh it would stand in for the new viewer's
     region for a whole cache lifetime (and as `last_known` past it), skipping its forwards.
-    `put` with ``asked_at`` (the clock when the question went out) refuses such an answer."""
+    `put` with ``asked_at`` (the clock when the question went out) refuses such an answer.
+
+    An "unknown" answer (`Answer.unknown`) is kept too, for ``unknown_ttl_s`` only: kept, so
+    that a busy outbox does not ask a rebuilding region again for every batch, and so that it
+    replaces that region's older "no viewers", which must no longer stand in for it
+    (`last_known`); briefly, so that a region whose presence is back is believed soon (a
+    rebuild takes one presence TTL, 10 s; meanwhile every comment is forwarded to it)."""
 
     ttl_s: float
     clock: Callable[[], float] = time.monotonic
@@ -99,6 +120,11 @@ class PresenceCache:
     stale_s: float | None = None
     # When each (stream, region) last changed; kept as long as an answer could be in flight.
     _changed: dict[tuple[str, str], float] = field(default_factory=dict)
+    unknown_ttl_s: float = UNKNOWN_TTL_S
+
+    def ttl_of(self, answer: Answer) -> float:
+        """How long ``answer`` is valid."""
+        return min(self.unknown_ttl_s, self.ttl_s) if answer.unknown else self.ttl_s
 
     def get(self, stream: str, region: str) -> Answer | None:
         hit = self.get_aged(stream, region)
@@ -111,7 +137,7 @@ class PresenceCache:
             return None
         at, answer = hit
         age = self.clock() - at
-        if age > self.ttl_s:
+        if age > self.ttl_of(answer):
             if age > self._keep_s:
                 del self._entries[(stream, region)]
             return None
@@ -130,7 +156,7 @@ class PresenceCache:
         return self.ttl_s if self.stale_s is None else max(self.ttl_s, self.stale_s)
 
     def put(self, stream: str, answer: Answer, asked_at: float | None = None) -> None:
-        if answer.viewers is None:
+        if answer.viewers is None and not answer.unknown:
             return  # an unanswered question is asked again next time
         if asked_at is not None:
             changed = self._changed.get((stream, answer.region))
@@ -205,7 +231,7 @@ class PresenceDirectory:
             # Refresh ahead: past half its life an answer is renewed in the background, so a
             # busy stream's forwards never wait a round trip for a fresh one.
             key = (stream, region)
-            if age > self.cache.ttl_s / 2 and key not in self._refreshing:
+            if age > self.cache.ttl_of(answer) / 2 and key not in self._refreshing:
                 if self._refreshes.spawn(self._refresh(stream, region),
                                          name=f"presence refresh {region}"):
                     self._refreshing.add(key)
@@ -242,7 +268,8 @@ class PresenceDirectory:
             hit = self.cache.get_aged(stream, region)
             if hit is not None:
                 out[stream] = hit[0]
-                if hit[1] > self.cache.ttl_s / 2 and (stream, region) not in self._refreshing:
+                if (hit[1] > self.cache.ttl_of(hit[0]) / 2
+                        and (stream, region) not in self._refreshing):
                     renew.append(stream)
             elif (asking := self._asking.get((stream, region))) is not None:
                 waiting[stream] = asking
@@ -295,8 +322,8 @@ class PresenceDirectory:
             self._refreshing.difference_update((s, region) for s in streams)
 
     async def _ask_many(self, streams: list[str], region: str) -> dict[str, Answer]:
-        """Asks, caches what was answered, and stands a recent "no viewers" in for what was
-        not (the module says why)."""
+        """Asks, caches what was answered (an "unknown" too), and stands a recent "no
+        viewers" in for what was not (the module says why)."""
         asked = [s for s in streams if STREAM_ID.fullmatch(s)]
         asked_at = self.cache.clock()
         answers = {s: Answer(region=region, viewers=None) for s in streams}
@@ -304,7 +331,7 @@ class PresenceDirectory:
             answers.update(await self._ask_batch(asked[start:start + MAX_PRESENCE_STREAMS],
                                                  region))
         for stream, answer in answers.items():
-            if answer.viewers is not None:
+            if answer.viewers is not None or answer.unknown:
                 self.cache.put(stream, answer, asked_at)
             elif (last := self.cache.last_known(stream, region)) is not None \
                     and not last.has_viewers:
@@ -342,7 +369,10 @@ class PresenceDirectory:
             self.rejections(err, subject)
             self.metrics.presence_query(region, time.perf_counter() - began, answered=False)
             return unanswered
-        self.metrics.presence_query(region, time.perf_counter() - began, answered=True)
+        self.metrics.presence_query(region, time.perf_counter() - began, answered=True,
+                                    unknown=answer.viewers is None)
+        if answer.viewers is None:
+            return {s: Answer(region=region, viewers=None, unknown=True) for s in streams}
         return {s: Answer(region=region, viewers=answer.viewers[s]) for s in streams}
 
     async def _ask_each(self, streams: list[str], region: str) -> dict[str, Answer]:
@@ -361,7 +391,8 @@ class PresenceDirectory:
         began = time.perf_counter()
         answer = await self._request(stream, region)
         self.metrics.presence_query(region, time.perf_counter() - began,
-                                    answered=answer.viewers is not None)
+                                    answered=answer.viewers is not None or answer.unknown,
+                                    unknown=answer.unknown)
         return answer
 
     async def _request(self, stream: str, region: str) -> Answer:
@@ -379,7 +410,7 @@ class PresenceDirectory:
         except HubMessageError as err:
             self.rejections(err, subject)
             return Answer(region=region, viewers=None)
-        return Answer(region=region, viewers=answer.viewers)
+        return Answer(region=region, viewers=answer.viewers, unknown=answer.viewers is None)
 
 
 class PresenceResponder:
@@ -420,9 +451,9 @@ class PresenceResponder:
             self.rejections(err, msg.subject)
             return
         try:
-            viewers = await self.presence.counts(query.streams)
+            viewers: dict[str, int] | None = await self.presence.counts(query.streams)
         except PresenceUnavailable:
-            return  # no answer: the asker counts us as having viewers (as in `_answer`)
+            viewers = None  # "unknown" for every stream asked (as in `_answer`)
         answer = PresenceBatchAnswer(region=self.region, viewers=viewers)
         with contextlib.suppress(*driver_errors("nats")):
             await msg.respond(answer.encode())
@@ -434,11 +465,12 @@ class PresenceResponder:
             self.rejections(err, msg.subject)
             return
         try:
-            viewers = await self.presence.count(query.stream)
+            viewers: int | None = await self.presence.count(query.stream)
         except PresenceUnavailable:
-            # No answer (Redis is away, or rebuilding after a loss: PresenceUnknown): the
-            # asker counts us as having viewers, as it must while our counts may be too low.
-            return
+            # Redis is away, or rebuilding after a loss (PresenceUnknown): our counts may be
+            # too low. "Unknown", said at once: the asker counts us as having viewers, as it
+            # must, without waiting out its timeout (silence cost every forward to us that).
+            viewers = None
         answer = PresenceAnswer(region=self.region, stream=query.stream, viewers=viewers)
         with contextlib.suppress(*driver_errors("nats")):
             # No reply subject, or the connection went: the asker times out and fails open.

@@ -67,7 +67,8 @@ async def _presence_visible(cluster: LocalCluster, stream: str,
                                              json.dumps({"stream": stream}).encode(), timeout=1)
                 except (nats.errors.Error, TimeoutError):
                     return False
-                if json.loads(reply.data)["viewers"] < 1:
+                viewers = json.loads(reply.data)["viewers"]
+                if viewers is None or viewers < 1:   # None: unknown, presence rebuilding
                     return False
             return True
         await wait_until(everyone_counted, what=f"presence of {stream} in {regions}",
@@ -78,15 +79,18 @@ async def _presence_visible(cluster: LocalCluster, stream: str,
 
 async def _presence_known(cluster: LocalCluster, stream: str,
                           regions: tuple[str, ...]) -> None:
-    """Waits until each of ``regions`` answers presence questions about ``stream``."""
+    """Waits until each of ``regions`` answers presence questions about ``stream`` with a
+    count (not "unknown", what a region rebuilding its presence answers)."""
     nc = await nats.connect(f"nats://{cluster.config.hub.host}:{cluster.config.hub.client_port}")
     try:
         async def answered() -> bool:
             for region in regions:
                 try:
-                    await nc.request(f"chorus.presence.q.{region}",
-                                     json.dumps({"stream": stream}).encode(), timeout=1)
+                    reply = await nc.request(f"chorus.presence.q.{region}",
+                                             json.dumps({"stream": stream}).encode(), timeout=1)
                 except (nats.errors.Error, TimeoutError):
+                    return False
+                if json.loads(reply.data)["viewers"] is None:  # unknown: still rebuilding
                     return False
             return True
         await wait_until(answered, what=f"presence known in {regions}",

@@ -1,7 +1,8 @@
 """A region answers a batched presence question from its presence index in Redis, and still
 answers the per-stream question that regions on older code ask; and the asking side
 (global_/presence.py `PresenceDirectory`) shares its questions, falls back for older code and
-stands a recent "no viewers" in for a late answer, against regions scripted on the real hub."""
+stands a recent "no viewers" in for a late answer (never for a region that said its counts
+are unknown), against regions scripted on the real hub."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ class ScriptedRegion:
     """A region on the real hub that answers presence questions with ``viewers``, as
     global_/presence.py's responder would: batched ones (unless ``batched`` is False: older
     code, with no responder for them, so NATS says there is none) and one stream at a time.
-    ``silent``: it hears the questions and answers none in time. Counts the questions."""
+    ``silent``: it hears the questions and answers none in time; ``unknown``: it answers that
+    its counts are incomplete (its presence is rebuilding). Counts the questions."""
 
     def __init__(self, nc: Nats, name: str, viewers: dict[str, int], *,
                  batched: bool = True) -> None:
@@ -72,6 +74,7 @@ class ScriptedRegion:
         self.viewers = viewers
         self.batched = batched
         self.silent = False
+        self.unknown = False
         self.batches: list[tuple[str, ...]] = []
         self.singles = 0
         self._subs: list[Subscription] = []
@@ -92,7 +95,7 @@ class ScriptedRegion:
         query = PresenceBatchQuery.decode(msg.data)
         self.batches.append(query.streams)
         if not self.silent:
-            answer = PresenceBatchAnswer(region=self.name, viewers={
+            answer = PresenceBatchAnswer(region=self.name, viewers=None if self.unknown else {
                 s: self.viewers.get(s, 0) for s in query.streams})
             await msg.respond(answer.encode())
 
@@ -100,8 +103,9 @@ class ScriptedRegion:
         query = PresenceQuery.decode(msg.data)
         self.singles += 1
         if not self.silent:
+            viewers = None if self.unknown else self.viewers.get(query.stream, 0)
             await msg.respond(PresenceAnswer(region=self.name, stream=query.stream,
-                                             viewers=self.viewers.get(query.stream, 0)).encode())
+                                             viewers=viewers).encode())
 
 
 @pytest_asyncio.fixture
@@ -113,8 +117,9 @@ async def hub(cluster: LocalCluster) -> AsyncIterator[Nats]:
         await nc.close()
 
 
-def directory(nc: Nats, region: str, timeout_ms: int = 2000) -> PresenceDirectory:
-    metrics = Metrics("us-east", "0")
+def directory(nc: Nats, region: str, timeout_ms: int = 2000,
+              metrics: Metrics | None = None) -> PresenceDirectory:
+    metrics = metrics or Metrics("us-east", "0")
     return PresenceDirectory(nc, regions=(region,), cache_ms=2000, timeout_ms=timeout_ms,
                              metrics=metrics, rejections=Rejections(metrics))
 
@@ -174,3 +179,47 @@ async def test_a_late_answer_leaves_a_recent_no_viewers_standing_but_fails_open_
         assert answers[watched].has_viewers and answers[new].has_viewers
         d.cache.invalidate(quiet, unique)                   # a viewer joined there
         assert (await d.viewers_of([quiet], unique))[quiet].viewers is None
+
+
+async def test_an_unknown_answer_fails_open_at_once_and_no_old_no_viewers_stands_in(
+        hub: Nats, unique: str) -> None:
+    quiet, other = f"{unique}-quiet", f"{unique}-other"
+    async with ScriptedRegion(hub, unique, {}) as region:
+        metrics = Metrics("us-east", "0")
+        metrics.declare_regions((unique,))
+        metrics.declare_destinations((unique,))
+        # Had the region stayed silent, each question would end only at this timeout, and
+        # unanswered: the answers below say it came, and said "unknown".
+        d = directory(hub, unique, timeout_ms=60_000, metrics=metrics)
+        now = [0.0]
+        d.cache.clock = lambda: now[0]
+        assert await d.viewers_of([quiet], unique) == {quiet: Answer(unique, 0)}
+        now[0] = 3.0            # expired (2 s): asked again
+        region.unknown = True   # its Redis lost presence: rebuilding
+        answers = await d.viewers_of([quiet, other], unique)
+        assert all(a.unknown and a.viewers is None and a.has_viewers
+                   for a in answers.values())   # the old "0" does not stand in
+        assert (await d.viewers(other, unique)).unknown   # the per-stream question too
+        assert region.batches[-1] == (quiet, other) and region.singles == 0  # cached
+        assert unknown_total(metrics, unique) == 1
+        assert unanswered_total(metrics, unique) == 0
+        # Then the region falls silent, past the unknown's short life: what stands in is
+        # "viewers", not the "0" it said before it lost its presence.
+        now[0] = 4.5
+        region.silent = True
+        d.timeout_s = 0.3
+        assert (await d.viewers_of([quiet], unique))[quiet].has_viewers
+        # Its presence rebuilt, it is believed as soon as the unknown has expired.
+        now[0] = 6.0
+        region.silent = region.unknown = False
+        assert await d.viewers_of([quiet], unique) == {quiet: Answer(unique, 0)}
+
+
+def unknown_total(metrics: Metrics, dest: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "chorus_presence_unknown_total", {"region": "us-east", "gateway": "0", "dest": dest})
+
+
+def unanswered_total(metrics: Metrics, dest: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "chorus_presence_unanswered_total", {"region": "us-east", "gateway": "0", "dest": dest})

@@ -37,6 +37,9 @@ MESSAGES: list[tuple[HubMessage, dict[str, Any]]] = [
     (PresenceQuery("s1"), {"stream": "s1"}),
     (PresenceAnswer("eu-west", "s1", 3), {"region": "eu-west", "stream": "s1", "viewers": 3}),
     (PresenceAnswer("eu-west", "s1", 0), {"region": "eu-west", "stream": "s1", "viewers": 0}),
+    # "Unknown": the region's presence is away or being rebuilt.
+    (PresenceAnswer("eu-west", "s1", None),
+     {"region": "eu-west", "stream": "s1", "viewers": None}),
     (PresenceChange("ap-south", "s-2", 1),
      {"region": "ap-south", "stream": "s-2", "viewers": 1}),
     (RecentRequest("s1", 1_700_000_000_000), {"stream": "s1", "since_ms": 1_700_000_000_000}),
@@ -82,6 +85,11 @@ MALFORMED: list[tuple[Kind, bytes]] = [
     ("presence_answer", b'{"region": "eu-west", "stream": "s", "viewers": 1.5}'),
     ("presence_answer", b'{"regions": "eu-west", "stream": "s", "viewers": 0}'),
     ("presence_answer", HUGE),
+    ("presence_answer", b'{"region": null, "stream": "s", "viewers": null}'),
+    ("presence_answer", b'{"region": "eu-west", "viewers": null}'),
+    ("presence_answer", b'{"region": "eu-west", "stream": "s", "viewers": [null]}'),
+    ("presence_answer", b'{"region": "eu-west", "stream": "s", "viewers": {}}'),
+    ("presence_change", b'{"region": "eu-west", "stream": "s", "viewers": null}'),  # only answers
     ("presence_change", b'{"region": null, "stream": "s", "viewers": 0}'),
     ("presence_change", b'{"region": "eu-west", "viewers": 0}'),
     ("recent_request", b'{"stream": "s"}'),
@@ -111,6 +119,8 @@ def test_an_answer_must_answer_the_question_asked() -> None:
     assert PresenceAnswer("eu-west", "s1", 2).answers("eu-west", query)
     assert not PresenceAnswer("ap-south", "s1", 2).answers("eu-west", query)
     assert not PresenceAnswer("eu-west", "s2", 2).answers("eu-west", query)
+    assert PresenceAnswer("eu-west", "s1", None).answers("eu-west", query)
+    assert not PresenceAnswer("eu-west", "s2", None).answers("eu-west", query)
 
 
 def test_a_recent_reply_holds_only_the_answering_regions_comments_of_the_stream() -> None:

@@ -69,6 +69,7 @@ def test_every_series_exists_from_the_start() -> None:
             ("chorus_delivery_seconds_count", {"origin": "ap-south"}),
             ("chorus_forward_seconds_count", {"dest": "eu-west"}),
             ("chorus_presence_query_seconds_count", {"dest": "ap-south"}),
+            ("chorus_presence_unknown_total", {"dest": "ap-south"}),
             ("chorus_history_page_seconds_count", {"source": "archive"}),
             ("chorus_archive_write_seconds_count", {}),
             ("chorus_connections_opened_total", {"transport": "sse"})):
@@ -108,6 +109,10 @@ def test_presence_questions_count_the_unanswered() -> None:
     m.presence_query("eu-west", 0.5, answered=False)
     assert sample(m, "chorus_presence_query_seconds_count", dest="eu-west") == 2
     assert sample(m, "chorus_presence_unanswered_total", dest="eu-west") == 1
+    m.presence_query("eu-west", 0.004, answered=True, unknown=True)  # rebuilding there
+    assert sample(m, "chorus_presence_query_seconds_count", dest="eu-west") == 3
+    assert sample(m, "chorus_presence_unanswered_total", dest="eu-west") == 1
+    assert sample(m, "chorus_presence_unknown_total", dest="eu-west") == 1
 
 
 def test_errors_are_counted_by_code() -> None:
