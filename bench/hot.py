@@ -19,7 +19,10 @@ sampled one where the region stops keeping up (stored below 90% of the rate, or 
 **ingest**: the sampled tier (per-stream bucket of the hot tiers, no limit reached), one
 viewer per region, ``--concurrency`` posters in a closed loop on one stream for ``--step``
 seconds, through one of us-east's gateways and then through both, in ``--rounds`` turns:
-comments stored a second, and the CPU it took per process.
+comments stored a second, and the CPU it took per process. With ``--client go`` the posts are
+the Go load client's (bench/goload, built by bench/goload/build.sh; one process through one
+gateway, another through both, into the stream it calls "s0"), so that the client's own share
+of the two cores is smaller and steadier than this process's.
 
 **follow**: what following a sampled stream costs a gateway per comment (a lone
 nats-server, the fanout's own decoding and the sampler, without the cluster).
@@ -64,13 +67,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from goload.figures import ingest_figures
+from goload.process import GoLoad
 from rawclient import (
+    GO_CLIENT,
     UNLIMITED,
     UNLIMITED_TIERS,
     CpuMeter,
     HttpConnection,
     WsClient,
     bench_config,
+    client_cpu,
     cluster,
     cpu_seconds,
     live_path,
@@ -227,6 +234,44 @@ class Posting:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
+class GoPosting:
+    """`Posting`'s closed loop by the Go load client: one process posting to the stream it
+    calls "s0" (``streams`` 1) through ``urls``."""
+
+    STREAM = "s0"
+
+    def __init__(self, c: LocalCluster, urls: tuple[str, ...], conns: int) -> None:
+        self.urls = urls
+        self.n_conns = conns
+        self.tokens = [issue_token(c.config.auth, f"poster{i}") for i in range(2000)]
+        self.stored = 0
+        self.errors: dict[str, int] = {}
+        self.go: GoLoad | None = None
+
+    async def open(self) -> None:
+        self.go = await GoLoad.start()
+        await self.go.call("ingest_setup", urls=list(self.urls), tokens=self.tokens,
+                           streams=1, text="comment ")
+        await self.go.call("http_connect", n=self.n_conns)
+
+    @property
+    def pid(self) -> int:
+        assert self.go is not None
+        return self.go.pid
+
+    async def closed_loop(self, seconds: float) -> None:
+        assert self.go is not None
+        figures = ingest_figures(await self.go.call(
+            "ingest_run", transport="http", mode="closed", seconds=seconds, rate=0))
+        self.stored += figures.stored
+        for key, n in figures.errors.items():
+            self.errors[key] = self.errors.get(key, 0) + n
+
+    async def aclose(self) -> None:
+        if self.go is not None:
+            await self.go.close()
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -236,7 +281,7 @@ def cores_by_region(c: LocalCluster, used: dict[str, float], seconds: float
     for region in REGIONS:
         names = region_pids(c, region)
         out[region] = round(sum(used.get(n, 0.0) for n in names) / seconds, 2)
-    out["load client"] = round(used.get("load client", 0.0) / seconds, 2)
+    out["load client"] = round(client_cpu(used) / seconds, 2)
     return out
 
 
@@ -364,22 +409,35 @@ async def ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
     (`--rounds`): on a machine others share too, alternating short phases compares the two
     under the same load, where two clusters measured minutes apart would not."""
     config = tiered(SAMPLED_TIERS)
-    stream = f"ingest{int(time.time())}"
+    go = args.client == "go"
+    stream = GoPosting.STREAM if go else f"ingest{int(time.time())}"
     rows: list[dict[str, Any]] = []
     async with cluster(config) as c:
         cfg = c.config
         urls = cfg.region(ORIGIN).gateway_urls
         probes = [await open_viewer(Probe(), cfg.region(r).gateway_urls[0], stream,
                                     issue_token(cfg.auth, f"probe-{r}")) for r in REGIONS]
-        one = Posting(c, stream, urls[:1], args.concurrency)
-        both = Posting(c, stream, urls, args.concurrency)
+        heating = Posting(c, stream, urls, args.concurrency)
+        await heating.open()
+        one: Posting | GoPosting
+        both: Posting | GoPosting
+        if go:
+            one = GoPosting(c, urls[:1], args.concurrency)
+            both = GoPosting(c, urls, args.concurrency)
+        else:
+            one = Posting(c, stream, urls[:1], args.concurrency)
+            both = Posting(c, stream, urls, args.concurrency)
         await one.open()
         await both.open()
-        await heat(both, probes)
+        await heat(heating, probes)
+        heating.close()
         await both.closed_loop(2.0)  # warm-up
         pids = {name: child.pid for name, child in c.children.items()}
         for turn in range(args.rounds):
             for label, posting in (("1 gateway", one), ("2 gateways", both)):
+                if isinstance(posting, GoPosting):
+                    # The Go client is the load client; this process only waits.
+                    pids = {**pids, GO_CLIENT: posting.pid}
                 meter = CpuMeter(pids)
                 stored_before = posting.stored
                 load = load_average()
@@ -412,7 +470,10 @@ async def ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print("      " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(
                     by_process.items(), key=lambda kv: -kv[1])))
         for posting in (one, both):
-            posting.close()
+            if isinstance(posting, GoPosting):
+                await posting.aclose()
+            else:
+                posting.close()
         for p in probes:
             if p.ws is not None:
                 p.ws.close()
@@ -845,6 +906,9 @@ if __name__ == "__main__":
     parser.add_argument("--step", type=float, default=6.0, help="seconds per step")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="ingest: turns of 1 and 2")
+    parser.add_argument("--client", choices=("python", "go"), default="python",
+                        help="ingest: the load client (go: bench/goload, build it first with "
+                             "bench/goload/build.sh)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--stage-rates", default="100,1000", help="stage: comments a second")
     parser.add_argument("--stage-authors", type=int, default=STAGE_USERS,
