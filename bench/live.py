@@ -272,9 +272,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     async with LocalCluster(config, find_binaries()) as cluster, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64)) as http:
-        # A fresh region answers no presence question for one presence TTL (its counts may be
-        # incomplete: region/presence_redis.py), and each forward meanwhile waits out the
-        # question's timeout before it goes, fail-open: a start-up effect, not the path's.
+        # A fresh region answers "unknown" to presence questions for one presence TTL (its
+        # counts may be incomplete: region/presence_redis.py), and every comment is forwarded
+        # to it meanwhile, fail-open: a start-up effect, not the path's.
         await presence_answered(cluster)
         rate, seconds = (20, 5) if quick else (50, 20)
         print(f"\npost -> display latency, {rate} posts/s for {seconds} s, links as regions.yaml "
