@@ -20,14 +20,14 @@ The load is the Go client's ``jsappend`` (bench/goload/jsappend.go, built by
 bench/goload/build.sh): ``--connections`` raw NATS connections, each pipelining appends
 with a window of ``--window`` outstanding acks, a fresh ``Nats-Msg-Id`` and a comment's JSON
 each, round-robin over the layout's subjects; one more connection reads the RePublish, as a
-gateway does (``--no-reader``: none). While it runs, Go's profiler samples the server's CPU
-(``--no-profile``: not): the share spent in the streams' own goroutines (`STREAM_LOOP`), the
-step each stream takes one message at a time, tells what one stream appends a second at most
-with a core to itself, whatever else loads the machine. Every layout gets fresh streams, and
-the layouts alternate round after round: the machine is shared, so compare within a round,
-with the load average beside each figure. The client shares the machine's cores: its CPU is
-shown too, and when it nears a core it, not the server, may be the limit (give more
-connections or a bigger window).
+gateway does, and a run ends when it has heard every append (``--no-reader``: none). While
+it runs, Go's profiler samples the server's CPU (``--no-profile``: not): the share spent in
+the streams' own goroutines (`STREAM_LOOP`), the step each stream takes one message at a
+time, tells what one stream appends a second at most with a core to itself, whatever else
+loads the machine. Every layout gets fresh streams, and the layouts alternate round after
+round: the machine is shared, so compare within a round, with the load average beside each
+figure. The client shares the machine's cores: its CPU is shown too, and when it nears a
+core it, not the server, may be the limit (give more connections or a bigger window).
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ LAYOUTS = {layout.key: layout for layout in (
 @dataclasses.dataclass(frozen=True)
 class Appends:
     """A ``jsappend`` answer: appends acked, the time from the first send to the last ack
-    (s), failures by what went wrong, ack latency (ms), and what the RePublish reader heard."""
+    (s), failures by what went wrong, ack latency (ms), what the RePublish reader heard and
+    how long after the last ack it had heard every append (s)."""
 
     appended: int
     seconds: float
@@ -125,6 +126,7 @@ class Appends:
     p99_ms: float
     max_ms: float
     live: int
+    live_lag_s: float
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> Appends:
@@ -143,7 +145,8 @@ class Appends:
             raise GoLoadError(f"jsappend: 'errors' is {errors!r}, not counts by failure")
         return cls(appended=number("appended", int), seconds=number("seconds"),
                    errors=dict(errors), p50_ms=number("p50_ms"), p99_ms=number("p99_ms"),
-                   max_ms=number("max_ms"), live=number("live", int))
+                   max_ms=number("max_ms"), live=number("live", int),
+                   live_lag_s=number("live_lag_s"))
 
 
 async def server_version() -> str:
@@ -356,7 +359,7 @@ def figures_row(layout: Layout, rnd: int, f: Appends, wall: float, stored: int,
         "loop_ceiling_per_s": round(1e6 / loop_us) if loop_us > 0 else None,
         "client_cores": round(used[GO_CLIENT] / wall, 2),
         "python_cores": round(used[PYTHON_CLIENT] / wall, 2),
-        "live_heard": f.live, "load": load_average(),
+        "live_heard": f.live, "live_lag_s": round(f.live_lag_s, 2), "load": load_average(),
     }
 
 
@@ -369,7 +372,8 @@ def show(row: dict[str, Any]) -> None:
           f"{row['server_cores']} cores, {row['server_us_per_append']} us/append, stream "
           f"loops {row['loop_share']:.0%} of it ({row['loop_us_per_append']} us/append, "
           f"{row['loop_cores']} cores); client "
-          f"{row['client_cores']} cores; reader heard {row['live_heard']:,}; "
+          f"{row['client_cores']} cores; reader heard {row['live_heard']:,} "
+          f"(lag {row['live_lag_s']} s); "
           f"load {row['load']}{errors}{lost}", flush=True)
 
 
