@@ -42,7 +42,10 @@ type jsAppendResult struct {
 	Seconds  float64        `json:"seconds"` // from the first send to the last ack
 	Errors   map[string]int `json:"errors"`
 	Live     int            `json:"live"` // messages the RePublish reader heard (0: none)
-	Summary                 // ack latency of the appends
+	// how long after the last ack the reader had heard every append (its lag behind the
+	// acks, at most jsDrainTimeout)
+	LiveLagS float64 `json:"live_lag_s"`
+	Summary          // ack latency of the appends
 }
 
 // jsConn is one publishing connection: its writer fills the window, its reader frees it.
@@ -127,7 +130,14 @@ func runJSAppend(cmd command) (any, error) {
 	r.Seconds = float64(last-began) / 1e9
 	r.Summary = summarize(lat)
 	if live != nil {
+		// The RePublish of every append is the server's work too: the run ends when the
+		// reader has heard them all.
+		caught := live.await(int64(r.Appended), nowNs()+int64(jsDrainTimeout))
+		r.LiveLagS = float64(max(0, caught-last)) / 1e9
 		r.Live = live.stop()
+		if live.lost.Load() {
+			r.Errors["reader lost"]++
+		}
 	}
 	return r, nil
 }
@@ -317,16 +327,18 @@ func (c *jsConn) close() {
 type liveReader struct {
 	conn  net.Conn
 	r     *bufio.Reader
+	w     *bufio.Writer // the PONGs
 	heard atomic.Int64
 	gone  chan struct{}
+	lost  atomic.Bool // the connection ended before stop
 }
 
 func readLive(addr, subject string) (*liveReader, error) {
-	conn, r, _, err := natsHello(addr, subject)
+	conn, r, w, err := natsHello(addr, subject)
 	if err != nil {
 		return nil, err
 	}
-	l := &liveReader{conn: conn, r: r, gone: make(chan struct{})}
+	l := &liveReader{conn: conn, r: r, w: w, gone: make(chan struct{})}
 	go l.read()
 	return l, nil
 }
@@ -336,20 +348,41 @@ func (l *liveReader) read() {
 	for {
 		line, err := l.r.ReadSlice('\n')
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				l.lost.Store(true)
+			}
 			return
 		}
-		if bytes.HasPrefix(line, []byte("MSG ")) || bytes.HasPrefix(line, []byte("HMSG ")) {
+		switch {
+		case bytes.HasPrefix(line, []byte("MSG ")), bytes.HasPrefix(line, []byte("HMSG ")):
 			m, err := parseMsgLine(line)
 			if err != nil {
+				l.lost.Store(true)
 				return
 			}
 			if _, err := l.r.Discard(m.total + 2); err != nil {
 				return
 			}
 			l.heard.Add(1)
+		case bytes.HasPrefix(line, []byte("PING")):
+			// A region's server pings every 2 s and drops a connection that misses 3.
+			_, _ = l.w.WriteString("PONG\r\n")
+			_ = l.w.Flush()
 		}
-		// The server's PING every few minutes goes unanswered: a run is shorter.
 	}
+}
+
+// await waits until the reader heard n messages, it stopped, or the clock passed deadline
+// (ns); it returns the time it stopped waiting.
+func (l *liveReader) await(n, deadline int64) int64 {
+	for l.heard.Load() < n && nowNs() < deadline {
+		select {
+		case <-l.gone:
+			return nowNs()
+		case <-time.After(time.Millisecond): // polling the count; bounded by deadline
+		}
+	}
+	return nowNs()
 }
 
 // stop closes the reader and returns how many messages it heard.
