@@ -20,14 +20,16 @@ The load is the Go client's ``jsappend`` (bench/goload/jsappend.go, built by
 bench/goload/build.sh): ``--connections`` raw NATS connections, each pipelining appends
 with a window of ``--window`` outstanding acks, a fresh ``Nats-Msg-Id`` and a comment's JSON
 each, round-robin over the layout's subjects; one more connection reads the RePublish, as a
-gateway does, and a run ends when it has heard every append (``--no-reader``: none). While
-it runs, Go's profiler samples the server's CPU (``--no-profile``: not): the share spent in
-the streams' own goroutines (`STREAM_LOOP`), the step each stream takes one message at a
-time, tells what one stream appends a second at most with a core to itself, whatever else
-loads the machine. Every layout gets fresh streams, and the layouts alternate round after
-round: the machine is shared, so compare within a round, with the load average beside each
-figure. The client shares the machine's cores: its CPU is shown too, and when it nears a
-core it, not the server, may be the limit (give more connections or a bigger window).
+gateway does, and a run ends when it has heard every append (``--readers 0,1,8``: each
+layout runs with that many readers in turn, as several gateways read the live subjects;
+``--no-reader``: none). While it runs, Go's profiler samples the server's CPU
+(``--no-profile``: not): the share spent in the streams' own goroutines (`STREAM_LOOP`), the
+step each stream takes one message at a time, tells what one stream appends a second at most
+with a core to itself, whatever else loads the machine. Every layout gets fresh streams,
+and the layouts alternate round after round: the machine is shared, so compare within a
+round, with the load average beside each figure. The client shares the machine's cores: its
+CPU is shown too, and when it nears a core it, not the server, may be the limit (give more
+connections or a bigger window).
 """
 
 from __future__ import annotations
@@ -116,8 +118,8 @@ LAYOUTS = {layout.key: layout for layout in (
 @dataclasses.dataclass(frozen=True)
 class Appends:
     """A ``jsappend`` answer: appends acked, the time from the first send to the last ack
-    (s), failures by what went wrong, ack latency (ms), what the RePublish reader heard and
-    how long after the last ack it had heard every append (s)."""
+    (s), failures by what went wrong, ack latency (ms), what the RePublish readers heard
+    together and how long after the last ack they had heard every append (s)."""
 
     appended: int
     seconds: float
@@ -289,12 +291,13 @@ async def profile(server: Server, seconds: int, store: Path) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     layouts = [LAYOUTS[k] for k in args.layouts.split(",")]
+    readers = [int(n) for n in args.readers.split(",")] if args.reader else [0]
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     version = await server_version()
     print(f"{version}; load average before: {load_average()}")
     print(f"{args.connections} connections x window {args.window}, {args.seconds:.0f} s a run, "
-          f"RePublish reader {'on' if args.reader else 'off'}\n")
+          f"RePublish readers {', '.join(map(str, readers))}\n")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="jsappend-") as tmp:
         async with lone_server(Path(tmp)) as server, await GoLoad.start() as go:
@@ -302,7 +305,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             streams = Streams(nc)
             meter = CpuMeter({SERVER: server.pid, GO_CLIENT: go.pid})
 
-            async def append(layout: Layout, seconds: float
+            async def append(layout: Layout, seconds: float, readers: int
                              ) -> tuple[Appends, float, int, float]:
                 names = await streams.make(layout)
                 # The profile spans the run's whole seconds after its first (connecting).
@@ -314,37 +317,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 figures = Appends.of(await go.call(
                     "jsappend", url=server.url, subjects=layout.publish_subjects(),
                     connections=args.connections, window=args.window, seconds=seconds,
-                    text=TEXT, live=live_subjects(REGION) if args.reader else ""))
+                    text=TEXT, live=live_subjects(REGION) if readers else "",
+                    readers=readers))
                 wall = time.monotonic() - began
                 meter.stop()
                 share = await profiled if profiled is not None else math.nan
                 return figures, wall, await streams.stored(names), share
 
             if args.warmup > 0:
-                await append(layouts[0], args.warmup)
+                await append(layouts[0], args.warmup, readers[0])
             for rnd in range(1, args.rounds + 1):
                 for layout in layouts:
-                    figures, wall, stored, share = await append(layout, args.seconds)
-                    row = figures_row(layout, rnd, figures, wall, stored, meter.used, share)
-                    rows.append(row)
-                    show(row)
+                    for n in readers:
+                        figures, wall, stored, share = await append(layout, args.seconds, n)
+                        row = figures_row(layout, n, rnd, figures, wall, stored, meter.used,
+                                          share)
+                        rows.append(row)
+                        show(row)
             await streams.clear()
             await nc.close()
     print()
     table(rows)
     print(f"\nload average after: {load_average()}")
     return {"machine": machine(), "nats_server": version, "connections": args.connections,
-            "window": args.window, "seconds": args.seconds, "reader": args.reader,
+            "window": args.window, "seconds": args.seconds, "readers": readers,
             "rows": rows}
 
 
-def figures_row(layout: Layout, rnd: int, f: Appends, wall: float, stored: int,
-                used: Mapping[str, float], share: float) -> dict[str, Any]:
+def figures_row(layout: Layout, readers: int, rnd: int, f: Appends, wall: float,
+                stored: int, used: Mapping[str, float], share: float) -> dict[str, Any]:
     server = used[SERVER]
     per_append = server / f.appended * 1e6 if f.appended else math.nan
     loop_us = share * per_append
     return {
-        "layout": layout.key, "what": layout.what, "round": rnd,
+        "layout": layout.key, "what": layout.what, "readers": readers, "round": rnd,
         "appended": f.appended, "stored": stored, "errors": dict(f.errors),
         "appends_per_s": round(f.appended / f.seconds) if f.seconds > 0 else 0,
         "ack_p50_ms": round(f.p50_ms, 2), "ack_p99_ms": round(f.p99_ms, 2),
@@ -359,7 +365,8 @@ def figures_row(layout: Layout, rnd: int, f: Appends, wall: float, stored: int,
         "loop_ceiling_per_s": round(1e6 / loop_us) if loop_us > 0 else None,
         "client_cores": round(used[GO_CLIENT] / wall, 2),
         "python_cores": round(used[PYTHON_CLIENT] / wall, 2),
-        "live_heard": f.live, "live_lag_s": round(f.live_lag_s, 2), "load": load_average(),
+        "live_heard": f.live, "live_expected": f.appended * readers,
+        "live_lag_s": round(f.live_lag_s, 2), "load": load_average(),
     }
 
 
@@ -367,22 +374,26 @@ def show(row: dict[str, Any]) -> None:
     errors = f", errors {row['errors']}" if row["errors"] else ""
     lost = (f", stored {row['stored']:,} of {row['appended']:,}"
             if row["stored"] != row["appended"] else "")
-    print(f"  round {row['round']} {row['layout']:>5}: {row['appends_per_s']:>7,} appends/s, "
+    deaf = (f" of {row['live_expected']:,}" if row["live_heard"] != row["live_expected"]
+            else "")
+    print(f"  round {row['round']} {row['layout']:>5} x{row['readers']}: "
+          f"{row['appends_per_s']:>7,} appends/s, "
           f"ack p50 {row['ack_p50_ms']} p99 {row['ack_p99_ms']} ms; nats-server "
           f"{row['server_cores']} cores, {row['server_us_per_append']} us/append, stream "
           f"loops {row['loop_share']:.0%} of it ({row['loop_us_per_append']} us/append, "
           f"{row['loop_cores']} cores); client "
-          f"{row['client_cores']} cores; reader heard {row['live_heard']:,} "
+          f"{row['client_cores']} cores; readers heard {row['live_heard']:,}{deaf} "
           f"(lag {row['live_lag_s']} s); "
           f"load {row['load']}{errors}{lost}", flush=True)
 
 
 def table(rows: list[dict[str, Any]]) -> None:
-    print("| layout | round | appends/s | ack p50 / p99 (ms) | nats-server cores | "
+    print("| layout | readers | round | appends/s | ack p50 / p99 (ms) | nats-server cores | "
           "us per append | stream loops: us per append (cores) | Go client cores | load |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['what']} | {r['round']} | {r['appends_per_s']:,} | {r['ack_p50_ms']} / "
+        print(f"| {r['what']} | {r['readers']} | {r['round']} | {r['appends_per_s']:,} | "
+              f"{r['ack_p50_ms']} / "
               f"{r['ack_p99_ms']} | {r['server_cores']} | {r['server_us_per_append']} | "
               f"{r['loop_us_per_append']} ({r['loop_cores']}) | {r['client_cores']} | "
               f"{r['load']} |")
@@ -400,8 +411,11 @@ if __name__ == "__main__":
                         help=f"a comma-separated choice of {', '.join(LAYOUTS)}")
     parser.add_argument("--warmup", type=float, default=2.0,
                         help="seconds of load before the first round, not counted")
+    parser.add_argument("--readers", default="1",
+                        help="subscribers of the RePublish, a comma-separated list: each "
+                             "layout runs with each count in turn")
     parser.add_argument("--no-reader", dest="reader", action="store_false",
-                        help="no subscriber of the RePublish")
+                        help="no subscriber of the RePublish (--readers 0)")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="no CPU profile of the server (the stream loops' share)")
     parser.add_argument("--json", help="also write the results here")

@@ -41,8 +41,8 @@ type jsAppendResult struct {
 	Appended int            `json:"appended"`
 	Seconds  float64        `json:"seconds"` // from the first send to the last ack
 	Errors   map[string]int `json:"errors"`
-	Live     int            `json:"live"` // messages the RePublish reader heard (0: none)
-	// how long after the last ack the reader had heard every append (its lag behind the
+	Live     int            `json:"live"` // messages the RePublish readers heard, together
+	// how long after the last ack the readers had heard every append (their lag behind the
 	// acks, at most jsDrainTimeout)
 	LiveLagS float64 `json:"live_lag_s"`
 	Summary          // ack latency of the appends
@@ -74,15 +74,24 @@ func runJSAppend(cmd command) (any, error) {
 		return nil, fmt.Errorf("jsappend: connections must be 1..%d", jsMaxConns)
 	case cmd.Window < 1 || cmd.Window > jsMaxWindow:
 		return nil, fmt.Errorf("jsappend: window must be 1..%d", jsMaxWindow)
+	case cmd.Readers < 0 || cmd.Readers > jsMaxConns:
+		return nil, fmt.Errorf("jsappend: readers must be 0..%d", jsMaxConns)
 	}
 	addr := strings.TrimPrefix(cmd.URL, "nats://")
-	var live *liveReader
-	if cmd.Live != "" {
-		var err error
-		if live, err = readLive(addr, cmd.Live); err != nil {
+	// Each reader is one more subscriber of the RePublish, as each gateway reading the live
+	// subjects is; a live subject without a count means one.
+	var readers []*liveReader
+	defer func() {
+		for _, l := range readers {
+			l.close()
+		}
+	}()
+	for i := 0; cmd.Live != "" && i < max(1, cmd.Readers); i++ {
+		l, err := readLive(addr, cmd.Live)
+		if err != nil {
 			return nil, err
 		}
-		defer live.close()
+		readers = append(readers, l)
 	}
 	conns := make([]*jsConn, 0, cmd.Connections)
 	defer func() {
@@ -129,13 +138,17 @@ func runJSAppend(cmd command) (any, error) {
 	conns = nil
 	r.Seconds = float64(last-began) / 1e9
 	r.Summary = summarize(lat)
-	if live != nil {
-		// The RePublish of every append is the server's work too: the run ends when the
-		// reader has heard them all.
-		caught := live.await(int64(r.Appended), nowNs()+int64(jsDrainTimeout))
-		r.LiveLagS = float64(max(0, caught-last)) / 1e9
-		r.Live = live.stop()
-		if live.lost.Load() {
+	// The RePublish of every append is the server's work too: the run ends when the readers
+	// have heard them all.
+	deadline = nowNs() + int64(jsDrainTimeout)
+	caught := last
+	for _, l := range readers {
+		caught = max(caught, l.await(int64(r.Appended), deadline))
+	}
+	r.LiveLagS = float64(max(0, caught-last)) / 1e9
+	for _, l := range readers {
+		r.Live += l.stop()
+		if l.lost.Load() {
 			r.Errors["reader lost"]++
 		}
 	}

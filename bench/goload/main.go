@@ -17,7 +17,7 @@
 //	{"op":"fanout_run","rate":100,"seconds":10,"poster_tokens":[...],"drain_s":5}
 //	{"op":"fanout_close"}  {"op":"quit"}
 //	{"op":"jsappend","url":"nats://...","subjects":[...],"connections":4,"window":256,
-//	 "seconds":10,"text":"...","live":"live.us-east.>"}   (bench/jsappend.py)
+//	 "seconds":10,"text":"...","live":"live.us-east.>","readers":1}   (bench/jsappend.py)
 //
 // A command that fails is answered {"op":..., "error":"..."} and the process goes on.
 //
@@ -64,6 +64,7 @@ type command struct {
 	Connections int      `json:"connections"`
 	Window      int      `json:"window"`
 	Live        string   `json:"live"`
+	Readers     int      `json:"readers"`
 }
 
 // maxCommand bounds one command line: thousands of tokens fit many times over.
