@@ -128,11 +128,16 @@ def decide(deliveries: Sequence[Delivery], answers: Mapping[str, Answer]) -> For
 class Line:
     """One outbox's batches in the order they were handed over (the log's order), from
     `enter` to `leave`. A batch that must not overtake the ones before it awaits `first`.
-    ``retrying``: how many batches are on the retry path now."""
+    Batches in flight together publish in the line's order: each awaits `turn` (every older
+    batch has queued its publishes, `sent`, or left) before it queues its own; they wait for
+    their presence answers side by side, but one whose streams were cached does not go ahead
+    of an older one still waiting for an answer. ``retrying``: how many batches are on the
+    retry path now."""
 
     def __init__(self) -> None:
         self._next = 0
         self._open: dict[int, asyncio.Event] = {}
+        self._sent: dict[int, asyncio.Event] = {}
         self.retrying = 0
 
     def enter(self) -> int:
@@ -140,9 +145,18 @@ class Line:
         ticket = self._next
         self._next += 1
         self._open[ticket] = asyncio.Event()
+        self._sent[ticket] = asyncio.Event()
         return ticket
 
+    def sent(self, ticket: int) -> None:
+        """``ticket``'s publishes are queued on the connection (or it sends nothing)."""
+        event = self._sent.get(ticket)
+        if event is not None:
+            event.set()
+
     def leave(self, ticket: int) -> None:
+        self.sent(ticket)
+        self._sent.pop(ticket, None)
         self._open.pop(ticket).set()
 
     def __len__(self) -> int:
@@ -152,6 +166,12 @@ class Line:
         """Returns once every batch that entered before ``ticket`` has left."""
         # Tickets only grow: the older batches open now are all there will ever be.
         for event in [e for t, e in self._open.items() if t < ticket]:
+            await event.wait()
+
+    async def turn(self, ticket: int) -> None:
+        """Returns once every batch that entered before ``ticket`` has queued its publishes
+        (or left)."""
+        for event in [e for t, e in self._sent.items() if t < ticket]:
             await event.wait()
 
 
@@ -260,12 +280,15 @@ class Outbox:
         if plan.skip:
             self.metrics.skipped_no_viewers(self.dest, len(plan.skip))
         if not plan.send:
+            self._line.sent(ticket)
             return [], ""
         if self._line.retrying:
             # An older batch is being retried (or this one's elders are still out): sent now,
             # this one could reach ``dest`` before them.
             await self._keep_alive(deliveries, self._line.first(ticket))
-        return await self._publish_all(plan.send)
+        # Older batches still waiting for their presence answers publish first.
+        await self._keep_alive(deliveries, self._line.turn(ticket))
+        return await self._publish_all(plan.send, ticket)
 
     async def _publish_probed(self, send: Sequence[Delivery]) -> tuple[list[Delivery], str]:
         """A retry: one comment first, then the rest. All at once, an attempt that meets the
@@ -276,11 +299,17 @@ class Outbox:
             return list(send), reason
         return await self._publish_all(send[1:])
 
-    async def _publish_all(self, send: Sequence[Delivery]) -> tuple[list[Delivery], str]:
-        """Publishes ``send``; what ``dest`` did not store, and why (in words)."""
-        # Pipelined: one connection keeps the publishes in order.
-        results = await asyncio.gather(*(self._publish(d.comment) for d in send),
-                                       return_exceptions=True)
+    async def _publish_all(self, send: Sequence[Delivery], ticket: int | None = None
+                           ) -> tuple[list[Delivery], str]:
+        """Publishes ``send``; what ``dest`` did not store, and why (in words). With
+        ``ticket``, tells the line once the publishes are queued."""
+        # Pipelined: one connection keeps the publishes in order. The tasks run in the order
+        # they are made, and each queues its publish on the connection in its first step, so
+        # once they are made a younger batch's tasks can only come after them.
+        tasks = [asyncio.ensure_future(self._publish(d.comment)) for d in send]
+        if ticket is not None:
+            self._line.sent(ticket)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         failed: list[Delivery] = []
         reason = ""
         for delivery, result in zip(send, results, strict=True):

@@ -167,3 +167,58 @@ async def test_the_line_lets_a_batch_go_once_every_older_one_has_left() -> None:
     await asyncio.wait_for(line.first(a), 1)   # nothing is older than the first
     line.leave(c)
     assert len(line) == 0
+
+
+class SlowAnswerFor:
+    """A presence directory that answers at once, except about ``stream``: that answer
+    waits until ``release`` is set (a question not in the cache, a round trip away)."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.release = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def viewers_of(self, streams: Iterable[str], region: str) -> dict[str, Answer]:
+        streams = list(streams)
+        if self.stream in streams:
+            self.asked.set()
+            await self.release.wait()
+        return {stream: Answer(region, None) for stream in streams}
+
+
+async def test_a_batch_whose_answers_were_cached_does_not_overtake_one_still_asking() -> None:
+    # Found draining a backlog into 200 streams: whole batches stored after younger ones.
+    dest = FlakyDestination(down_s=0.0)
+    directory = SlowAnswerFor("slow")
+    nc = SimpleNamespace(jetstream=lambda timeout=None: dest)
+    box = Outbox(nc, region="us-east", dest="eu-west",  # type: ignore[arg-type]
+                 directory=directory,  # type: ignore[arg-type]
+                 metrics=Metrics("us-east", "0"))
+    older = [Delivery(Msg(), Comment(f"{n:012x}0000-us-east.0", "slow", "us-east", "u", "U",  # type: ignore[arg-type]
+                                     f"c{n}", n)) for n in (1, 2)]
+    younger = [delivery(3), delivery(4)]
+    first = asyncio.create_task(box.forward(older))
+    await asyncio.wait_for(directory.asked.wait(), 5)
+    second = asyncio.create_task(box.forward(younger))
+    # The younger batch has its answers; it waits for the older one's turn, publishing
+    # nothing until the older batch's question is answered.
+    done, _ = await asyncio.wait({second}, timeout=0.2)
+    assert not done and dest.attempts == 0
+    directory.release.set()
+    assert await asyncio.wait_for(first, 5) == () and await asyncio.wait_for(second, 5) == ()
+    assert dest.stored == [d.comment.id for d in older + younger]
+
+
+async def test_the_line_lets_a_batch_publish_once_every_older_one_has_sent_or_left() -> None:
+    line = outbox_module.Line()
+    a, b, c = line.enter(), line.enter(), line.enter()
+    waiting = asyncio.create_task(line.turn(c))
+    line.sent(b)
+    await asyncio.sleep(0)
+    assert not waiting.done()           # a has not queued its publishes yet
+    line.sent(a)
+    await asyncio.wait_for(waiting, 1)
+    assert len(line) == 3               # sent is not left: the retry path still waits (first)
+    for t in (a, b, c):
+        line.leave(t)
+    await asyncio.wait_for(line.turn(line.enter()), 1)
