@@ -352,10 +352,18 @@ class PresenceDirectory:
         try:
             reply = await self.nc.request(subject, query.encode(), timeout=self.timeout_s)
         except NoRespondersError:
-            # Nobody there answers batches: older code (or a cut link, where the questions
-            # per stream meet no responder as fast).
+            # Nobody there answers batches: older code, or a cut link (nobody answers
+            # anything). One question about one stream tells them apart: only older code
+            # answers it. Taken for older code, a cut link would have its region asked one
+            # stream at a time for `LEGACY_RECHECK_S` once it is back (thousands of questions
+            # while an outbox drains the backlog into many streams).
+            first = await self._ask(streams[0], region)
+            if first.viewers is None and not first.unknown:
+                self.metrics.presence_query(region, time.perf_counter() - began,
+                                            answered=False)
+                return unanswered
             self._legacy[region] = time.monotonic()
-            return await self._ask_each(streams, region)
+            return {streams[0]: first, **await self._ask_each(streams[1:], region)}
         except driver_errors("nats"):
             self.metrics.presence_query(region, time.perf_counter() - began, answered=False)
             return unanswered

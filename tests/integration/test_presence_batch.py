@@ -164,6 +164,22 @@ async def test_a_region_on_older_code_is_asked_one_stream_at_a_time(
         assert region.singles == 3   # not asked a batch again for a while: no wasted round trip
 
 
+async def test_a_region_nobody_answers_for_is_not_taken_for_older_code(
+        hub: Nats, unique: str) -> None:
+    # A cut link: no responder for anything. Once the region is back it is asked in batches
+    # at once, not one stream at a time for a minute.
+    s1, s2 = f"{unique}-1", f"{unique}-2"
+    d = directory(hub, unique)
+    answers = await d.viewers_of([s1, s2], unique)
+    assert all(a.viewers is None and a.has_viewers for a in answers.values())   # fail open
+    async with ScriptedRegion(hub, unique, {s1: 3}) as region:
+        d.cache.invalidate(s1, unique)
+        d.cache.invalidate(s2, unique)
+        assert await d.viewers_of([s1, s2], unique) == {s1: Answer(unique, 3),
+                                                        s2: Answer(unique, 0)}
+        assert region.batches == [(s1, s2)] and region.singles == 0
+
+
 async def test_a_late_answer_leaves_a_recent_no_viewers_standing_but_fails_open_else(
         hub: Nats, unique: str) -> None:
     quiet, watched, new = f"{unique}-quiet", f"{unique}-watched", f"{unique}-new"
