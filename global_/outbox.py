@@ -23,8 +23,10 @@ batches, and a batch that one of them retries after a cut is overtaken by what t
 sends meanwhile (a link cut and healed every 2 s scrambled a region's order by 12 to 33 s).
 Releasing a failed batch (NAK) would not help: the server redelivers released messages in
 the order they were released, again split among whichever gateways are waiting. Within the
-forwarding gateway the batches go in the order they were fetched (`Line`): a batch waits
-behind an older one being retried, and a retry sends one comment first so that a link
+forwarding gateway the batches go in the order they were fetched (`Line`): batches in flight
+together queue their publishes in that order (one still waiting for its presence answers is
+not overtaken by a younger one whose answers were cached), a batch waits behind an older one
+being retried, and a retry sends one comment first so that a link
 coming back in the middle of a batch cannot store its end before its start. A worker keeps
 up to `IN_FLIGHT` batches in flight, so that a destination one long round trip away is not
 paid a round trip per batch. Every viewer in ``dest`` sees ``dest``'s one order (its log)
