@@ -380,13 +380,15 @@ class Writer:
 
         # The cursor never moves back: a viewer's own comment written out of the stream's
         # chain (region/session.py `offer_own`) comes behind it.
-        sent = self.sent
+        high = self.sent
         while self._queue and taken < self.max_batch:
             item = self._queue.popleft()
             if isinstance(item, Entry):
                 self._queued_entries -= 1
                 taken += 1
-                run_last = last = max(item.seq, last if last is not None else sent)
+                if item.seq > high:
+                    high = item.seq
+                run_last = last = high
                 replayed = bool(self._replayed) and item.seq in self._replayed
                 if replayed:
                     self._replayed.discard(item.seq)
@@ -396,7 +398,9 @@ class Writer:
                     if not replayed and self.on_written is not None:
                         self._live.append(item.comment)
             elif isinstance(item, Mark):
-                run_last = last = max(item.seq, last if last is not None else sent)
+                if item.seq > high:
+                    high = item.seq
+                run_last = last = high
             else:
                 flush()
                 frames.append(item)
