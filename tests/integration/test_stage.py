@@ -93,15 +93,18 @@ async def one_sample(poster: Poster, host: str, a: WsViewer, b: WsViewer,
     return got
 
 
+async def watching(staged: LocalCluster, http: aiohttp.ClientSession, unique: str
+                   ) -> list[WsViewer]:
+    """A viewer on each of us-east's gateways (a and b) and one in eu-west (c)."""
+    return [await WsViewer(http, url(staged, region, i), unique, token(staged, name),
+                           f"{region}/{i}").connect()
+            for region, i, name in (("us-east", 0, "a"), ("us-east", 1, "b"),
+                                    ("eu-west", 0, "c"))]
+
+
 async def test_the_regions_gateways_show_the_stages_one_sample(
         staged: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
-    a = await WsViewer(http, url(staged, "us-east", 0), unique, token(staged, "a"),
-                       "us-east/0").connect()
-    b = await WsViewer(http, url(staged, "us-east", 1), unique, token(staged, "b"),
-                       "us-east/1").connect()
-    c = await WsViewer(http, url(staged, "eu-west", 0), unique, token(staged, "c"),
-                       "eu-west/0").connect()
-    viewers = [a, b, c]
+    viewers = a, b, _ = await watching(staged, http, unique)
     poster = Poster(http, staged, unique, regions=("us-east", "eu-west"))
     host = token(staged, "stage-host", "host")
     try:
@@ -253,13 +256,7 @@ async def scraped(http: aiohttp.ClientSession, cluster: LocalCluster, i: int) ->
 
 async def test_an_author_who_just_came_to_a_follower_gets_a_comment_posted_at_once(
         staged: LocalCluster, http: aiohttp.ClientSession, unique: str) -> None:
-    a = await WsViewer(http, url(staged, "us-east", 0), unique, token(staged, "a"),
-                       "us-east/0").connect()
-    b = await WsViewer(http, url(staged, "us-east", 1), unique, token(staged, "b"),
-                       "us-east/1").connect()
-    c = await WsViewer(http, url(staged, "eu-west", 0), unique, token(staged, "c"),
-                       "eu-west/0").connect()
-    viewers = [a, b, c]
+    viewers = a, b, _ = await watching(staged, http, unique)
     poster = Poster(http, staged, unique, regions=("us-east", "eu-west"))
     host = token(staged, "join-host", "host")
     authors: list[WsViewer] = []

@@ -11,7 +11,7 @@ import contextlib
 import json
 import random
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from nats.aio.client import Client as Nats
@@ -129,6 +129,26 @@ async def _following(follower: Follower, keeper: Nats, log: MemoryLog) -> None:
     assert follower.streams("follower") == 1 and follower.streams("fallback") == 0
 
 
+@contextlib.asynccontextmanager
+async def followed(cluster: LocalCluster, fan_posts: int
+                   ) -> AsyncIterator[tuple[Follower, Nats, MemoryLog]]:
+    """A follower (us-east.1) hearing us-east.0's stage of "s", with a fan watching it after
+    ``fan_posts`` of the fan's comments, and the keeper's connection; closed after."""
+    follower_nc, keeper = await connect(cluster, 2)
+    log = MemoryLog()
+    follower = Follower(follower_nc, log, MemoryReplayCache(LIMITS.replay_window))
+    try:
+        for _ in range(fan_posts):
+            log.publish("s", user="fan")
+        await follower.viewer("fan")
+        await _following(follower, keeper, log)
+        yield follower, keeper, log
+    finally:
+        await follower.close()
+        for nc in (follower_nc, keeper):
+            await nc.close()
+
+
 async def _own_post(log: MemoryLog, keeper: Nats, user: str,
                     follower: Follower) -> tuple[str, str]:
     """``user`` posts; the keeper leaves it out of the sample and publishes it to its
@@ -147,14 +167,7 @@ async def _own_post(log: MemoryLog, keeper: Nats, user: str,
 
 async def test_an_author_who_just_came_gets_a_comment_posted_at_once(
         cluster: LocalCluster) -> None:
-    follower_nc, keeper = await connect(cluster, 2)
-    log = MemoryLog()
-    follower = Follower(follower_nc, log, MemoryReplayCache(LIMITS.replay_window))
-    try:
-        for _ in range(3):
-            log.publish("s", user="fan")
-        await follower.viewer("fan")
-        await _following(follower, keeper, log)
+    async with followed(cluster, 3) as (follower, keeper, log):
         # No round of the plan runs between the join and the post (the race): only the
         # join's own wait can have made the subscription.
         me = await follower.viewer("me")
@@ -164,21 +177,11 @@ async def test_an_author_who_just_came_gets_a_comment_posted_at_once(
         assert len(me.comment_ids) == len(set(me.comment_ids))
         assert follower.counted("own", "received") == 1
         assert own_subject(REGION, "s", "me") in server_subjects(cluster, "stage-link-test-0")
-    finally:
-        await follower.close()
-        for nc in (follower_nc, keeper):
-            await nc.close()
 
 
 async def test_a_round_of_the_plan_and_a_join_subscribe_an_own_subject_once(
         cluster: LocalCluster) -> None:
-    follower_nc, keeper = await connect(cluster, 2)
-    log = MemoryLog()
-    follower = Follower(follower_nc, log, MemoryReplayCache(LIMITS.replay_window))
-    try:
-        log.publish("s", user="fan")
-        await follower.viewer("fan")
-        await _following(follower, keeper, log)
+    async with followed(cluster, 1) as (follower, _, log):
         session = Session(stream="s", user="me", transport=FakeTransport(), log=log,
                           replayer=Replayer(log, follower.cache, LIMITS.replay_window),
                           position=Position(REGION, log.epoch), limits=LIMITS,
@@ -192,10 +195,6 @@ async def test_a_round_of_the_plan_and_a_join_subscribe_an_own_subject_once(
         # Not a follower's business when it is the stage, nor for a stream in push.
         assert not follower.feeds.wants_own("s", "nobody")
         assert not follower.feeds.wants_own("other", "me")
-    finally:
-        await follower.close()
-        for nc in (follower_nc, keeper):
-            await nc.close()
 
 
 async def test_what_the_link_publishes_hears_and_refuses_is_counted(

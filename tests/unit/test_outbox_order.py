@@ -74,10 +74,10 @@ def delivery(n: int) -> Delivery:
     return Delivery(Msg(), comment)  # type: ignore[arg-type]
 
 
-def outbox(dest: FlakyDestination) -> Outbox:
+def outbox(dest: FlakyDestination, directory: object | None = None) -> Outbox:
     nc = SimpleNamespace(jetstream=lambda timeout=None: dest)
     return Outbox(nc, region="us-east", dest="eu-west",  # type: ignore[arg-type]
-                  directory=EveryoneWatches(),  # type: ignore[arg-type]
+                  directory=directory or EveryoneWatches(),  # type: ignore[arg-type]
                   metrics=Metrics("us-east", "0"))
 
 
@@ -190,10 +190,7 @@ async def test_a_batch_whose_answers_were_cached_does_not_overtake_one_still_ask
     # Found draining a backlog into 200 streams: whole batches stored after younger ones.
     dest = FlakyDestination(down_s=0.0)
     directory = SlowAnswerFor("slow")
-    nc = SimpleNamespace(jetstream=lambda timeout=None: dest)
-    box = Outbox(nc, region="us-east", dest="eu-west",  # type: ignore[arg-type]
-                 directory=directory,  # type: ignore[arg-type]
-                 metrics=Metrics("us-east", "0"))
+    box = outbox(dest, directory)
     older = [Delivery(Msg(), Comment(f"{n:012x}0000-us-east.0", "slow", "us-east", "u", "U",  # type: ignore[arg-type]
                                      f"c{n}", n)) for n in (1, 2)]
     younger = [delivery(3), delivery(4)]

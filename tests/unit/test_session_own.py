@@ -16,6 +16,14 @@ def shared(entry: Entry, prev: Entry) -> Entry:
     return Entry(seq=entry.seq, prev=prev.seq, comment=entry.comment)
 
 
+def around_mine(s: Setup) -> tuple[Entry, Entry, Entry]:
+    """Another user's comment, bob's own, then another's: (a, mine, b)."""
+    [a] = s.post()
+    [mine] = s.post(user="bob")
+    [b] = s.post()
+    return a, mine, b
+
+
 def cursors(s: Setup) -> list[int]:
     return [Cursor.parse(f.cursor).seq for f in s.transport.of_type(Comments)]
 
@@ -23,9 +31,7 @@ def cursors(s: Setup) -> list[int]:
 async def test_an_own_comment_after_the_shared_item_behind_it_is_written_once() -> None:
     s = Setup(user="bob")
     async with s.running() as session:
-        [a] = s.post()
-        [mine] = s.post(user="bob")
-        [b] = s.post()
+        a, mine, b = around_mine(s)
         s.offer([a])
         session.offer(shared(b, a))                # handled first: the cursor passes mine
         session.offer_own(shared(mine, a))
@@ -42,9 +48,7 @@ async def test_an_own_comment_after_the_shared_item_behind_it_is_written_once() 
 async def test_an_own_comment_ahead_of_the_cursor_is_taken_in_the_chain() -> None:
     s = Setup(user="bob")
     async with s.running() as session:
-        [a] = s.post()
-        [mine] = s.post(user="bob")
-        [b] = s.post()
+        a, mine, b = around_mine(s)
         s.offer([a])
         session.offer_own(shared(mine, a))
         session.offer(shared(b, a))
@@ -55,9 +59,7 @@ async def test_an_own_comment_ahead_of_the_cursor_is_taken_in_the_chain() -> Non
 
 async def test_an_own_comment_a_catch_up_read_is_not_written_again() -> None:
     s = Setup(user="bob")
-    [a] = s.post()
-    [mine] = s.post(user="bob")
-    [b] = s.post()
+    a, mine, b = around_mine(s)
     s.log.hold()
     async with s.running(resume=s.cursor(a.seq)) as session:
         session.offer(shared(b, a))                # while the log is read: they wait
@@ -73,9 +75,7 @@ async def test_an_own_comment_a_catch_up_read_is_not_written_again() -> None:
 
 async def test_an_own_comment_the_client_had_when_it_resumed_is_not_written() -> None:
     s = Setup(user="bob")
-    [a] = s.post()
-    [mine] = s.post(user="bob")
-    [b] = s.post()
+    a, mine, b = around_mine(s)
     async with s.running(resume=s.cursor(b.seq)) as session:
         await s.transport.wait_for(lambda: session.cursor == b.seq and s.transport.writes != [],
                                    "the resume")
