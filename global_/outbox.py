@@ -166,15 +166,19 @@ class Line:
 
     async def first(self, ticket: int) -> None:
         """Returns once every batch that entered before ``ticket`` has left."""
-        # Tickets only grow: the older batches open now are all there will ever be.
-        for event in [e for t, e in self._open.items() if t < ticket]:
-            await event.wait()
+        await _older(self._open, ticket)
 
     async def turn(self, ticket: int) -> None:
         """Returns once every batch that entered before ``ticket`` has queued its publishes
         (or left)."""
-        for event in [e for t, e in self._sent.items() if t < ticket]:
-            await event.wait()
+        await _older(self._sent, ticket)
+
+
+async def _older(events: dict[int, asyncio.Event], ticket: int) -> None:
+    """Waits for the event of every ticket before ``ticket``."""
+    # Tickets only grow: the older batches open now are all there will ever be.
+    for event in [e for t, e in events.items() if t < ticket]:
+        await event.wait()
 
 
 class Outbox:
