@@ -185,6 +185,9 @@ class Limits:
     moderation_catchup_wait_ms: int = 1000
 
 
+MAX_HOT_LOG_PARTITIONS = 64   # each is a JetStream stream with its own consumers
+
+
 @dataclass(frozen=True)
 class Tiers:
     """Hot-stream tier thresholds; ``*_exit_*`` below ``*_enter_*`` gives hysteresis."""
@@ -203,6 +206,10 @@ class Tiers:
     hot_stream_rate_per_s: float = 100000.0
     hot_stream_burst: int = 100000
     hot_stream_shards: int = 16
+    # Above push, a stream's comments outside the priority lane go to one of this many log
+    # partitions (JetStream streams, each its own leader loop) by a hash of the post's key,
+    # the same number in every region; 0 keeps them in the region's one chained log.
+    hot_log_partitions: int = 4
 
 
 @dataclass(frozen=True)
@@ -524,6 +531,9 @@ def _check_hot_tiers(config: Config) -> None:
             raise ConfigError(src, f"tiers.{name}", "must be greater than 0")
     if tiers.snapshot_interval_s < 0.1:
         raise ConfigError(src, "tiers.snapshot_interval_s", "must be at least 0.1")
+    if not 0 <= tiers.hot_log_partitions <= MAX_HOT_LOG_PARTITIONS:
+        raise ConfigError(src, "tiers.hot_log_partitions",
+                          f"must be 0 (off) to {MAX_HOT_LOG_PARTITIONS}")
     if tiers.hot_stream_rate_per_s < config.limits.stream_rate_per_s:
         raise ConfigError(src, "tiers.hot_stream_rate_per_s",
                           f"must not be below limits.stream_rate_per_s "

@@ -95,6 +95,46 @@ def comment_subjects(region: str) -> str:
     return f"cmt.{region}.>"
 
 
+# -- a hot stream's log partitions (region/log_jetstream.py) -------------------------------------
+# Above the push tier a stream's comments outside the priority lane are stored in one of the
+# region's P partition streams, by a hash of the post's idempotency key, each with its own
+# leader loop: no one sequence takes the whole stream's ingest. They re-publish onto the same
+# live subject as the region's chained log, with ``Nats-Stream`` saying which partition.
+
+HOT_STREAM_PREFIX = "COMMENTS_HOT_"
+
+
+def hot_stream(part: int) -> str:
+    """The JetStream stream of hot partition ``part`` (1 to P; 0 is `COMMENTS_STREAM`)."""
+    return f"{HOT_STREAM_PREFIX}{part}"
+
+
+def hot_part_of(stream_name: str) -> int:
+    """``part`` of a ``Nats-Stream`` header's value: 0 for the chained log, 1 to P for a hot
+    partition. ValueError for any other stream."""
+    if stream_name == COMMENTS_STREAM:
+        return 0
+    if stream_name.startswith(HOT_STREAM_PREFIX):
+        part = int(stream_name[len(HOT_STREAM_PREFIX):])
+        if part >= 1:
+            return part
+    raise ValueError(f"not a comment log stream: {stream_name!r}")
+
+
+def hot_direct_get(part: int) -> str:
+    return f"$JS.API.DIRECT.GET.{hot_stream(part)}"
+
+
+def hot_subject(region: str, part: int, stream: str) -> str:
+    """Where ``region``'s hot partition ``part`` stores a comment of ``stream``."""
+    return f"hot.{region}.{part}.{stream}"
+
+
+def hot_subjects(region: str, part: int) -> str:
+    """Every subject of ``region``'s hot partition ``part`` (its stream's subject filter)."""
+    return f"hot.{region}.{part}.>"
+
+
 def live_subject(region: str, stream: str) -> str:
     return f"live.{region}.{stream}"
 

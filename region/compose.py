@@ -111,7 +111,7 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     metrics.declare_destinations(tuple(r.name for r in config.regions
                                        if r.name != region.name))
     _observe(config, region, metrics)
-    log = JetStreamLog(nc, region.name)
+    log = JetStreamLog(nc, region.name, hot_partitions=config.tiers.hot_log_partitions)
     await log.ensure()
     # A hot stream's cache is spread over as many keys as its bucket (the tiers agreed).
     cache = RedisReplayCache(redis, limits.replay_window,

@@ -25,6 +25,10 @@ class Entry:
     seq: int
     prev: int
     comment: Comment
+    # 0: the region's chained log, whose sequences are the cursors. 1 to P: a hot stream's
+    # partition (chorus/names.py `hot_stream`): ``seq`` and ``prev`` are that partition's,
+    # never a cursor; such an entry is delivered out of the chain (region/session.py).
+    part: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Appended:
     seq: int
     comment: Comment      # the stored comment: the original one when ``duplicate``
     duplicate: bool
+    part: int = 0         # as `Entry.part`
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,11 @@ class Page:
 class CommentLog(Protocol):
     epoch: str
 
-    async def append(self, comment: Comment, *, msg_id: str) -> Appended:
+    async def append(self, comment: Comment, *, msg_id: str, hot: bool = False) -> Appended:
         """Stores durably before returning; a repeated ``msg_id`` within the duplicate window
-        returns the first comment stored with it. Raises LogUnavailable."""
+        returns the first comment stored with it. ``hot``: the stream is above the push tier
+        and the comment is outside the priority lane, so it goes to the hot partition of
+        ``msg_id`` when the log has partitions. Raises LogUnavailable."""
         ...
 
     async def read_after(self, stream: str, after_seq: int, limit: int) -> Page:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import zlib
 from typing import Any
 
 from nats.aio.client import Client as Nats
@@ -31,6 +32,10 @@ from chorus.names import (
     DIRECT_GET,
     comment_subject,
     comment_subjects,
+    hot_direct_get,
+    hot_stream,
+    hot_subject,
+    hot_subjects,
     live_subjects,
 )
 from region.log import Appended, Entry, LogUnavailable, Page
@@ -52,34 +57,48 @@ def _epoch(created: Any) -> str:
     return out or "0"
 
 
+def part_of(msg_id: str, partitions: int) -> int:
+    """The hot partition (1 to ``partitions``) of a post: a hash of its idempotency key, so a
+    retried post meets its first copy in the same partition's duplicate window."""
+    return 1 + zlib.crc32(msg_id.encode()) % partitions
+
+
 class JetStreamLog:
-    def __init__(self, nc: Nats, region: str) -> None:
+    def __init__(self, nc: Nats, region: str, *, hot_partitions: int = 0) -> None:
         self.nc = nc
         self.region = region
+        self.hot_partitions = hot_partitions
         self.js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
         self.publisher = AckedPublisher(nc, timeout_s=REQUEST_TIMEOUT_S)
         self.epoch = ""
 
     async def ensure(self) -> None:
-        """Creates the stream (every gateway calls this; the same config is a no-op)."""
-        own = comment_subjects(self.region)
+        """Creates the streams (every gateway calls this; the same config is a no-op): the
+        chained log and each hot partition, every one re-publishing on the live subjects."""
+        info = await self._ensure(COMMENTS_STREAM, comment_subjects(self.region))
+        self.epoch = _epoch(info.created)
+        for part in range(1, self.hot_partitions + 1):
+            await self._ensure(hot_stream(part), hot_subjects(self.region, part))
+
+    async def _ensure(self, name: str, subjects: str) -> Any:
         config = StreamConfig(
-            name=COMMENTS_STREAM, subjects=[own], storage=StorageType.FILE,
+            name=name, subjects=[subjects], storage=StorageType.FILE,
             max_age=MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S, allow_direct=True,
             discard=DiscardPolicy.OLD,
-            republish=RePublish(src=own, dest=live_subjects(self.region)),
+            republish=RePublish(src=subjects, dest=live_subjects(self.region)),
         )
         with translated(LogUnavailable, "creating the comment log"):
             try:
-                info = await self.js.add_stream(config)
+                return await self.js.add_stream(config)
             except JsError as exc:
                 if "already in use" not in str(exc):
                     raise
-                info = await self.js.update_stream(config)
-        self.epoch = _epoch(info.created)
+                return await self.js.update_stream(config)
 
-    async def append(self, comment: Comment, *, msg_id: str) -> Appended:
-        subj = comment_subject(self.region, comment.stream)
+    async def append(self, comment: Comment, *, msg_id: str, hot: bool = False) -> Appended:
+        part = part_of(msg_id, self.hot_partitions) if hot and self.hot_partitions else 0
+        subj = (hot_subject(self.region, part, comment.stream) if part
+                else comment_subject(self.region, comment.stream))
         with translated(LogUnavailable, "storing a comment"):
             try:
                 ack = await self.publisher.publish(subj, comment.encode(),
@@ -87,25 +106,27 @@ class JetStreamLog:
             except AckError as exc:
                 raise LogUnavailable(f"storing a comment: {exc}") from exc
         if not ack.duplicate:
-            return Appended(seq=ack.seq, comment=comment, duplicate=False)
-        original = await self._get(ack.seq)
-        return Appended(seq=ack.seq, comment=original, duplicate=True)
+            return Appended(seq=ack.seq, comment=comment, duplicate=False, part=part)
+        original = await self._get(ack.seq, part)
+        return Appended(seq=ack.seq, comment=original, duplicate=True, part=part)
 
-    async def _get(self, seq: int) -> Comment:
-        msgs = await self._direct({"seq": seq})
+    async def _get(self, seq: int, part: int = 0) -> Comment:
+        msgs = await self._direct({"seq": seq}, part)
         if not msgs:
             raise LogUnavailable(f"comment at sequence {seq} is gone")
         return Comment.decode(msgs[0].data)
 
-    async def _direct(self, body: dict[str, Any]) -> list[Msg]:
-        """A Direct Get; batch requests end with an EOB status message, single ones don't."""
+    async def _direct(self, body: dict[str, Any], part: int = 0) -> list[Msg]:
+        """A Direct Get on the chained log (``part`` 0) or a hot partition; batch requests
+        end with an EOB status message, single ones don't."""
         batch = "batch" in body or "multi_last" in body
         out: list[Msg] = []
         with translated(LogUnavailable, "reading the comment log"):
             inbox = self.nc.new_inbox()
             sub = await self.nc.subscribe(inbox)
             try:
-                await self.nc.publish(DIRECT_GET, json.dumps(body).encode(), reply=inbox)
+                await self.nc.publish(hot_direct_get(part) if part else DIRECT_GET,
+                                      json.dumps(body).encode(), reply=inbox)
                 while True:
                     msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
                     status = (msg.headers or {}).get("Status")
