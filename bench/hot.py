@@ -408,7 +408,9 @@ async def ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The region's gateways take posts through one of them, then through both, in turns
     (`--rounds`): on a machine others share too, alternating short phases compares the two
     under the same load, where two clusters measured minutes apart would not."""
-    config = tiered(SAMPLED_TIERS)
+    partitions = ({} if args.partitions is None
+                  else {"hot_log_partitions": args.partitions})
+    config = tiered({**SAMPLED_TIERS, **partitions})
     go = args.client == "go"
     stream = GoPosting.STREAM if go else f"ingest{int(time.time())}"
     rows: list[dict[str, Any]] = []
@@ -909,6 +911,8 @@ if __name__ == "__main__":
     parser.add_argument("--client", choices=("python", "go"), default="python",
                         help="ingest: the load client (go: bench/goload, build it first with "
                              "bench/goload/build.sh)")
+    parser.add_argument("--partitions", type=int,
+                        help="ingest: tiers.hot_log_partitions (default: regions.yaml's)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--stage-rates", default="100,1000", help="stage: comments a second")
     parser.add_argument("--stage-authors", type=int, default=STAGE_USERS,

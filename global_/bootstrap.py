@@ -51,21 +51,29 @@ def second_copy_after_s(limits: Limits) -> float:
     return (limits.presence_cache_ms + limits.presence_query_timeout_ms) / 1000 + 0.5
 
 
-def own_recent(entries: Iterable[Entry], region: str, limit: int) -> tuple[Comment, ...]:
-    """The newest ``limit`` comments of ``entries`` (oldest first) that ``region``
+def own_recent(entries: Iterable[Entry], region: str, limit: int) -> tuple[Entry, ...]:
+    """The newest ``limit`` entries of ``entries`` (oldest first) whose comment ``region``
     originated: a comment forwarded to it is its origin's to give."""
-    own = [e.comment for e in entries if e.comment.region == region]
+    own = [e for e in entries if e.comment.region == region]
     return tuple(own[-limit:]) if limit > 0 else ()
 
 
-async def store(into: CommentLog, comments: Sequence[Comment]) -> int:
+def reply_of(region: str, entries: Sequence[Entry]) -> RecentReply:
+    """The answer carrying ``entries``, saying which of them a hot partition holds."""
+    return RecentReply(region=region, comments=tuple(e.comment for e in entries),
+                       hot=frozenset(e.comment.id for e in entries if e.part))
+
+
+async def store(into: CommentLog, comments: Sequence[Comment],
+                hot: frozenset[str] = frozenset()) -> int:
     """Appends ``comments`` in id order, each under its id (a copy already there is a
-    duplicate, not a second comment); returns how many were new. Stops at the first
+    duplicate, not a second comment), those in ``hot`` to the log's hot partition of the id
+    (where the outbox forwards them too); returns how many were new. Stops at the first
     `LogUnavailable`: the second copy, or the next late join, brings the rest."""
     added = 0
     for comment in sorted(comments, key=lambda c: c.id):
         try:
-            appended = await into.append(comment, msg_id=comment.id)
+            appended = await into.append(comment, msg_id=comment.id, hot=comment.id in hot)
         except LogUnavailable as exc:
             log.warning("bootstrap of %s stopped: %s", comment.stream, exc)
             break
@@ -113,7 +121,7 @@ class Bootstrap:
                 log.warning("bootstrap of %s: %s never answered", request.stream, region)
                 return 0
             await asyncio.sleep(delay)  # pacing the retries, not synchronisation
-        return await store(self.log, reply.comments)
+        return await store(self.log, reply.comments, reply.hot)
 
     async def _ask(self, region: str, request: RecentRequest) -> RecentReply | None:
         """``region``'s reply; None when it did not answer or answered nonsense."""
@@ -169,8 +177,7 @@ class RecentResponder:
             log.error("recent comments of %s not answered: the log holds a message that is "
                       "not a comment (%s)", request.stream, exc)
             return
-        reply = RecentReply(region=self.region,
-                            comments=own_recent(entries, self.region, RECENT_LIMIT))
+        reply = reply_of(self.region, own_recent(entries, self.region, RECENT_LIMIT))
         with contextlib.suppress(*driver_errors("nats")):
             # No reply subject, or the connection went: the asker asks again.
             await msg.respond(reply.encode())

@@ -305,10 +305,18 @@ class RecentReply:
 
     region: str
     comments: tuple[Comment, ...]
+    # Ids of those the region stores in a hot partition of its log (region/log_jetstream.py):
+    # the asker stores them in its own partition of the id, as the outbox forwards them, so
+    # that its duplicate window makes the two copies one. Absent from older regions' replies.
+    hot: frozenset[str] = frozenset()
     kind: Literal["recent_reply"] = "recent_reply"
 
     def encode(self) -> bytes:
-        return _dumps({"region": self.region, "comments": [c.to_json() for c in self.comments]})
+        doc: dict[str, Any] = {"region": self.region,
+                               "comments": [c.to_json() for c in self.comments]}
+        if self.hot:
+            doc["hot"] = sorted(self.hot)
+        return _dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes) -> RecentReply:
@@ -322,7 +330,13 @@ class RecentReply:
         except ValueError as exc:
             # The reason may quote the wire: keep it short.
             raise HubMessageError(k, f"a comment is malformed ({str(exc)[:120]})") from None
-        return cls(region=_str(k, doc, "region"), comments=comments)
+        hot = doc.get("hot", [])
+        if not isinstance(hot, list) or not all(isinstance(i, str) for i in hot):
+            raise HubMessageError(k, "'hot' is not a list of comment ids")
+        ids = {c.id for c in comments}
+        if not ids.issuperset(hot):
+            raise HubMessageError(k, "'hot' names a comment the reply does not carry")
+        return cls(region=_str(k, doc, "region"), comments=comments, hot=frozenset(hot))
 
     def answers(self, region: str, request: RecentRequest) -> bool:
         """Whether this is ``region``'s reply to ``request``: its own comments of the stream."""

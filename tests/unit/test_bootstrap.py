@@ -10,7 +10,7 @@ import pytest
 
 from chorus.config import Limits
 from chorus.model import Comment
-from global_.bootstrap import own_recent, second_copy_after_s, store
+from global_.bootstrap import own_recent, reply_of, second_copy_after_s, store
 from global_.tasks import OwnedTasks
 from region.log import Appended, Entry, LogUnavailable, Page
 
@@ -30,16 +30,16 @@ class MemoryLog:
         self.ids: dict[str, int] = {}
         self.fail_after = fail_after
 
-    async def append(self, comment: Comment, *, msg_id: str) -> Appended:
+    async def append(self, comment: Comment, *, msg_id: str, hot: bool = False) -> Appended:
         if self.fail_after is not None and len(self.entries) >= self.fail_after:
             raise LogUnavailable("storing a comment: gone")
         if msg_id in self.ids:
             seq = self.ids[msg_id]
             return Appended(seq=seq, comment=self.entries[seq - 1].comment, duplicate=True)
         seq = len(self.entries) + 1
-        self.entries.append(Entry(seq=seq, prev=0, comment=comment))
+        self.entries.append(Entry(seq=seq, prev=0, comment=comment, part=int(hot)))
         self.ids[msg_id] = seq
-        return Appended(seq=seq, comment=comment, duplicate=False)
+        return Appended(seq=seq, comment=comment, duplicate=False, part=int(hot))
 
     async def read_after(self, stream: str, after_seq: int, limit: int) -> Page:
         raise NotImplementedError
@@ -68,7 +68,7 @@ def test_a_region_answers_with_its_own_newest_comments_oldest_first() -> None:
     entries = [Entry(seq=i, prev=0, comment=comment(i, "us-east" if i % 2 else "eu-west"))
                for i in range(1, 11)]
     own = own_recent(entries, "us-east", limit=3)
-    assert [c.id for c in own] == [comment(i).id for i in (5, 7, 9)]
+    assert [e.comment.id for e in own] == [comment(i).id for i in (5, 7, 9)]
     assert own_recent(entries, "us-east", limit=0) == ()
     assert own_recent([], "us-east", limit=3) == ()
 
@@ -80,6 +80,16 @@ async def test_a_copy_is_stored_in_id_order_and_counts_only_what_was_new() -> No
     assert added == 2
     assert [e.comment.id for e in log.entries] == [comment(i).id for i in (2, 1, 3)]
     assert await store(log, [comment(1), comment(3)]) == 0  # a second copy adds nothing
+
+
+async def test_a_copy_goes_where_its_origin_keeps_it_chained_or_in_a_hot_partition() -> None:
+    entries = [Entry(seq=i, prev=0, comment=comment(i), part=i % 2) for i in range(1, 5)]
+    reply = reply_of("us-east", entries)
+    assert reply.hot == {comment(1).id, comment(3).id}
+    log = MemoryLog()
+    assert await store(log, reply.comments, reply.hot) == 4
+    assert [(e.comment.id, e.part) for e in log.entries] == [
+        (comment(i).id, i % 2) for i in range(1, 5)]
 
 
 async def test_a_copy_stops_when_the_log_is_unavailable() -> None:

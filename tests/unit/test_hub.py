@@ -46,6 +46,9 @@ MESSAGES: list[tuple[HubMessage, dict[str, Any]]] = [
     (RecentReply("us-east", (comment(1), comment(2))),
      {"region": "us-east", "comments": [comment(1).to_json(), comment(2).to_json()]}),
     (RecentReply("us-east", ()), {"region": "us-east", "comments": []}),
+    (RecentReply("us-east", (comment(1), comment(2)), hot=frozenset({comment(2).id})),
+     {"region": "us-east", "comments": [comment(1).to_json(), comment(2).to_json()],
+      "hot": [comment(2).id]}),
     (Heartbeat("us-east", "http://127.0.0.1:8080", True, 123),
      {"region": "us-east", "gateway": "http://127.0.0.1:8080", "healthy": True, "ts_ms": 123}),
 ]
@@ -131,6 +134,16 @@ def test_a_recent_reply_holds_only_the_answering_regions_comments_of_the_stream(
     assert not RecentReply("us-east", (comment(1, region="eu-west"),)).answers("us-east",
                                                                                request)
     assert not RecentReply("us-east", (comment(1, stream="s2"),)).answers("us-east", request)
+
+
+@pytest.mark.parametrize(("hot", "reason"), [
+    ("x", "'hot' is not a list of comment ids"),
+    ([1], "'hot' is not a list of comment ids"),
+    (["0000000000009-us-east-1"], "'hot' names a comment the reply does not carry")])
+def test_a_recent_reply_names_as_hot_only_comments_it_carries(hot: Any, reason: str) -> None:
+    wire = {"region": "us-east", "comments": [comment(1).to_json()], "hot": hot}
+    with pytest.raises(HubMessageError, match=reason):
+        RecentReply.decode(json.dumps(wire).encode())
 
 
 def test_the_log_throttle_lets_one_line_per_key_through_and_counts_the_rest() -> None:
