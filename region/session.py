@@ -15,6 +15,13 @@ handled first and move the cursor past it. An own comment behind the cursor is t
 out of the chain (the cursor stays), unless the session already has it: it remembers the own
 comments it accepted.
 
+A hot stream's partitions (region/log.py `Entry.part` > 0) are the other: their entries'
+sequences are a partition's, not places in the log a viewer resumes from, so such an entry
+is never chained. `offer_loose` writes it out of the chain wherever it comes from (the live
+feed in the push tier, a sampled stream's feed or stage, an author's own), the cursor stays,
+and the session writes one comment once: it remembers the ids of the last `LOOSE_KEEP` it
+wrote. A resume does not replay them (the sample is lossy by nature).
+
 What the session accepts goes out through its `Writer` (region/writer.py): the bounded queue,
 the batching per tick and the slow-consumer cut live there.
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -40,9 +47,14 @@ from region.writer import Gone, Transport, Writer
 
 # Transport and Gone belong to the writer; they stay importable from here for the modules
 # that build sessions.
-__all__ = ["Gone", "Own", "Position", "Session", "Skip", "State", "Transport", "View"]
+__all__ = ["Gone", "Loose", "Own", "Position", "Session", "Skip", "State", "Transport",
+           "View"]
 
 OWN_KEEP = 256   # own comments a session remembers having accepted (`Session.offer_own`)
+# Comment ids of partition entries a session remembers having written (`Session.offer_loose`):
+# a copy comes within a second (the stage's shared and own items of one comment, a follower
+# switching between the stage and its live feed), and a sampled viewer gets a few a second.
+LOOSE_KEEP = 256
 
 
 class State(enum.Enum):
@@ -92,6 +104,36 @@ class Own:
     @property
     def seq(self) -> int:
         return self.entry.seq
+
+
+@dataclass(frozen=True)
+class Loose:
+    """A hot partition's entry offered out of the chain (`Session.offer_loose`), waiting
+    with the live items while a catch-up runs. No ``seq``: it has no place in the chain."""
+
+    entry: Entry
+
+
+class RecentIds:
+    """The last ``keep`` ids added (oldest forgotten first), each asked in constant time."""
+
+    __slots__ = ("_ids", "keep")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, key: str) -> bool:
+        """Remembers ``key``; False when it was remembered already."""
+        if key in self._ids:
+            return False
+        self._ids[key] = None
+        if len(self._ids) > self.keep:
+            self._ids.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class View(Protocol):
@@ -153,11 +195,14 @@ class Session:
         self.cursor = 0          # last accepted (queued) sequence
         self.view: View | None = None   # None: the push tier (every comment)
         self._phase = State.STARTING
-        self._pending: list[Entry | Skip | Own] = []
+        self._pending: list[Entry | Skip | Own | Loose] = []
         # What the client had when the session started or resumed (an own comment at or
         # below it is not written again), and the own comments accepted since.
         self._floor = 0
         self._own_seqs: deque[int] = deque(maxlen=OWN_KEEP)
+        # The partition entries written (`offer_loose`); made at the first: a session of a
+        # stream that never has any pays nothing.
+        self._loose: RecentIds | None = None
         self._pending_overflow = False
         self._catch_up_task: asyncio.Task[None] | None = None
         self._resuming = False
@@ -264,7 +309,11 @@ class Session:
         is at or below the cursor (the push tier's feed chains each entry to the stream's
         previous one, so ``prev`` is the cursor exactly; a sampled stream's feed chains it to
         the previous item every viewer got, and a viewer's own comments may have moved its
-        cursor past that)."""
+        cursor past that). A hot partition's entry is never chained: it goes as
+        `offer_loose`."""
+        if isinstance(entry, Entry) and entry.part:
+            self.offer_loose(entry)
+            return
         match self.state:
             case State.CLOSED:
                 return
@@ -286,7 +335,11 @@ class Session:
         Behind it (the shared item or tick after it was handled first: on a follower of the
         region's stage they come on another subscription), it is written out of the chain
         and the cursor stays, unless the session has it already (accepted before, or at or
-        below where the client started). Never blocks and never awaits."""
+        below where the client started). Never blocks and never awaits. A hot partition's
+        entry goes as `offer_loose` (known by its comment id, not its sequence)."""
+        if entry.part:
+            self.offer_loose(entry)
+            return
         match self.state:
             case State.CLOSED:
                 return
@@ -301,7 +354,27 @@ class Session:
         self._own_seqs.append(entry.seq)
         self.writer.enqueue(entry)
 
-    def _hold(self, item: Entry | Skip | Own) -> None:
+    def offer_loose(self, entry: Entry) -> None:
+        """An entry of a hot stream's partition (``entry.part`` > 0), for every viewer (the
+        push tier, a sampled stream's sample) or for its author alone: written out of the
+        chain, so neither the session's cursor nor the client's moves, unless the session
+        wrote this comment already (it remembers the last `LOOSE_KEEP` ids). During a
+        catch-up it waits in its place with the live items; once closed it is dropped. Who
+        may see it is the writer's to ask, as for every comment (shadow, moderation). Never
+        blocks and never awaits."""
+        match self.state:
+            case State.CLOSED:
+                return
+            case State.STARTING | State.CATCHING_UP:
+                self._hold(Loose(entry))
+                return
+        written = self._loose
+        if written is None:
+            written = self._loose = RecentIds(LOOSE_KEEP)
+        if written.add(entry.comment.id):
+            self.writer.enqueue(entry)
+
+    def _hold(self, item: Entry | Skip | Own | Loose) -> None:
         """A live item that came during a catch-up waits for its end."""
         if len(self._pending) >= self.limits.send_queue_max:
             # Too much arrived during the catch-up: drop it and read it from the log.
@@ -393,7 +466,8 @@ class Session:
                         reason=f"more than {self.limits.replay_window} comments were missed; "
                                "page history to fill the gap"))
                     self._resuming = False
-                    self._pending = [e for e in self._pending if e.seq > self.cursor]
+                    self._pending = [e for e in self._pending
+                                     if isinstance(e, Loose) or e.seq > self.cursor]
                     break
                 skipped = False
                 for entry in result.entries:
@@ -430,6 +504,8 @@ class Session:
         for item in pending:
             if isinstance(item, Own):
                 self.offer_own(item.entry)
+            elif isinstance(item, Loose):
+                self.offer_loose(item.entry)
             else:
                 self.offer(item)
 

@@ -177,10 +177,11 @@ class Writer:
     def enqueue(self, entry: Entry, *, live: bool = True) -> None:
         """Queues a comment. Never blocks: past ``max_queue`` waiting comments the connection
         is cut instead. Ignored once the writer is closed. ``live`` False: read back from the
-        log (a resume, a repaired gap), so its age is not a delivery latency."""
+        log (a resume, a repaired gap), so its age is not a delivery latency. An entry of a
+        hot partition (``part`` > 0) is written in its place but moves no cursor."""
         if self._closed.is_set():
             return
-        if not live and self.on_written is not None:
+        if not live and self.on_written is not None and not entry.part:
             self._replayed.add(entry.seq)
         self._queue.append(entry)
         self._queued_entries += 1
@@ -379,17 +380,20 @@ class Writer:
                 run_last = None
 
         # The cursor never moves back: a viewer's own comment written out of the stream's
-        # chain (region/session.py `offer_own`) comes behind it.
+        # chain (region/session.py `offer_own`) comes behind it. A hot partition's entry
+        # (``part`` > 0) is out of the chain too, and its sequence is the partition's, not a
+        # place in the log the client could resume from: it moves no cursor at all.
         high = self.sent
         while self._queue and taken < self.max_batch:
             item = self._queue.popleft()
             if isinstance(item, Entry):
                 self._queued_entries -= 1
                 taken += 1
-                if item.seq > high:
+                chained = not item.part
+                if chained and item.seq > high:
                     high = item.seq
                 run_last = last = high
-                replayed = bool(self._replayed) and item.seq in self._replayed
+                replayed = chained and bool(self._replayed) and item.seq in self._replayed
                 if replayed:
                     self._replayed.discard(item.seq)
                 if item.comment.visible_to(self.viewer) and not (
