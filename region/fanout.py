@@ -12,6 +12,12 @@ Push-tier entries reach the sessions in batches: a stream's entries are gathered
 at most once per tick (at once when the stream is quiet), and a session that is in step takes
 the whole batch as one frame encoded once for every viewer (region/broadcast.py).
 
+A hot stream's partitions re-publish on the same live subject (region/log.py `Entry.part`,
+from the ``Nats-Stream`` header). Their entries' sequences are the partitions', never a
+cursor: they are counted in the stream's rate like any other, but never written to the
+replay cache, never batched, and reach the sessions out of the chain (`Session.offer_loose`;
+a hot stream's feed decides which, region/tiers_feed.py).
+
 Viewer counts (the ``viewers`` frame): once every `COUNTS_INTERVAL_S` the gateway reports its
 counts if they changed, and for each stream it has viewers of reads the region's count
 (presence) and the other regions' (`RegionCounts`: the global plane's presence directory,
@@ -36,7 +42,7 @@ from nats.errors import Error as NatsError
 from chorus.config import Limits
 from chorus.metrics import Metrics
 from chorus.model import Comment
-from chorus.names import LIVE_SHARE_QUEUE, live_subject, live_subjects
+from chorus.names import LIVE_SHARE_QUEUE, hot_part_of, live_subject, live_subjects
 from region.broadcast import StreamBatch, flush_at, stream_tick
 from region.log import Entry
 from region.presence import Presence, PresenceUnavailable, PresenceUnknown
@@ -96,14 +102,18 @@ COUNTS_AT_ONCE = 100      # streams whose counts are read at once
 
 
 def entry_of(msg: Msg) -> Entry:
-    """The log entry a re-published message carries; ValueError when it carries none."""
+    """The log entry a re-published message carries, with the log's part it comes from
+    (``Nats-Stream``: the chained log, or a hot partition; none: the chained log). ValueError
+    when it carries none, or names a stream that is no part of the log."""
     headers = msg.headers or {}
     try:
         seq = int(headers["Nats-Sequence"])
         prev = int(headers.get("Nats-Last-Sequence", "0"))
     except (KeyError, ValueError) as exc:
         raise ValueError(f"not a re-published log entry: {exc}") from None
-    return Entry(seq=seq, prev=prev, comment=Comment.decode(msg.data))
+    name = headers.get("Nats-Stream")
+    part = hot_part_of(name) if name is not None else 0
+    return Entry(seq=seq, prev=prev, comment=Comment.decode(msg.data), part=part)
 
 
 class Fanout:
@@ -245,8 +255,25 @@ class Fanout:
                 # A hot stream's feed delivers it itself (region/tiers_feed.py).
                 self.metrics.entries_delivered.inc()
                 return
-        self._batch(entry)
+        if entry.part:
+            self._loose(entry)
+        else:
+            self._batch(entry)
         self.metrics.entries_delivered.inc()
+
+    def _loose(self, entry: Entry) -> None:
+        """A hot partition's entry of a stream this gateway delivers in push (it has not
+        heard of the stream's new tier yet, or has just left it): to every session out of the
+        chain, never in a batch (whose frame's cursor would be the partition's sequence).
+        The stream's waiting batch goes first, so viewers get the comments in the order this
+        gateway heard them."""
+        stream = entry.comment.stream
+        sessions = self.sessions.get(stream)
+        if not sessions:
+            return
+        self._flush(stream)
+        for session in tuple(sessions):
+            session.offer_loose(entry)
 
     def _batch(self, entry: Entry) -> None:
         """Adds a push-tier entry to its stream's batch, and schedules the batch's flush when
@@ -327,7 +354,8 @@ class Fanout:
         """Hands ``take`` each comment of the region's share of the live feed that reaches
         this gateway (every comment of the region, at one of its gateways), decoded once for
         the replay cache and it: one delivery per comment to the region's gateways instead of
-        one per consumer. ``take`` must not block or raise. Call before `run`."""
+        one per consumer. ``take`` must not block or raise, and is handed a hot partition's
+        entries too (``part`` > 0: a sequence of the partition's). Call before `run`."""
         self._sharers.append(take)
 
     async def _on_cache(self, msg: Msg) -> None:
@@ -335,8 +363,11 @@ class Fanout:
             entry = entry_of(msg)
         except ValueError:
             return
-        self._cache_buffer.append(entry)
-        self._cache_filled.set()
+        if not entry.part:
+            # The replay cache is the chained log's (a resume reads it by sequence): a
+            # partition's entry, whose sequence is the partition's, is never replayed.
+            self._cache_buffer.append(entry)
+            self._cache_filled.set()
         for take in self._sharers:
             take(entry)
 

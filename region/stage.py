@@ -25,6 +25,15 @@ subscription's messages are handled by a task of their own (nats-py), so a share
 handled first and move its author's cursor past the own item: the session then writes the
 own item out of the chain (region/session.py `offer_own`).
 
+A hot stream's comments outside the priority lane are stored in the log's partitions
+(region/log.py `Entry.part`): the stage decides them like any other, and hands out the shown
+ones and authors' own as items with their ``part``, whose ``seq`` and ``prev`` are the
+partition's; followers deliver them out of the chain (region/session.py `offer_loose`). Such
+an item has a kind of its own on the wire (``loose``): a follower of older code refuses it as
+an unknown kind (counted as rejected) rather than taking a partition's sequence for a place in
+the log and moving its viewers' cursors by it; its viewers miss those comments until it is
+upgraded. An item without a part is encoded as before.
+
 `StageWatch` is a follower's choice: it follows one stage (by its gateway's name); a
 follower that hears nothing from it for `SILENT_S` falls back to sampling the live feed
 itself, and takes the next stage it hears (a new keeper's, or the old one's again).
@@ -46,12 +55,15 @@ MAX_MESSAGE = 64 * 1024   # bytes: a stage message is one comment and a few numb
 @dataclass(frozen=True)
 class StageItem:
     """A comment as the stage hands it out: at ``seq`` in the region's log, chained to the
-    previous shared item ``prev``. ``source``: the stage's gateway."""
+    previous shared item ``prev``. ``source``: the stage's gateway. ``part`` > 0: the entry of
+    that hot partition of the log, out of the chain: ``seq`` and ``prev`` are the partition's,
+    never a cursor."""
 
     source: str
     seq: int
     prev: int
     comment: Comment
+    part: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,12 @@ StageMessage = StageItem | StageTick
 def encode(message: StageMessage) -> bytes:
     source = json.dumps(message.source)
     match message:
-        case StageItem(seq=seq, prev=prev, comment=comment):
+        case StageItem(seq=seq, prev=prev, comment=comment, part=part):
             # The comment's JSON is computed once (and most likely already was, for the
             # keeper's own viewers): spliced in, not encoded again.
+            if part:
+                return (f'{{"k":"loose","src":{source},"part":{part},"seq":{seq},'
+                        f'"prev":{prev},"c":{comment.json_text}}}').encode()
             return (f'{{"k":"item","src":{source},"seq":{seq},"prev":{prev},'
                     f'"c":{comment.json_text}}}').encode()
         case StageTick(prev=prev, seq=seq, shown=shown, posted=posted):
@@ -105,11 +120,16 @@ def decode(data: bytes) -> StageMessage:
         raise ValueError("no source")
     seq, prev = _count(doc, "seq"), _count(doc, "prev")
     match doc.get("k"):
-        case "item":
+        case "item" | "loose" as kind:
             if prev >= seq:
                 raise ValueError(f"an item at {seq} chained to {prev}")
+            part = 0
+            if kind == "loose":
+                part = _count(doc, "part")
+                if part < 1:
+                    raise ValueError("a loose item of no partition")
             return StageItem(source=source, seq=seq, prev=prev,
-                             comment=Comment.from_json(doc.get("c")))
+                             comment=Comment.from_json(doc.get("c")), part=part)
         case "tick":
             if prev > seq:
                 raise ValueError(f"a tick from {prev} back to {seq}")

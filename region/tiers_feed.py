@@ -19,6 +19,14 @@ follower hears the two on different subscriptions, in either order). When the ga
 live feed itself has a hole (NATS dropped a message), the next shared item is chained to the
 hole's far side: every session then catches up from the log, thinned the same way.
 
+A hot stream's partitions. Above push, comments outside the priority lane are stored in the
+log's partitions (region/log.py `Entry.part`), whose sequences are no cursor. The feed decides
+and counts such an entry like any other (the rate the tiers are agreed on, the sample's
+"n of m", the snapshot's rings), but chains nothing to it: what is shown of it goes to every
+session out of the chain (`Session.offer_loose`), to its author's if hidden, and the ticks
+move cursors over the chained log alone (the priority lane and what came in push), which is
+what a resume replays.
+
 Tier changes. Entering a tier above push starts the chain at the last entry the gateway
 delivered in push; leaving it ends with a `Skip` to ``accounted``, so the next pushed entry
 (whose ``prev`` is the stream's previous entry) follows every cursor. Each session gets a
@@ -165,9 +173,15 @@ class StreamFeed:
     # -- the live path -----------------------------------------------------------------------
 
     def offer(self, entry: Entry, now: float) -> None:
-        """An entry of the stream's live feed, in the log's order."""
+        """An entry of the stream's live feed, in the log's order. An entry of a hot
+        partition (``part`` > 0) is decided and counted like any other, but it is out of the
+        chain: it moves neither ``accounted`` nor ``shared`` (its sequence is the
+        partition's), and what is shown of it goes out of the chain (`_loose`)."""
         if self.watch.following:
             return  # the stage decides (the live feed is on its way out)
+        if entry.part:
+            self._loose(entry, now)
+            return
         if entry.seq <= self.accounted:
             return  # delivered twice by the live feed
         if entry.prev > self.accounted:
@@ -203,6 +217,32 @@ class StreamFeed:
             for session in tuple(authors):
                 session.offer_own(own)
 
+    def _loose(self, entry: Entry, now: float) -> None:
+        """A partition's entry (`offer`): the same decision, the same counts (the stream's
+        rate and the second's "n of m" include it), but no place in the chain. A duplicate
+        of the live feed is not recognised here (its sequence says nothing of the stream's
+        order); each session writes a comment once."""
+        self.posted += 1
+        comment = entry.comment
+        verdict = self.sampler.offer(comment, now)
+        if verdict is Verdict.PRIORITY:
+            self.priority_ring.append((now, comment))
+        elif verdict is Verdict.SAMPLED:
+            self.sample_ring.append(comment)
+        item = StageItem(source=self.source, seq=entry.seq, prev=entry.prev, comment=comment,
+                         part=entry.part)
+        if verdict is not Verdict.HIDDEN and self.tier == "sampled":
+            if self.out is not None:
+                self.out.shared(self.stream, item)
+            for session in tuple(self.followed.members):
+                session.offer_loose(entry)
+            return
+        self.hidden += 1
+        if self.out is not None:
+            self.out.own(self.stream, comment.user, item)
+        for session in tuple(self.followed.by_user.get(comment.user, ())):
+            session.offer_loose(entry)
+
     def tick(self) -> None:
         """Moves every viewer's cursor to the last entry decided (once a second, and before
         a tier change). The stage ticks whether or not anything was decided: its followers
@@ -230,14 +270,22 @@ class StreamFeed:
             return  # this gateway is the stage
         if not self.watch.hear(message.source, now):
             return  # another stage, while the followed one still speaks
-        self.accounted = max(self.accounted, message.seq)
         item: Entry | Skip
         match message:
+            case StageItem(seq=seq, prev=prev, comment=comment, part=part) if part:
+                # A partition's entry: out of the chain, so no cursor moves by it.
+                if self.tier == "sampled":
+                    loose = Entry(seq=seq, prev=prev, comment=comment, part=part)
+                    for session in tuple(self.followed.members):
+                        session.offer_loose(loose)
+                return
             case StageItem(seq=seq, prev=prev, comment=comment):
+                self.accounted = max(self.accounted, seq)
                 if self.tier != "sampled":
                     return  # a snapshot tier's viewers get the document instead
                 item = Entry(seq=seq, prev=prev, comment=comment)
             case StageTick(prev=prev, seq=seq, shown=shown, posted=posted):
+                self.accounted = max(self.accounted, seq)
                 self.stage_sample = Sample(shown=shown, posted=posted)
                 self.followed.meter.observe(now, posted)
                 if seq <= prev:
@@ -248,12 +296,13 @@ class StreamFeed:
             session.offer(item)
 
     def heard_own(self, user: str, item: StageItem) -> None:
-        """An item of the followed stage for ``user`` alone."""
+        """An item of the followed stage for ``user`` alone (out of the chain when it is a
+        partition's: `Session.offer_own`)."""
         if not self.watch.accepts(item.source):
             return  # the live feed hands authors their comments while it is read here
         authors = self.followed.by_user.get(user)
         if authors:
-            own = Entry(seq=item.seq, prev=item.prev, comment=item.comment)
+            own = Entry(seq=item.seq, prev=item.prev, comment=item.comment, part=item.part)
             for session in tuple(authors):
                 session.offer_own(own)
 
@@ -422,7 +471,8 @@ class TierFeeds:
 
     def take(self, entry: Entry) -> bool:
         """Counts a live entry; True when a hot stream's feed delivered it (False: the
-        fanout delivers it to every session, the push tier)."""
+        fanout delivers it to every session, the push tier; a partition's entry out of the
+        chain)."""
         stream = entry.comment.stream
         followed = self.streams.get(stream)
         if followed is None:
@@ -431,9 +481,10 @@ class TierFeeds:
         if feed is not None and feed.following:
             return True   # the region's stage delivers it (and counts the rate)
         now = self.clock()
-        followed.meter.observe(now)
+        followed.meter.observe(now)   # a partition's entry too: it is the stream's rate
         if feed is None:
-            followed.last = entry.seq
+            if not entry.part:
+                followed.last = entry.seq   # the chain's (a partition's is no cursor)
             return False
         feed.offer(entry, now)
         return True
