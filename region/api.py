@@ -6,12 +6,14 @@ import time
 
 from aiohttp import web
 
+from chorus.model import Comment
 from region import api_archive, moderation_api, replies_api
 from region.cell import CELL, Cell
-from region.cursor import Cursor
+from region.cursor import Cursor, HistoryMark, history_before
 from region.errors import ApiError, ErrorCode
 from region.live import cursor_param
 from region.log import LogUnavailable
+from region.log_merge import Position
 from region.validation import (
     check_post,
     check_stream,
@@ -47,7 +49,8 @@ def _limit(request: web.Request) -> int:
 
 
 async def history(request: web.Request) -> web.Response:
-    """Newest first. ``before`` is a cursor (from a frame, or this endpoint's ``next``)."""
+    """Newest first. ``before`` is this endpoint's ``next`` or a cursor from a frame; with
+    hot log partitions a ``next`` is a `HistoryMark` (region/cursor.py), else a cursor."""
     began = time.perf_counter()
     cell = _cell(request)
     stream = check_stream(request.match_info["stream"])
@@ -59,25 +62,60 @@ async def history(request: web.Request) -> web.Response:
         cell.metrics.history_page("archive", time.perf_counter() - began)
         return page
     _log_history_params(request)
-    before = cursor_param(request.query.get("before"))
-    if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
-        raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "
-                                          "log; page this region from its newest comments")
     try:
-        entries = await cell.log.read_before(stream, before.seq if before else None, limit)
+        if cell.config.tiers.hot_log_partitions:
+            comments, nxt = await _merged_page(cell, stream, request.query.get("before"),
+                                               limit)
+        else:
+            comments, nxt = await _chained_page(cell, stream, request.query.get("before"),
+                                                limit)
     except LogUnavailable as exc:
         raise ApiError(ErrorCode.UNAVAILABLE, "the region's log is not answering",
                        retry_after_s=1) from exc
     moderation = cell.moderation
-    items = [e.comment.to_json() for e in entries if e.comment.visible_to(claims.user)
+    items = [c.to_json() for c in comments if c.visible_to(claims.user)
              and not (moderation is not None and moderation.hidden(
-                 e.comment, claims.user, moderator=claims.is_moderator))]
-    nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
-           if len(entries) == limit else None)
+                 c, claims.user, moderator=claims.is_moderator))]
     items = await replies_api.with_counts(cell, stream, items)
     cell.metrics.history_page("log", time.perf_counter() - began)
     return web.json_response({"items": items, "next": nxt,
                               **moderation_api.pin_of(cell, stream)})
+
+
+async def _chained_page(cell: Cell, stream: str, before_text: str | None, limit: int
+                        ) -> tuple[list[Comment], str | None]:
+    """A page of a log without hot partitions: the chained log backwards from a cursor, and
+    the page's ``next`` a cursor too. Raises LogUnavailable."""
+    before = cursor_param(before_text)
+    if before is not None and not before.same_log(cell.region.name, cell.log.epoch):
+        raise ApiError(ErrorCode.INVALID, "'before' is a cursor of another region or an older "
+                                          "log; page this region from its newest comments")
+    entries = await cell.log.read_before(stream, before.seq if before else None, limit)
+    nxt = (Cursor(cell.region.name, cell.log.epoch, entries[-1].seq).encode()
+           if len(entries) == limit else None)
+    return [e.comment for e in entries], nxt
+
+
+async def _merged_page(cell: Cell, stream: str, before_text: str | None, limit: int
+                       ) -> tuple[list[Comment], str | None]:
+    """A page over the chained log and the hot partitions (region/log_merge.py's order),
+    whose ``next`` is a `HistoryMark`; ``before`` is a mark or a cursor (placed by its
+    comment's stored time). Raises LogUnavailable."""
+    position: Position | None = None
+    if before_text:
+        try:
+            before = history_before(before_text)
+        except ValueError as exc:
+            raise ApiError(ErrorCode.MALFORMED, str(exc)) from None
+        if not before.same_log(cell.region.name, cell.log.epoch):
+            raise ApiError(ErrorCode.INVALID, "'before' is from another region or an older "
+                                              "log; page this region from its newest comments")
+        position = (before.at if isinstance(before, HistoryMark)
+                    else await cell.log.position_of(stream, before.seq))
+    placed = await cell.log.page_before(stream, position, limit)
+    nxt = (HistoryMark(cell.region.name, cell.log.epoch, placed[-1].at).encode()
+           if len(placed) == limit else None)
+    return [p.entry.comment for p in placed], nxt
 
 
 def _log_history_params(request: web.Request) -> None:

@@ -7,10 +7,13 @@ is the implementation: one JetStream stream per region, in the region's own doma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chorus.errors import Unavailable
 from chorus.model import Comment
+
+if TYPE_CHECKING:  # region/log_merge.py builds on Entry
+    from region.log_merge import Placed, Position
 
 
 class LogUnavailable(Unavailable):
@@ -63,8 +66,9 @@ class CommentLog(Protocol):
 
     async def read_since(self, stream: str, since_ms: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries of ``stream`` stored at or after ``since_ms`` (ms since the
-        epoch, wall clock), oldest first; their ``prev`` is 0 (unknown). Late-join bootstrap
-        reads a region's recent comments with it."""
+        epoch, wall clock), oldest first by the time stored, from the chained log and every
+        hot partition (``part`` says which); their ``prev`` is 0 (unknown). Late-join
+        bootstrap reads a region's recent comments with it, a reply check its parent."""
         ...
 
     async def read_before(self, stream: str, before_seq: int | None, limit: int
@@ -78,4 +82,22 @@ class CommentLog(Protocol):
 
     async def head(self, stream: str) -> int:
         """The sequence of the stream's newest comment in this log (0: none)."""
+        ...
+
+    # -- every comment of a stream, the hot partitions' too (region/log_merge.py's order) ----
+
+    async def count(self, stream: str) -> int:
+        """How many comments of ``stream`` the region stores: the chained log's and every
+        hot partition's."""
+        ...
+
+    async def position_of(self, stream: str, seq: int) -> Position:
+        """The position of the chained log's sequence ``seq`` (a cursor's) in the merged
+        order: a history page before a cursor holds what is older than this."""
+        ...
+
+    async def page_before(self, stream: str, before: Position | None, limit: int
+                          ) -> list[Placed]:
+        """Up to ``limit`` comments of ``stream`` older than ``before`` (None: the newest),
+        newest first, over the chained log and every hot partition; ``prev`` is 0."""
         ...

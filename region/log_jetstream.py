@@ -5,18 +5,24 @@ region's own posts and comments forwarded from other regions. Subjects carry the
 name so that no other region's stream captures them. JetStream re-publishes each stored
 message on ``live.<region>.<stream>`` with its sequence and the previous sequence of the same
 subject: that is the live feed the gateways subscribe to. Every name is chorus/names.py's.
+With ``hot_partitions`` P, P more streams (``COMMENTS_HOT_k``, ``hot.<region>.<k>.<stream>``)
+hold a hot stream's comments outside the priority lane and re-publish on the same live
+subjects; their sequences are never cursors.
 
 Reads use Direct Get: a batch request streams a subject's messages after a sequence (or a
 start time, for bootstrap) in one round trip; ``multi_last`` with ``up_to_seq`` steps
-backwards for history pages. Driver errors leave as `LogUnavailable` (chorus/drivers.py).
-Appends go through one `AckedPublisher` (region/log_publish.py): many posts in flight share
-its reply subscription and its timer.
+backwards for history pages. The cursor's reads (`read_after`, `read_before`, `count_after`,
+`head`) are the chained log's; `read_since`, `count` and `page_before` read every part and
+merge them by the time each stored a comment (region/log_merge.py). Driver errors leave as
+`LogUnavailable` (chorus/drivers.py). Appends go through one `AckedPublisher`
+(region/log_publish.py): many posts in flight share its reply subscription and its timer.
 """
 
 from __future__ import annotations
 
-import datetime
+import asyncio
 import json
+import time
 import zlib
 from typing import Any
 
@@ -39,6 +45,17 @@ from chorus.names import (
     live_subjects,
 )
 from region.log import Appended, Entry, LogUnavailable, Page
+from region.log_merge import (
+    Bound,
+    Placed,
+    Position,
+    first_bound,
+    merge_oldest_first,
+    newest_first,
+    older_bound,
+    stamp_of,
+    stored_ns,
+)
 from region.log_publish import AckedPublisher, AckError
 
 DUPLICATE_WINDOW_S = 600     # a retried post with the same client key within this is one post
@@ -97,8 +114,7 @@ class JetStreamLog:
 
     async def append(self, comment: Comment, *, msg_id: str, hot: bool = False) -> Appended:
         part = part_of(msg_id, self.hot_partitions) if hot and self.hot_partitions else 0
-        subj = (hot_subject(self.region, part, comment.stream) if part
-                else comment_subject(self.region, comment.stream))
+        subj = self._subject(comment.stream, part)
         with translated(LogUnavailable, "storing a comment"):
             try:
                 ack = await self.publisher.publish(subj, comment.encode(),
@@ -159,14 +175,16 @@ class JetStreamLog:
         return Page(entries=tuple(entries), more=more)
 
     async def read_since(self, stream: str, since_ms: int, limit: int) -> list[Entry]:
-        """Up to ``limit`` entries stored at or after ``since_ms`` (wall clock), oldest first:
-        one batch Direct Get from a start time."""
-        start = datetime.datetime.fromtimestamp(since_ms / 1000, tz=datetime.UTC)
-        msgs = await self._direct({"start_time": start.isoformat().replace("+00:00", "Z"),
-                                   "next_by_subj": comment_subject(self.region, stream),
-                                   "batch": limit})
-        return [Entry(seq=int((m.headers or {})["Nats-Sequence"]), prev=0,
-                      comment=Comment.decode(m.data)) for m in msgs]
+        """Up to ``limit`` entries stored at or after ``since_ms`` (wall clock), oldest first
+        by the time stored: one batch Direct Get from the start time on the chained log and
+        on each hot partition at once, merged (region/log_merge.py)."""
+        start = stamp_of(since_ms * 1_000_000)
+        reads = await asyncio.gather(*(
+            self._direct({"start_time": start, "next_by_subj": self._subject(stream, part),
+                          "batch": limit}, part) for part in self._parts()))
+        placed = [[self._placed(m, part) for m in msgs]
+                  for part, msgs in zip(self._parts(), reads, strict=True)]
+        return [p.entry for p in merge_oldest_first(placed, limit)]
 
     async def read_before(self, stream: str, before_seq: int | None, limit: int
                           ) -> list[Entry]:
@@ -197,3 +215,66 @@ class JetStreamLog:
     async def head(self, stream: str) -> int:
         msgs = await self._direct({"last_by_subj": comment_subject(self.region, stream)})
         return int((msgs[0].headers or {})["Nats-Sequence"]) if msgs else 0
+
+    # -- every comment of a stream, the hot partitions' too ----------------------------------
+
+    def _parts(self) -> range:
+        return range(self.hot_partitions + 1)
+
+    def _subject(self, stream: str, part: int) -> str:
+        return (hot_subject(self.region, part, stream) if part
+                else comment_subject(self.region, stream))
+
+    @staticmethod
+    def _position(msg: Msg, part: int) -> Position:
+        headers = msg.headers or {}
+        try:
+            return Position(stored_ns(headers.get("Nats-Time-Stamp", "")), part,
+                            int(headers["Nats-Sequence"]))
+        except (KeyError, ValueError) as exc:
+            raise LogUnavailable(f"a direct get answer without its place: {exc}") from exc
+
+    def _placed(self, msg: Msg, part: int) -> Placed:
+        at = self._position(msg, part)
+        return Placed(at, Entry(seq=at.seq, prev=0, comment=Comment.decode(msg.data),
+                                part=part))
+
+    async def count(self, stream: str) -> int:
+        firsts = await asyncio.gather(*(
+            self._direct({"seq": 1, "next_by_subj": self._subject(stream, part), "batch": 1},
+                         part) for part in self._parts()))
+        return sum(1 + int((msgs[0].headers or {}).get("Nats-Num-Pending", "0"))
+                   for msgs in firsts if msgs)
+
+    async def position_of(self, stream: str, seq: int) -> Position:
+        if seq <= 0:
+            return Position(0, 0, 0)   # before the log's first sequence: nothing is older
+        # The message at the sequence, of whatever stream (or the next one, if it is gone):
+        # the chained log's time grows with its sequence, so its time places the cursor.
+        msgs = await self._direct({"seq": seq, "batch": 1})
+        if not msgs:
+            # Past the log's end: everything stored until now is older.
+            return Position(time.time_ns(), 0, seq)
+        return Position(self._position(msgs[0], 0).stored_ns, 0, seq)
+
+    async def page_before(self, stream: str, before: Position | None, limit: int
+                          ) -> list[Placed]:
+        bounds = [(part, first_bound(part, before)) for part in self._parts()]
+        firsts = await asyncio.gather(*(self._last(stream, part, bound)
+                                        for part, bound in bounds if bound is not None))
+        heads = {p.at.part: p for p in firsts if p is not None}
+
+        async def older(placed: Placed) -> Placed | None:
+            bound = older_bound(placed)
+            return None if bound is None else await self._last(stream, placed.at.part, bound)
+        return await newest_first(heads, older, limit)
+
+    async def _last(self, stream: str, part: int, bound: Bound) -> Placed | None:
+        """The part's newest entry of ``stream`` within ``bound`` (None: none)."""
+        body: dict[str, Any] = {"multi_last": [self._subject(stream, part)]}
+        if bound.up_to_seq is not None:
+            body["up_to_seq"] = bound.up_to_seq
+        if bound.before_ns is not None:
+            body["up_to_time"] = stamp_of(bound.before_ns)
+        msgs = await self._direct(body, part)
+        return self._placed(msgs[0], part) if msgs else None
