@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import nats
@@ -17,6 +18,7 @@ import pytest_asyncio
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 
+from chorus.cluster.health import wait_until
 from chorus.cluster.local import LocalCluster
 from chorus.ids import IdGenerator
 from chorus.model import Comment
@@ -156,5 +158,36 @@ async def test_history_pages_every_comment_once_newest_first_over_the_partitions
                 async with http.get(url, params={"before": before}, headers=auth) as resp:
                     assert resp.status == status, before
                     assert "before" in (await resp.json())["error"]["message"]
+    finally:
+        await log.publisher.close()
+
+
+async def test_a_reply_may_name_a_comment_a_hot_partition_holds(
+        nc: Nats, cluster: LocalCluster, unique: str) -> None:
+    log = JetStreamLog(nc, REGION, hot_partitions=cluster.config.tiers.hot_log_partitions)
+    await log.ensure()
+    base = cluster.config.region(REGION).gateway_urls[1]
+    auth = {"Authorization": "Bearer " + issue_token(cluster.config.auth.dev_secret, "fan",
+                                                      roles=("viewer",))}
+    url = f"{base}/v1/streams/{unique}/comments"
+    try:
+        parent = (await _mixed(log, unique, 3))[1]
+        assert parent.part > 0
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json={"text": "so true", "reply_to": parent.comment.id},
+                                 headers=auth) as resp:
+                assert resp.status == 201, await resp.text()
+            thread: dict[str, Any] = {}
+
+            async def threaded() -> bool:
+                async with http.get(f"{url}/{parent.comment.id}/replies",
+                                    headers=auth) as resp:
+                    assert resp.status == 200, await resp.text()
+                    thread.update(await resp.json())
+                return bool(thread["items"])
+            await wait_until(threaded, what="the reply in its thread", timeout_s=10,
+                             interval_s=0.1)
+        assert thread["parent"]["id"] == parent.comment.id
+        assert [r["text"] for r in thread["items"]] == ["so true"]
     finally:
         await log.publisher.close()
