@@ -65,7 +65,9 @@ class Moderated(Protocol):
 class StreamBatch:
     """Live entries of one stream that follow each other (each one's ``prev`` is the
     sequence of the one before), waiting for the stream's next flush. At most ``max_size``:
-    `add` refuses the one after, as it refuses one that does not follow."""
+    `add` refuses the one after, as it refuses one that does not follow. Entries of the
+    chained log only: a hot partition's are out of the chain, and their sequences would be
+    the frame's cursor (the fanout hands them to each session, region/fanout.py)."""
 
     __slots__ = ("_plain", "_prepared", "comments", "entries", "last", "max_size", "prev")
 
