@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
@@ -314,3 +314,22 @@ async def pending(nc: Nats, durable: str, stream: str = COMMENTS_STREAM) -> int 
     except driver_errors("nats"):
         return None
     return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+def total(depths: Iterable[int | None]) -> int | None:
+    """The backlog of several consumers that make one (the chained log's and each hot
+    partition's, for one outbox or the archive): their sum, or None (unknown) when any of
+    them is unknown."""
+    out = 0
+    for depth in depths:
+        if depth is None:
+            return None
+        out += depth
+    return out
+
+
+async def pending_all(nc: Nats, consumers: Iterable[tuple[str, str]]) -> int | None:
+    """`pending` summed over ``consumers`` ((durable, stream) pairs), asked all at once;
+    None when any of them is unknown."""
+    return total(await asyncio.gather(*(pending(nc, durable, stream)
+                                        for durable, stream in consumers)))

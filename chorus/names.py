@@ -292,3 +292,54 @@ def own_subject(region: str, stream: str, user: str) -> str:
     """The stage's items of ``stream`` for ``user`` alone. A user id may hold '.' (and so
     empty or extra tokens) and other characters a subject should not: it goes in hex."""
     return f"own.{region}.{stream}.{user.encode().hex()}"
+
+
+# -- the region's consumers of its hot partitions (global_/outbox.py, region/persister.py,
+#    region/classifier_worker.py) ----------------------------------------------------------------
+# Each durable consumer of the chained log has a twin on every hot partition, so that a hot
+# stream's comments are forwarded, archived and classified like the others. A twin's name
+# carries its region (as every durable's: see the module's docstring) and its partition.
+
+
+def hot_outbox_durable(region: str, dest: str, part: int) -> str:
+    """The durable consumer on ``region``'s hot partition ``part`` holding what ``dest`` has
+    not stored (``part`` 0: `outbox_durable`)."""
+    if not part:
+        return outbox_durable(region, dest)
+    return f"fwd-{region}-to-{dest}-hot-{part}"
+
+
+def hot_outbox_lease_key(dest: str, part: int) -> str:
+    """The key of `outbox_lease_bucket` under which one gateway forwards hot partition
+    ``part`` to ``dest`` (``part`` 0, the chained log: ``dest``, as before). A lease of its
+    own per partition, so that a hot stream's forwards spread over the region's gateways."""
+    return f"{dest}-hot-{part}" if part else dest
+
+
+def hot_archive_durable(region: str, part: int) -> str:
+    """The archive persister's consumer on ``region``'s hot partition ``part`` (``part`` 0:
+    `archive_durable`)."""
+    return f"archive-{region}-hot-{part}" if part else archive_durable(region)
+
+
+def hot_classifier_durable(region: str, part: int) -> str:
+    """The classifier's consumer on ``region``'s hot partition ``part`` (``part`` 0:
+    `classifier_durable`)."""
+    return f"classifier-{region}-hot-{part}" if part else classifier_durable(region)
+
+
+def log_stream(part: int) -> str:
+    """The JetStream stream of ``part``: `COMMENTS_STREAM` for 0, else `hot_stream`."""
+    return hot_stream(part) if part else COMMENTS_STREAM
+
+
+def log_subjects(region: str, part: int) -> str:
+    """The subject filter of ``region``'s ``part``: `comment_subjects` for 0, else
+    `hot_subjects`."""
+    return hot_subjects(region, part) if part else comment_subjects(region)
+
+
+def log_subject(region: str, part: int, stream: str) -> str:
+    """Where ``region``'s ``part`` stores a comment of ``stream`` (a forward to the
+    destination's same partition)."""
+    return hot_subject(region, part, stream) if part else comment_subject(region, stream)

@@ -15,6 +15,16 @@ rather than overtake it): when a link heals the outbox drains in order. A commen
 again is not decided again (asking a destination behind a cut link costs the whole presence
 query timeout); one that JetStream redelivers to another gateway is.
 
+A hot stream's comments outside the priority lane are stored in the region's hot partitions
+(region/log_jetstream.py), not in the chained log: each partition ``k`` has an outbox of its
+own towards each destination (`outboxes`: a consumer ``hot_outbox_durable(region, dest, k)``
+and a lease of its own, so that a hot stream's forwards spread over the region's gateways),
+which publishes into ``dest``'s same partition: ``dest``'s duplicate window for that
+partition catches a repeat, and ``dest`` delivers it out of the chain, as its origin did.
+Order is kept per partition (a hot stream has no one order across them; clients order by
+comment id within their reorder window). A destination's depth is the sum of its outboxes'
+(`outbox_depth`).
+
 Every gateway of the region runs an outbox per destination, and one of them at a time
 forwards: the one holding the destination's lease (chorus/lease.py; the others wait to take
 it over). Gateways that share a durable consumer share no order: JetStream hands a batch to
@@ -50,16 +60,18 @@ from nats.aio.client import Client as Nats
 
 from chorus.backoff import Backoff
 from chorus.drivers import driver_errors, translated
-from chorus.durable import ConsumerSpec, Delivery, DurableWorker, pending
+from chorus.durable import ConsumerSpec, Delivery, DurableWorker, pending_all
 from chorus.durable_migration import adopt_until_done
 from chorus.lease import Lease, LeaseSpec
 from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import (
-    comment_subject,
-    comment_subjects,
+    hot_outbox_durable,
+    hot_outbox_lease_key,
     legacy_outbox_durable,
-    outbox_durable,
+    log_stream,
+    log_subject,
+    log_subjects,
     outbox_lease_bucket,
 )
 from global_.presence import Answer, PresenceDirectory
@@ -95,11 +107,13 @@ CALM_S = 3.0   # after an outage, one batch in flight at a time for this long
 LEASE_TTL_S = 5.0
 
 
-def outbox_spec(region: str, dest: str) -> ConsumerSpec:
-    """The consumer of ``region``'s outbox towards ``dest`` (every gateway builds this one)."""
-    return ConsumerSpec(durable=outbox_durable(region, dest),
-                        filter_subject=comment_subjects(region), ack_wait_s=ACK_WAIT_S,
-                        max_ack_pending=MAX_ACK_PENDING, batch=BATCH, in_flight=IN_FLIGHT)
+def outbox_spec(region: str, dest: str, part: int = 0) -> ConsumerSpec:
+    """The consumer of ``region``'s outbox towards ``dest`` on the log's ``part`` (0: the
+    chained log; 1 to P: a hot partition). Every gateway builds this one."""
+    return ConsumerSpec(durable=hot_outbox_durable(region, dest, part),
+                        filter_subject=log_subjects(region, part), ack_wait_s=ACK_WAIT_S,
+                        max_ack_pending=MAX_ACK_PENDING, batch=BATCH, in_flight=IN_FLIGHT,
+                        stream=log_stream(part))
 
 
 @dataclass(frozen=True)
@@ -182,22 +196,26 @@ async def _older(events: dict[int, asyncio.Event], ticket: int) -> None:
 
 
 class Outbox:
-    """This gateway's worker on the outbox towards ``dest``. Run `run` as an owned task."""
+    """This gateway's worker on the outbox towards ``dest`` of the log's ``part`` (0: the
+    chained log; 1 to P: a hot partition, forwarded to ``dest``'s same partition under a
+    lease of its own). Run `run` as an owned task."""
 
     def __init__(self, nc: Nats, *, region: str, dest: str, directory: PresenceDirectory,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, part: int = 0) -> None:
         self.region = region
         self.dest = dest
+        self.part = part
         self.directory = directory
         self.metrics = metrics
         self.js = nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
-        self.name = f"outbox to {dest}"
-        self.worker = DurableWorker(nc, outbox_spec(region, dest), region, self.forward,
+        self.name = f"outbox to {dest}" + (f" (hot {part})" if part else "")
+        self.worker = DurableWorker(nc, outbox_spec(region, dest, part), region, self.forward,
                                     name=self.name, backoff_first_s=BACKOFF_MIN_S,
                                     backoff_max_s=BACKOFF_MAX_S,
                                     on_retry=lambda: metrics.forward_failed(dest),
                                     hold=self._holding)
-        self.lease = Lease(nc, LeaseSpec(outbox_lease_bucket(region), dest, LEASE_TTL_S),
+        self.lease = Lease(nc, LeaseSpec(outbox_lease_bucket(region),
+                                         hot_outbox_lease_key(dest, part), LEASE_TTL_S),
                            f"{socket.gethostname()}/{os.getpid()}", name=self.name)
         self._line = Line()
         self._failing = False             # logged once per outage, not once per attempt
@@ -207,8 +225,9 @@ class Outbox:
         """Forwards while this gateway holds the destination's lease, until cancelled;
         survives NATS restarts and a deleted consumer."""
         self.metrics.declare_destinations((self.dest,))
-        await adopt_until_done(self.worker.nc, self.worker.spec,
-                               legacy_outbox_durable(self.dest), self.name)
+        if not self.part:   # the partitions are newer than the legacy names
+            await adopt_until_done(self.worker.nc, self.worker.spec,
+                                   legacy_outbox_durable(self.dest), self.name)
         await self.lease.run(self.worker.run)
 
     async def forward(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
@@ -330,7 +349,7 @@ class Outbox:
 
     async def _publish(self, comment: Comment) -> None:
         with translated(LogUnavailable, f"forwarding to {self.dest}"):
-            ack = await self.js.publish(comment_subject(self.dest, comment.stream),
+            ack = await self.js.publish(log_subject(self.dest, self.part, comment.stream),
                                         comment.encode(), headers={"Nats-Msg-Id": comment.id},
                                         timeout=PUBLISH_TIMEOUT_S)
         if ack.domain not in (None, self.dest):
@@ -343,7 +362,17 @@ class Outbox:
                                                     - comment.ts) / 1000)
 
 
-async def outbox_depth(nc: Nats, region: str, dest: str) -> int | None:
+def outboxes(nc: Nats, *, region: str, dest: str, partitions: int,
+             directory: PresenceDirectory, metrics: Metrics) -> tuple[Outbox, ...]:
+    """Every outbox of ``region`` towards ``dest``: the chained log's and one per hot
+    partition (1 to ``partitions``), each with its consumer and its lease."""
+    return tuple(Outbox(nc, region=region, dest=dest, directory=directory, metrics=metrics,
+                        part=part) for part in range(partitions + 1))
+
+
+async def outbox_depth(nc: Nats, region: str, dest: str, partitions: int = 0) -> int | None:
     """Comments of ``region`` (whose NATS ``nc`` is connected to) waiting for ``dest`` (not
-    yet acknowledged by it); None if unknown."""
-    return await pending(nc, outbox_durable(region, dest))
+    yet acknowledged by it), over the chained log and its ``partitions`` hot partitions;
+    None if unknown."""
+    return await pending_all(nc, ((hot_outbox_durable(region, dest, part), log_stream(part))
+                                  for part in range(partitions + 1)))

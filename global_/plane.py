@@ -6,7 +6,7 @@
   region's presence changes, and this region's presence responder (global_/presence.py);
 - this region's answers to other regions' requests for recent comments, and the late-join
   bootstrap when this region gets its first viewer of a stream (global_/bootstrap.py);
-- one outbox per other region (global_/outbox.py);
+- one outbox per other region and log partition (global_/outbox.py);
 - reactions (global_/reactions.py): one reaction outbox per other region, this region's
   answers about its reactions, and the questions to the others (`remote_reactions`); and the
   other regions' viewer counts (global_/counts.py, `counts`).
@@ -28,7 +28,7 @@ from chorus.metrics import Metrics
 from global_.bootstrap import Bootstrap, RecentResponder
 from global_.counts import GlobalCounts
 from global_.hub import Rejections
-from global_.outbox import Outbox
+from global_.outbox import Outbox, outboxes
 from global_.presence import PresenceDirectory, PresenceResponder
 from global_.reactions import ReactionOutbox, ReactionResponder, RegionReactions
 from global_.tasks import OwnedTasks
@@ -62,9 +62,12 @@ class GlobalPlane:
         self.bootstrap = Bootstrap(nc, region=region.name, others=self.others, log=log,
                                    limits=limits, metrics=metrics, rejections=rejections)
         self.recent = RecentResponder(nc, region=region.name, log=log, rejections=rejections)
-        self.outboxes = tuple(Outbox(nc, region=region.name, dest=dest,
-                                     directory=self.directory, metrics=metrics)
-                              for dest in self.others)
+        # Per destination, the chained log's outbox and one per hot partition.
+        self.outboxes: tuple[Outbox, ...] = tuple(
+            outbox for dest in self.others
+            for outbox in outboxes(nc, region=region.name, dest=dest,
+                                   partitions=config.tiers.hot_log_partitions,
+                                   directory=self.directory, metrics=metrics))
         self._bootstraps = OwnedTasks(MAX_BOOTSTRAPS)
         # Reactions and counts (``reactions``: the region's reaction log; None: not run).
         self.counts = GlobalCounts(self.directory, self.others)

@@ -1,10 +1,12 @@
 """Backlog gauges: how far behind the region's durable consumers are, sampled for /metrics.
 
 The outbox towards each other region and the archive persister are durable consumers of the
-region's log; how many comments each still holds is a question to JetStream, which a scrape
-cannot wait on. `BacklogGauges` asks every `INTERVAL_S` and sets ``chorus_outbox_depth{dest}``
-and ``chorus_archive_lag``; an unknown depth (JetStream not answering, a consumer not created
-yet) is NaN, so an alert compares nothing rather than a stale number. Every gateway of a
+region's log (each with a twin on every hot partition of it: a probe sums them, see
+`global_.outbox.outbox_depth` and `region.persister.lag`); how many comments each still
+holds is a question to JetStream, which a scrape cannot wait on. `BacklogGauges` asks every
+`INTERVAL_S` and sets ``chorus_outbox_depth{dest}`` and ``chorus_archive_lag``; an unknown
+depth (JetStream not answering, a consumer not created yet) is NaN, so an alert compares
+nothing rather than a stale number. Every gateway of a
 region samples the same consumers: dashboards and alerts take the maximum over gateways.
 
 The probes are handed in by the composition root (region/compose.py), so that this module

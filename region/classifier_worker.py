@@ -16,6 +16,13 @@ feed (``live.<region>.>``) to see the comments the other gateways were handed: e
 was decoded, its headers parsed and its text folded once per gateway, 7-8 % of a busy
 gateway's CPU. A new holder's window starts empty, as after a restart: floods are judged on
 what it sees from then on.
+
+A hot stream's comments outside the priority lane are stored in the region's hot partitions
+(region/log_jetstream.py): the holder runs a worker on each partition's consumer
+``hot_classifier_durable(region, k)`` beside the chained log's, every one feeding the same
+`Window` (`handle`), so that a flood spread over the partitions is seen whole. The window
+takes each comment in the order its worker hands it over (one partition's order; across
+partitions, whichever arrives first), stamped with the holder's clock.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from chorus.metrics import Metrics
 from chorus.model import Comment
 from chorus.names import (
     CLASSIFIER_LEASE_KEY,
-    classifier_durable,
     classifier_lease_bucket,
-    comment_subjects,
+    hot_classifier_durable,
+    log_stream,
+    log_subjects,
 )
 from region.classifier import Classifier, HeuristicClassifier, Window
 from region.moderation import Action, ModerationState, Outcome, Verdict
@@ -62,19 +70,22 @@ PACE_S = 0.1
 Decide = Callable[..., Awaitable[Outcome]]
 
 
-def classifier_spec(region: str) -> ConsumerSpec:
-    return ConsumerSpec(durable=classifier_durable(region),
-                        filter_subject=comment_subjects(region), ack_wait_s=ACK_WAIT_S,
-                        max_ack_pending=BATCH * 4, batch=BATCH)
+def classifier_spec(region: str, part: int = 0) -> ConsumerSpec:
+    """The classifier's consumer on ``region``'s log ``part`` (0: the chained log; 1 to P: a
+    hot partition)."""
+    return ConsumerSpec(durable=hot_classifier_durable(region, part),
+                        filter_subject=log_subjects(region, part), ack_wait_s=ACK_WAIT_S,
+                        max_ack_pending=BATCH * 4, batch=BATCH, stream=log_stream(part))
 
 
 class ClassifierWorker:
     """Run `run` as an owned task. ``decide(action, by=, reason=, wait=)`` is the decision
-    log's (`region.moderation.DecisionLog.decide`)."""
+    log's (`region.moderation.DecisionLog.decide`). ``partitions``: the region's hot log
+    partitions, each read by a worker of its own beside the chained log's."""
 
     def __init__(self, nc: Nats, *, region: str, state: ModerationState, decide: Decide,
                  metrics: Metrics, classifier: Classifier | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, partitions: int = 0) -> None:
         self.nc = nc
         self.region = region
         self.state = state
@@ -83,16 +94,27 @@ class ClassifierWorker:
         self.classifier = classifier or HeuristicClassifier()
         self.window = Window()
         self.clock = clock
-        self.worker = DurableWorker(nc, classifier_spec(region), region, self.handle,
-                                    name="classifier", backoff_first_s=0.5,
-                                    backoff_max_s=10.0)
+        # One worker per part of the log, all feeding the one window (`handle`): a flood
+        # spread over a hot stream's partitions is still judged whole.
+        self.workers = tuple(
+            DurableWorker(nc, classifier_spec(region, part), region, self.handle,
+                          name="classifier" + (f" (hot {part})" if part else ""),
+                          backoff_first_s=0.5, backoff_max_s=10.0)
+            for part in range(partitions + 1))
         self.lease = Lease(nc, LeaseSpec(classifier_lease_bucket(region), CLASSIFIER_LEASE_KEY,
                                          LEASE_TTL_S, acquire_every_s=LEASE_ACQUIRE_EVERY_S),
                            f"{socket.gethostname()}/{os.getpid()}", name="classifier")
 
     async def run(self) -> None:
         """Scores while this gateway holds the region's classifier lease, until cancelled."""
-        await self.lease.run(self.worker.run)
+        await self.lease.run(self._consume)
+
+    async def _consume(self) -> None:
+        """Every part's worker at once, under the one lease; the first that fails ends the
+        others (and `run`, with its error)."""
+        async with asyncio.TaskGroup() as tg:
+            for worker in self.workers:
+                tg.create_task(worker.run(), name=worker.name)
 
     def judged(self, comment: Comment) -> bool:
         """Whether the classifier looks at ``comment`` at all: this region's own, not

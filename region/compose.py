@@ -18,13 +18,12 @@ import redis.asyncio as aioredis
 from nats.aio.client import Client as Nats
 
 from chorus.config import Config, Region
-from chorus.durable import pending
 from chorus.ids import IdGenerator
 from chorus.metrics import Metrics
 from chorus.model import Comment
 from global_.hub import Rejections
 from global_.moderation import ModerationReplica
-from global_.outbox import outbox_spec
+from global_.outbox import outbox_depth
 from global_.plane import GlobalPlane
 from global_.priority import PriorityForwarder
 from global_.registry import Registry, RegistryState
@@ -43,7 +42,8 @@ from region.log_jetstream import JetStreamLog
 from region.moderation import ModerationState
 from region.moderation_legacy import OldBans
 from region.moderation_service import Moderation
-from region.persister import Persister, consumer_spec
+from region.persister import lag as archive_lag
+from region.persister import persisters
 from region.presence_redis import RedisPresence
 from region.reactions_emit import Emitter
 from region.reactions_feed import ReactionFeed
@@ -148,7 +148,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
     public_url = settings.public_url or region.gateway_urls[index]
     moderation, replica = await _moderation(nc, config, region, gateway, fanout, metrics)
     classifier = ClassifierWorker(nc, region=region.name, state=moderation.state,
-                                  decide=replica.decide, metrics=metrics)
+                                  decide=replica.decide, metrics=metrics,
+                                  partitions=config.tiers.hot_log_partitions)
     replies, reply_feed = _replies(config, redis, log, archive, moderation)
     fanout.share_live(reply_feed.offer)  # the replay cache's share of the live feed, too
 
@@ -187,8 +188,11 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                    Background("sampling-stage", stage.run),
                    Background("priority-lane", priority_lane.run)]
     if archive is not None:
-        persister = Persister(nc, region.name, archive, metrics)
-        background.append(Background("archive-persister", persister.run))
+        # The chained log's persister and one per hot partition.
+        background += [Background("archive-persister" + (f"-hot-{p.part}" if p.part else ""),
+                                  p.run)
+                       for p in persisters(nc, region.name, archive, metrics,
+                                           partitions=config.tiers.hot_log_partitions)]
     background.append(Background("backlog-gauges", _backlog(nc, config, region, metrics).run))
     return cell, background
 
@@ -289,10 +293,12 @@ def _health(state: RegistryState, peer: str) -> tuple[bool, int]:
 
 
 def _backlog(nc: Nats, config: Config, region: Region, metrics: Metrics) -> BacklogGauges:
+    """Each backlog sums the chained log's consumer and its hot partitions' twins."""
+    partitions = config.tiers.hot_log_partitions
     return BacklogGauges(
         metrics, dests=tuple(r.name for r in config.regions if r.name != region.name),
-        outbox_depth=lambda dest: pending(nc, outbox_spec(region.name, dest).durable),
-        archive_lag=((lambda: pending(nc, consumer_spec(region.name).durable))
+        outbox_depth=lambda dest: outbox_depth(nc, region.name, dest, partitions),
+        archive_lag=((lambda: archive_lag(nc, region.name, partitions=partitions))
                      if config.cassandra.enabled else None))
 
 

@@ -24,10 +24,22 @@ from collections.abc import Sequence
 
 from nats.aio.client import Client as Nats
 
-from chorus.durable import ConsumerSpec, Delivery, DurableWorker, WorkerStats, pending
+from chorus.durable import (
+    ConsumerSpec,
+    Delivery,
+    DurableWorker,
+    WorkerStats,
+    pending,
+    pending_all,
+)
 from chorus.durable_migration import adopt_until_done
 from chorus.metrics import Metrics
-from chorus.names import LEGACY_ARCHIVE_DURABLE, archive_durable, comment_subjects
+from chorus.names import (
+    LEGACY_ARCHIVE_DURABLE,
+    hot_archive_durable,
+    log_stream,
+    log_subjects,
+)
 from region.archive import Archive
 
 BATCH_MAX = 256           # messages per fetch: one round of concurrent writes
@@ -37,34 +49,40 @@ BACKOFF_FIRST_S = 0.2     # first wait after a failed write...
 BACKOFF_MAX_S = 10.0      # ...doubling up to this; under ACK_WAIT_S / 2, so a batch stays ours
 
 
-def consumer_spec(region: str, *, batch_max: int = BATCH_MAX, durable: str | None = None,
-                  filter_subject: str | None = None) -> ConsumerSpec:
-    """The archive's consumer on ``region``'s log; the defaults are what every gateway uses
-    (JetStream refuses a second config for one durable name)."""
-    return ConsumerSpec(durable=durable or archive_durable(region),
-                        filter_subject=filter_subject or comment_subjects(region),
+def consumer_spec(region: str, *, part: int = 0, batch_max: int = BATCH_MAX,
+                  durable: str | None = None, filter_subject: str | None = None
+                  ) -> ConsumerSpec:
+    """The archive's consumer on ``region``'s log (``part`` 0: the chained log; 1 to P: a hot
+    partition); the defaults are what every gateway uses (JetStream refuses a second config
+    for one durable name)."""
+    return ConsumerSpec(durable=durable or hot_archive_durable(region, part),
+                        filter_subject=filter_subject or log_subjects(region, part),
                         ack_wait_s=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
-                        batch=batch_max)
+                        batch=batch_max, stream=log_stream(part))
 
 
 class Persister:
     """Run `run` as a task owned by the gateway; cancel it to stop (an unacknowledged batch
     is then redelivered to another gateway after `ACK_WAIT_S`).
 
-    ``batch_max``, ``durable`` and ``filter_subject`` exist for bench/archive.py, which
-    measures a persister of its own on one stream; the gateways use the defaults. Counts go
-    to ``metrics`` (``archive_written``, ``archive_failures``, ``archive_bad``).
+    ``part``: the log's part it archives (0: the chained log; 1 to P: a hot partition; a
+    gateway runs one of each, `persisters`). ``batch_max``, ``durable`` and
+    ``filter_subject`` exist for bench/archive.py, which measures a persister of its own on
+    one stream; the gateways use the defaults. Counts go to ``metrics``
+    (``archive_written``, ``archive_failures``, ``archive_bad``).
     """
 
     def __init__(self, nc: Nats, region: str, archive: Archive, metrics: Metrics, *,
-                 batch_max: int = BATCH_MAX, durable: str | None = None,
+                 part: int = 0, batch_max: int = BATCH_MAX, durable: str | None = None,
                  filter_subject: str | None = None) -> None:
         self.archive = archive
         self.metrics = metrics
-        spec = consumer_spec(region, batch_max=batch_max, durable=durable,
+        self.part = part
+        spec = consumer_spec(region, part=part, batch_max=batch_max, durable=durable,
                              filter_subject=filter_subject)
         self.worker = DurableWorker(
-            nc, spec, region, self._write, name="archive persister",
+            nc, spec, region, self._write,
+            name="archive persister" + (f" (hot {part})" if part else ""),
             backoff_first_s=BACKOFF_FIRST_S, backoff_max_s=BACKOFF_MAX_S,
             on_retry=metrics.archive_failures.inc, on_bad=metrics.archive_bad.inc)
 
@@ -75,9 +93,11 @@ class Persister:
 
     async def run(self) -> None:
         """Archives until cancelled; survives NATS restarts and archive outages."""
-        # An older deployment's consumer was "archive" in every region: start after it.
-        await adopt_until_done(self.worker.nc, self.worker.spec, LEGACY_ARCHIVE_DURABLE,
-                               self.worker.name)
+        if not self.part:
+            # An older deployment's consumer was "archive" in every region: start after it.
+            # (The partitions are newer than that name.)
+            await adopt_until_done(self.worker.nc, self.worker.spec, LEGACY_ARCHIVE_DURABLE,
+                                   self.worker.name)
         await self.worker.run()
 
     async def _write(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
@@ -91,8 +111,21 @@ class Persister:
         return ()
 
 
-async def lag(nc: Nats, region: str, durable: str | None = None) -> int | None:
+def persisters(nc: Nats, region: str, archive: Archive, metrics: Metrics, *,
+               partitions: int) -> tuple[Persister, ...]:
+    """A gateway's persisters: the chained log's and one per hot partition (1 to
+    ``partitions``), writing to the one archive."""
+    return tuple(Persister(nc, region, archive, metrics, part=part)
+                 for part in range(partitions + 1))
+
+
+async def lag(nc: Nats, region: str, durable: str | None = None, *,
+              partitions: int = 0) -> int | None:
     """Messages the region's persisters have not archived yet (pending + unacknowledged),
-    or None when the consumer does not exist (no gateway with the archive started yet) or
-    JetStream does not answer."""
-    return await pending(nc, durable or archive_durable(region))
+    over the chained log and its ``partitions`` hot partitions; None when a consumer does
+    not exist (no gateway with the archive started yet) or JetStream does not answer.
+    ``durable``: one consumer of the chained log instead (bench/archive.py's own)."""
+    if durable is not None:
+        return await pending(nc, durable)
+    return await pending_all(nc, ((hot_archive_durable(region, part), log_stream(part))
+                                  for part in range(partitions + 1)))

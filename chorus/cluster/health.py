@@ -212,8 +212,8 @@ async def _none() -> None:
 
 
 async def archive_lag(config: Config, region_name: str) -> int | None:
-    """Comments of ``region_name``'s log that its persisters have not archived yet (None:
-    unknown, or no gateway has started persisting)."""
+    """Comments of ``region_name``'s log (its hot partitions included) that its persisters
+    have not archived yet (None: unknown, or no gateway has started persisting)."""
     import nats
     from nats.errors import Error as NatsError
     from nats.js.errors import Error as JsError
@@ -228,7 +228,9 @@ async def archive_lag(config: Config, region_name: str) -> int | None:
     except (NatsError, OSError, TimeoutError):
         return None
     try:
-        return await asyncio.wait_for(persister.lag(nc, region_name), PROBE_TIMEOUT_S)
+        return await asyncio.wait_for(
+            persister.lag(nc, region_name, partitions=config.tiers.hot_log_partitions),
+            PROBE_TIMEOUT_S)
     except (NatsError, JsError, TimeoutError):
         return None
     finally:
@@ -240,7 +242,8 @@ async def _quiet(exc: Exception) -> None:
 
 
 async def outboxes(config: Config, region_name: str) -> dict[str, int | None]:
-    """Comments of ``region_name`` waiting for each other region (None: unknown)."""
+    """Comments of ``region_name`` waiting for each other region, its hot partitions'
+    outboxes included (None: unknown)."""
     import nats
     from nats.errors import Error as NatsError
 
@@ -255,7 +258,9 @@ async def outboxes(config: Config, region_name: str) -> dict[str, int | None]:
     except (NatsError, OSError, TimeoutError):
         return dict.fromkeys(others)
     try:
-        depths = await asyncio.gather(*(outbox_depth(nc, region_name, d) for d in others))
+        partitions = config.tiers.hot_log_partitions
+        depths = await asyncio.gather(*(outbox_depth(nc, region_name, d, partitions)
+                                        for d in others))
     finally:
         await nc.close()
     return dict(zip(others, depths, strict=True))

@@ -1,0 +1,163 @@
+"""The outbox of a region's hot log partitions on the real cluster: a comment stored in
+partition k of its origin reaches partition k of each region that has viewers of its stream,
+once, and no other region; the operators' outbox depth counts the partitions and returns to
+0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from nats.aio.client import Client as Nats
+
+from chorus.cluster.health import outboxes, wait_until
+from chorus.cluster.local import LocalCluster
+from chorus.ids import IdGenerator
+from chorus.model import Comment
+from chorus.names import hot_direct_get, hot_subject
+from region.log_jetstream import JetStreamLog
+from region.presence_redis import RedisPresence
+
+pytestmark = pytest.mark.integration
+
+ORIGIN = "us-east"
+WATCHING = "eu-west"       # has a viewer of the stream: forwarded to
+EMPTY = "ap-south"         # says it has none: not forwarded to
+DELIVERED_TIMEOUT_S = 30.0
+
+
+@pytest_asyncio.fixture
+async def origin(cluster: LocalCluster) -> AsyncIterator[Nats]:
+    nc = await nats.connect(cluster.config.region(ORIGIN).nats_url)
+    yield nc
+    await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def viewer_in(cluster: LocalCluster, region: str, stream: str) -> AsyncIterator[None]:
+    """One viewer of ``stream`` in ``region``, as a gateway reports it (its heartbeat
+    included, so it does not expire while the test runs)."""
+    r = cluster.config.region(region)
+    redis = aioredis.Redis(host=r.host, port=r.redis.port)
+    presence = RedisPresence(redis, cluster.config.limits.presence_ttl_s)
+    gateway = f"{region}.test-{stream}"
+
+    async def heartbeat() -> None:
+        while True:
+            await presence.report(gateway, {stream: 1}, set())
+            await asyncio.sleep(cluster.config.limits.presence_ttl_s / 4)
+
+    await presence.report(gateway, {stream: 1}, set())
+    task = asyncio.create_task(heartbeat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await presence.withdraw(gateway, {stream})
+        await redis.aclose()
+
+
+async def answers(cluster: LocalCluster, stream: str, region: str) -> int | None:
+    """``region``'s answer to the outbox's presence question about ``stream``."""
+    hub = cluster.config.hub
+    nc = await nats.connect(f"nats://{hub.host}:{hub.client_port}")
+    try:
+        reply = await nc.request(f"chorus.presence.q.{region}",
+                                 json.dumps({"stream": stream}).encode(), timeout=1)
+        viewers: int | None = json.loads(reply.data)["viewers"]
+        return viewers
+    except (nats.errors.Error, TimeoutError):
+        return None
+    finally:
+        await nc.close()
+
+
+async def ids_in_partition(cluster: LocalCluster, region: str, part: int,
+                           stream: str) -> list[str]:
+    """The comment ids of ``stream`` in ``region``'s hot partition ``part``, in its order
+    (a batch Direct Get: every copy, duplicates included)."""
+    nc = await nats.connect(cluster.config.region(region).nats_url)
+    try:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        body = {"seq": 1, "batch": 10_000, "next_by_subj": hot_subject(region, part, stream)}
+        await nc.publish(hot_direct_get(part), json.dumps(body).encode(), reply=inbox)
+        out: list[str] = []
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            if (msg.headers or {}).get("Status"):
+                return out      # 204: end of the batch; 404: nothing there
+            out.append(Comment.decode(msg.data).id)
+    finally:
+        await nc.close()
+
+
+def comments(stream: str, count: int) -> list[Comment]:
+    ids = IdGenerator(f"{ORIGIN}.7")
+    return [Comment(id=ids.next(), stream=stream, region=ORIGIN, user=f"u{i % 9}",
+                    name=f"User {i % 9}", text=f"hot {i}", ts=int(time.time() * 1000))
+            for i in range(count)]
+
+
+async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain(
+        cluster: LocalCluster, origin: Nats, unique: str) -> None:
+    partitions = cluster.config.tiers.hot_log_partitions
+    assert partitions > 1
+    log = JetStreamLog(origin, ORIGIN, hot_partitions=partitions)
+    await log.ensure()
+    async with viewer_in(cluster, WATCHING, unique):
+        # The empty region must be able to say 0: one still rebuilding its presence (for one
+        # presence TTL after the cluster started) answers "unknown" and is forwarded to.
+        async def known() -> bool:
+            return (await answers(cluster, unique, WATCHING) == 1
+                    and await answers(cluster, unique, EMPTY) == 0)
+        await wait_until(known, what="presence of the stream known in both regions",
+                         timeout_s=cluster.config.limits.presence_ttl_s + 30)
+        try:
+            posted = comments(unique, 60)
+            appended = await asyncio.gather(*(log.append(c, msg_id=c.id, hot=True)
+                                              for c in posted))
+            # A retry of a post meets its first copy (the origin's duplicate window).
+            again = await log.append(posted[0], msg_id=posted[0].id, hot=True)
+            assert again.duplicate
+            want = {part: [a.comment.id for a in appended if a.part == part]
+                    for part in range(1, partitions + 1)}
+            assert all(want.values())       # 60 keys cover every partition
+
+            async def delivered() -> bool:
+                for part, ids in want.items():
+                    if len(await ids_in_partition(cluster, WATCHING, part, unique)) < len(ids):
+                        return False
+                return True
+            await wait_until(delivered, what=f"{WATCHING}'s partitions to hold every comment",
+                             timeout_s=DELIVERED_TIMEOUT_S)
+
+            async def drained() -> bool:
+                depths = await outboxes(cluster.config, ORIGIN)
+                return all(d == 0 for d in depths.values())
+            await wait_until(drained, what=f"{ORIGIN}'s outboxes empty",
+                             timeout_s=DELIVERED_TIMEOUT_S)
+            for part, ids in want.items():
+                # Once each, in the partition it was stored in at its origin, in its order.
+                stored = await ids_in_partition(cluster, ORIGIN, part, unique)
+                assert sorted(stored) == sorted(ids), part
+                assert await ids_in_partition(cluster, WATCHING, part, unique) == stored, part
+                assert await ids_in_partition(cluster, EMPTY, part, unique) == [], part
+            # Nothing went into the chained logs (neither the origin's nor the destination's).
+            for region in (ORIGIN, WATCHING):
+                nc = await nats.connect(cluster.config.region(region).nats_url)
+                try:
+                    assert await JetStreamLog(nc, region).count_after(unique, 0) == 0
+                finally:
+                    await nc.close()
+        finally:
+            await log.publisher.close()
