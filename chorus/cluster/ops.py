@@ -32,7 +32,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -207,7 +207,8 @@ class OpsDashboard:
             asyncio.gather(*(asyncio.gather(*(health.http_json(self._http, f"{u}/healthz")
                                               for u in _detail_urls(r))) for r in cfg.regions)),
             asyncio.gather(*(self._leaf_rtt_ms(r) for r in cfg.regions)),
-            asyncio.gather(*(_log_counts(r) for r in cfg.regions)),
+            asyncio.gather(*(log_counts(r, cfg.tiers.hot_log_partitions)
+                             for r in cfg.regions)),
         )
         now = time.monotonic()
         counts = {r.name: c for r, c in zip(cfg.regions, logs, strict=True) if c is not None}
@@ -425,8 +426,9 @@ def _detail_urls(region: Region) -> tuple[str, ...]:
     return operator if len(operator) == len(region.gateway_urls) else region.gateway_urls
 
 
-async def _log_counts(region: Region) -> dict[str, int] | None:
-    """Comments per stream in ``region``'s log (None: its NATS does not answer)."""
+async def log_counts(region: Region, partitions: int = 0) -> dict[str, int] | None:
+    """Comments per stream in ``region``'s log, its ``partitions`` hot partitions included
+    (a hot stream's comments are mostly there); None: its NATS does not answer."""
     import nats
     from nats.errors import Error as NatsError
     from nats.js.errors import Error as JsError
@@ -437,20 +439,33 @@ async def _log_counts(region: Region) -> dict[str, int] | None:
                                 error_cb=_quiet)
     except (NatsError, OSError, TimeoutError):
         return None
+    parts = range(partitions + 1)
     try:
-        info = await asyncio.wait_for(nc.jetstream().stream_info(
-            names.COMMENTS_STREAM, subjects_filter=names.comment_subjects(region.name)),
-            health.PROBE_TIMEOUT_S)
+        js = nc.jetstream()
+        infos = await asyncio.wait_for(asyncio.gather(*(
+            js.stream_info(names.log_stream(part),
+                           subjects_filter=names.log_subjects(region.name, part))
+            for part in parts)), health.PROBE_TIMEOUT_S)
     except (NatsError, JsError, TimeoutError):
         return None
     finally:
         await nc.close()
-    prefix = names.comment_subject(region.name, "")
-    subjects = info.state.subjects or {}
-    counts = {subject[len(prefix):]: n for subject, n in subjects.items()
-              if subject.startswith(prefix)}
+    counts = per_stream((names.log_subject(region.name, part, ""), info.state.subjects or {})
+                        for part, info in zip(parts, infos, strict=True))
     if len(counts) > STREAMS_READ_MAX:
         counts = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:STREAMS_READ_MAX])
+    return counts
+
+
+def per_stream(logs: Iterable[tuple[str, Mapping[str, int]]]) -> dict[str, int]:
+    """Comments per stream over the parts of a region's log: each part's per-subject counts
+    with the subject prefix of its comments (the stream's name follows it), summed."""
+    counts: dict[str, int] = {}
+    for prefix, subjects in logs:
+        for subject, n in subjects.items():
+            if subject.startswith(prefix):
+                stream = subject[len(prefix):]
+                counts[stream] = counts.get(stream, 0) + n
     return counts
 
 

@@ -19,9 +19,16 @@ from nats.aio.client import Client as Nats
 
 from chorus.cluster.health import outboxes, wait_until
 from chorus.cluster.local import LocalCluster
+from chorus.cluster.ops import log_counts
 from chorus.ids import IdGenerator
 from chorus.model import Comment
-from chorus.names import hot_direct_get, hot_subject
+from chorus.names import (
+    hot_classifier_durable,
+    hot_direct_get,
+    hot_outbox_durable,
+    hot_stream,
+    hot_subject,
+)
 from region.log_jetstream import JetStreamLog
 from region.presence_redis import RedisPresence
 
@@ -152,6 +159,9 @@ async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain
                 assert sorted(stored) == sorted(ids), part
                 assert await ids_in_partition(cluster, WATCHING, part, unique) == stored, part
                 assert await ids_in_partition(cluster, EMPTY, part, unique) == [], part
+            # The operators' busiest streams count them in every part of the origin's log.
+            counts = await log_counts(cluster.config.region(ORIGIN), partitions)
+            assert counts is not None and counts[unique] == len(posted)
             # Nothing went into the chained logs (neither the origin's nor the destination's).
             for region in (ORIGIN, WATCHING):
                 nc = await nats.connect(cluster.config.region(region).nats_url)
@@ -161,3 +171,41 @@ async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain
                     await nc.close()
         finally:
             await log.publisher.close()
+
+
+async def partition_consumers(nc: Nats, partitions: int) -> set[str]:
+    """The names of every consumer on the hot partitions of the region ``nc`` is in."""
+    js = nc.jetstream()
+    out: set[str] = set()
+    for part in range(1, partitions + 1):
+        out |= {c.name for c in await js.consumers_info(hot_stream(part)) if c.name}
+    return out
+
+
+async def test_no_two_regions_hold_a_consumer_of_the_same_name_on_a_partition(
+        cluster: LocalCluster) -> None:
+    # Acks travel on $JS.ACK.<stream>.<durable>...: a partition's consumer named the same in
+    # two regions would take the other region's acknowledgements.
+    partitions = cluster.config.tiers.hot_log_partitions
+    names: dict[str, set[str]] = {}
+    for region in cluster.config.regions:
+        # Each gateway creates its consumers as it starts: wait until they are all there (an
+        # outbox per other region and the classifier's; the archive's only with Cassandra).
+        want = {hot_outbox_durable(region.name, dest.name, part)
+                for dest in cluster.config.regions if dest.name != region.name
+                for part in range(1, partitions + 1)}
+        want |= {hot_classifier_durable(region.name, part) for part in range(1, partitions + 1)}
+        nc = await nats.connect(region.nats_url)
+        try:
+            async def created(nc: Nats = nc, name: str = region.name,
+                              want: set[str] = want) -> bool:
+                names[name] = await partition_consumers(nc, partitions)
+                return want <= names[name]
+            await wait_until(created, what=f"{region.name}'s partition consumers",
+                             timeout_s=30)
+        finally:
+            await nc.close()
+    regions = list(names)
+    for i, a in enumerate(regions):
+        for b in regions[i + 1:]:
+            assert not names[a] & names[b], (a, b, names[a] & names[b])

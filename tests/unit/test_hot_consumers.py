@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from nats.aio.client import Client as Nats
 
+from chorus.cluster.ops import per_stream
 from chorus.durable import total
 from chorus.metrics import Metrics
 from chorus.names import (
@@ -120,3 +121,10 @@ def test_a_backlog_is_the_sum_of_its_parts_and_unknown_if_any_is() -> None:
     assert total([3, 0, 4]) == 7
     assert total([]) == 0
     assert total([3, None, 4]) is None
+
+
+def test_the_busiest_streams_count_every_part_of_a_regions_log() -> None:
+    counts = per_stream([("cmt.us-east.", {"cmt.us-east.a": 3, "cmt.us-east.b": 1}),
+                         ("hot.us-east.1.", {"hot.us-east.1.a": 50}),
+                         ("hot.us-east.2.", {"hot.us-east.2.a": 40, "hot.us-east.2.c": 2})])
+    assert counts == {"a": 93, "b": 1, "c": 2}
