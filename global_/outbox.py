@@ -23,7 +23,8 @@ which publishes into ``dest``'s same partition: ``dest``'s duplicate window for 
 partition catches a repeat, and ``dest`` delivers it out of the chain, as its origin did.
 Order is kept per partition (a hot stream has no one order across them; clients order by
 comment id within their reorder window). A destination's depth is the sum of its outboxes'
-(`outbox_depth`).
+(`outbox_depth`). A gateway holding more than its share of the region's outbox leases gives
+some back to the others (global_/outbox_share.py).
 
 Every gateway of the region runs an outbox per destination, and one of them at a time
 forwards: the one holding the destination's lease (chorus/lease.py; the others wait to take
@@ -74,6 +75,7 @@ from chorus.names import (
     log_subjects,
     outbox_lease_bucket,
 )
+from global_.outbox_share import SHED_CHECK_S, STEP_BACK_S, Share
 from global_.presence import Answer, PresenceDirectory
 from region.log import LogUnavailable
 
@@ -201,8 +203,9 @@ class Outbox:
     lease of its own). Run `run` as an owned task."""
 
     def __init__(self, nc: Nats, *, region: str, dest: str, directory: PresenceDirectory,
-                 metrics: Metrics, part: int = 0) -> None:
+                 metrics: Metrics, part: int = 0, share: Share | None = None) -> None:
         self.region = region
+        self.share = share        # None: contend for the lease and never give it back
         self.dest = dest
         self.part = part
         self.directory = directory
@@ -217,6 +220,8 @@ class Outbox:
         self.lease = Lease(nc, LeaseSpec(outbox_lease_bucket(region),
                                          hot_outbox_lease_key(dest, part), LEASE_TTL_S),
                            f"{socket.gethostname()}/{os.getpid()}", name=self.name)
+        if share is not None:
+            share.add(self.lease)
         self._line = Line()
         self._failing = False             # logged once per outage, not once per attempt
         self._calm_until = 0.0            # monotonic time until which one batch at a time
@@ -228,7 +233,33 @@ class Outbox:
         if not self.part:   # the partitions are newer than the legacy names
             await adopt_until_done(self.worker.nc, self.worker.spec,
                                    legacy_outbox_durable(self.dest), self.name)
-        await self.lease.run(self.worker.run)
+        if self.share is None:
+            await self.lease.run(self.worker.run)
+            return
+        while True:
+            contend = asyncio.ensure_future(self.lease.run(self.worker.run))
+            try:
+                shed = await self._until_shed(contend)
+            finally:
+                # Cancelled while holding, the lease gives the key back and the worker hands
+                # what it had not finished back to JetStream in order.
+                contend.cancel()
+                await asyncio.gather(contend, return_exceptions=True)
+            if not shed:
+                contend.result()      # the work ended: a bug surfaces here
+                return
+            log.info("%s: lease given back (this gateway held more than its share)",
+                     self.name)
+            await asyncio.sleep(STEP_BACK_S)   # the others' turn (outbox_share.py)
+
+    async def _until_shed(self, contend: asyncio.Future[None]) -> bool:
+        """Waits until ``contend`` ends (False) or its lease is to be given back (True)."""
+        assert self.share is not None
+        while not contend.done():
+            await asyncio.wait({contend}, timeout=SHED_CHECK_S)
+            if not contend.done() and self.share.shed(self.lease):
+                return True
+        return False
 
     async def forward(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
         """The worker's handler. A batch that ``dest`` did not take is retried here, in the
@@ -363,11 +394,13 @@ class Outbox:
 
 
 def outboxes(nc: Nats, *, region: str, dest: str, partitions: int,
-             directory: PresenceDirectory, metrics: Metrics) -> tuple[Outbox, ...]:
+             directory: PresenceDirectory, metrics: Metrics, share: Share | None = None
+             ) -> tuple[Outbox, ...]:
     """Every outbox of ``region`` towards ``dest``: the chained log's and one per hot
-    partition (1 to ``partitions``), each with its consumer and its lease."""
+    partition (1 to ``partitions``), each with its consumer and its lease (spread over the
+    region's gateways by ``share``, global_/outbox_share.py)."""
     return tuple(Outbox(nc, region=region, dest=dest, directory=directory, metrics=metrics,
-                        part=part) for part in range(partitions + 1))
+                        part=part, share=share) for part in range(partitions + 1))
 
 
 async def outbox_depth(nc: Nats, region: str, dest: str, partitions: int = 0) -> int | None:

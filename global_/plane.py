@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from nats.aio.client import Client as Nats
 
@@ -29,6 +30,7 @@ from global_.bootstrap import Bootstrap, RecentResponder
 from global_.counts import GlobalCounts
 from global_.hub import Rejections
 from global_.outbox import Outbox, outboxes
+from global_.outbox_share import Share
 from global_.presence import PresenceDirectory, PresenceResponder
 from global_.reactions import ReactionOutbox, ReactionResponder, RegionReactions
 from global_.tasks import OwnedTasks
@@ -47,7 +49,8 @@ MAX_BOOTSTRAPS = 1000
 class GlobalPlane:
     def __init__(self, nc: Nats, *, config: Config, region: Region, log: CommentLog,
                  presence: Presence, metrics: Metrics,
-                 reactions: ReactionLog | None = None) -> None:
+                 reactions: ReactionLog | None = None,
+                 gateways: Callable[[], int] | None = None) -> None:
         self.region = region
         self.metrics = metrics
         self.others = tuple(r.name for r in config.regions if r.name != region.name)
@@ -62,12 +65,15 @@ class GlobalPlane:
         self.bootstrap = Bootstrap(nc, region=region.name, others=self.others, log=log,
                                    limits=limits, metrics=metrics, rejections=rejections)
         self.recent = RecentResponder(nc, region=region.name, log=log, rejections=rejections)
-        # Per destination, the chained log's outbox and one per hot partition.
+        # Per destination, the chained log's outbox and one per hot partition; their leases
+        # spread over the region's gateways (``gateways``: how many there are; None: not
+        # spread, a gateway keeps every lease it takes).
+        share = Share(gateways) if gateways is not None else None
         self.outboxes: tuple[Outbox, ...] = tuple(
             outbox for dest in self.others
             for outbox in outboxes(nc, region=region.name, dest=dest,
                                    partitions=config.tiers.hot_log_partitions,
-                                   directory=self.directory, metrics=metrics))
+                                   directory=self.directory, metrics=metrics, share=share))
         self._bootstraps = OwnedTasks(MAX_BOOTSTRAPS)
         # Reactions and counts (``reactions``: the region's reaction log; None: not run).
         self.counts = GlobalCounts(self.directory, self.others)

@@ -123,7 +123,8 @@ async def build(config: Config, settings: GatewaySettings, *, nc: Nats,
                                         retention_days=config.reactions.retention_days)
     await reaction_log.ensure()
     plane = GlobalPlane(nc, config=config, region=region, log=log, presence=presence,
-                        metrics=metrics, reactions=reaction_log)
+                        metrics=metrics, reactions=reaction_log,
+                        gateways=lambda: _gateways(registry.state, region.name))
     # The feed pushes through the fanout, and hears of the fanout's first and last viewers.
     feed = ReactionFeed(nc, region=region.name, regions=config.region_names, log=reaction_log,
                         remote=plane.remote_reactions,
@@ -285,6 +286,13 @@ def _observe(config: Config, region: Region, metrics: Metrics) -> None:
                                            if r.name != region.name else 0)) / 1000
          for r in config.regions},
         outbox_alert_depth=config.limits.outbox_alert_pending)
+
+
+def _gateways(state: RegistryState, region: str) -> int:
+    """How many gateways ``region`` has now, as their heartbeats say (0: none heard yet):
+    the outboxes' leases are spread over them (global_/outbox_share.py). The healthy ones:
+    counting too few only spreads less."""
+    return state.health(region, time.monotonic()).gateways_healthy
 
 
 def _health(state: RegistryState, peer: str) -> tuple[bool, int]:

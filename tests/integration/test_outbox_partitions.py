@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import nats
@@ -26,9 +27,12 @@ from chorus.names import (
     hot_classifier_durable,
     hot_direct_get,
     hot_outbox_durable,
+    hot_outbox_lease_key,
     hot_stream,
     hot_subject,
+    outbox_lease_bucket,
 )
+from global_.outbox_share import SHED_EVERY_S, fair_share
 from region.log_jetstream import JetStreamLog
 from region.presence_redis import RedisPresence
 
@@ -209,3 +213,41 @@ async def test_no_two_regions_hold_a_consumer_of_the_same_name_on_a_partition(
     for i, a in enumerate(regions):
         for b in regions[i + 1:]:
             assert not names[a] & names[b], (a, b, names[a] & names[b])
+
+
+async def lease_holders(nc: Nats, region: str) -> dict[str, str]:
+    """Each outbox lease of ``region`` that is held now, and its holder."""
+    try:
+        kv = await nc.jetstream().key_value(outbox_lease_bucket(region))
+        keys = await kv.keys()
+    except (nats.js.errors.NotFoundError, nats.js.errors.NoKeysError):
+        return {}
+    out = {}
+    for key in keys:
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            entry = await kv.get(key)
+            if entry.value:
+                out[key] = entry.value.decode()
+    return out
+
+
+async def test_a_regions_outbox_leases_spread_over_its_gateways(
+        cluster: LocalCluster, origin: Nats) -> None:
+    config = cluster.config
+    dests = [r.name for r in config.regions if r.name != ORIGIN]
+    leases = {hot_outbox_lease_key(dest, part) for dest in dests
+              for part in range(config.tiers.hot_log_partitions + 1)}
+    gateways = len(config.region(ORIGIN).gateway_urls)
+    assert gateways > 1
+    share = fair_share(len(leases), gateways)
+    holders: dict[str, str] = {}
+
+    async def spread() -> bool:
+        nonlocal holders
+        holders = await lease_holders(origin, ORIGIN)
+        per_holder = Counter(holders.values())
+        return (set(holders) == leases and len(per_holder) == gateways
+                and max(per_holder.values()) <= share)
+    # A gateway gives one lease back every SHED_EVERY_S while it holds more than its share.
+    await wait_until(spread, what=f"{ORIGIN}'s outbox leases spread over its gateways",
+                     timeout_s=len(leases) * SHED_EVERY_S + 30)
