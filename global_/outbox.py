@@ -253,11 +253,14 @@ class Outbox:
             await asyncio.sleep(STEP_BACK_S)   # the others' turn (outbox_share.py)
 
     async def _until_shed(self, contend: asyncio.Future[None]) -> bool:
-        """Waits until ``contend`` ends (False) or its lease is to be given back (True)."""
+        """Waits until ``contend`` ends (False) or its lease is to be given back (True). A
+        lease is given back only while no batch is in flight: what a stopped worker hands
+        back to JetStream is released batch by batch, and batches released together could
+        come back to the next holder out of their order."""
         assert self.share is not None
         while not contend.done():
             await asyncio.wait({contend}, timeout=SHED_CHECK_S)
-            if not contend.done() and self.share.shed(self.lease):
+            if not contend.done() and not len(self._line) and self.share.shed(self.lease):
                 return True
         return False
 

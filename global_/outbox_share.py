@@ -15,8 +15,9 @@ takes itself for the only one and gives nothing back. A lease is given back at m
 `SHED_EVERY_S` per gateway: the others have time to take it before the next one goes, and a
 gateway that counts gateways that do not contend (an older version during a rollout) gives a
 lease back only that often, each time paying its destination a pause of `STEP_BACK_S` at
-most. Giving a lease back is a clean stop of that outbox's worker (what it had not finished
-goes back to JetStream in order, chorus/durable.py), the handover a gateway's restart makes.
+most. Giving a lease back is a clean stop of that outbox's worker, the handover a gateway's
+restart makes, done only while that outbox has no batch in flight (global_/outbox.py): a
+destination's backlog drains where it is, and the lease moves once it is calm.
 """
 
 from __future__ import annotations
