@@ -177,6 +177,46 @@ async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain
             await log.publisher.close()
 
 
+async def test_a_cut_link_loses_no_hot_comment_and_the_partitions_outboxes_drain(
+        cluster: LocalCluster, origin: Nats, unique: str) -> None:
+    partitions = cluster.config.tiers.hot_log_partitions
+    log = JetStreamLog(origin, ORIGIN, hot_partitions=partitions)
+    await log.ensure()
+    async with viewer_in(cluster, WATCHING, unique):
+        async def visible() -> bool:
+            return await answers(cluster, unique, WATCHING) == 1
+        await wait_until(visible, what="the viewer known", timeout_s=30)
+        posted = comments(unique, 40)
+        cluster.set_link(WATCHING, enabled=False)
+        try:
+            appended = await asyncio.gather(*(log.append(c, msg_id=c.id, hot=True)
+                                              for c in posted))
+
+            async def waiting() -> bool:
+                depth = (await outboxes(cluster.config, ORIGIN))[WATCHING]
+                return depth is not None and depth > 0
+            await wait_until(waiting, what="the partitions' outboxes holding the comments",
+                             timeout_s=DELIVERED_TIMEOUT_S)
+        finally:
+            cluster.set_link(WATCHING, enabled=True)
+        try:
+            want = {part: sorted(a.comment.id for a in appended if a.part == part)
+                    for part in range(1, partitions + 1)}
+
+            async def drained() -> bool:
+                depth = (await outboxes(cluster.config, ORIGIN))[WATCHING]
+                return depth == 0
+            await wait_until(drained, what=f"{ORIGIN}'s outboxes to {WATCHING} empty",
+                             timeout_s=DELIVERED_TIMEOUT_S * 2)
+            for part, ids in want.items():
+                got = await ids_in_partition(cluster, WATCHING, part, unique)
+                assert sorted(got) == ids, part        # each once, in its partition
+                stored = await ids_in_partition(cluster, ORIGIN, part, unique)
+                assert got == stored, part             # in the partition's order
+        finally:
+            await log.publisher.close()
+
+
 async def partition_consumers(nc: Nats, partitions: int) -> set[str]:
     """The names of every consumer on the hot partitions of the region ``nc`` is in."""
     js = nc.jetstream()
