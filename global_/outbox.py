@@ -241,8 +241,8 @@ class Outbox:
             try:
                 shed = await self._until_shed(contend)
             finally:
-                # Cancelled while holding, the lease gives the key back and the worker hands
-                # what it had not finished back to JetStream in order.
+                # Cancelled while holding, the lease gives its key back, and the worker hands
+                # JetStream what it had not finished (chorus/durable.py).
                 contend.cancel()
                 await asyncio.gather(contend, return_exceptions=True)
             if not shed:
