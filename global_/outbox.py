@@ -19,10 +19,12 @@ A hot stream's comments outside the priority lane are stored in the region's hot
 (region/log_jetstream.py), not in the chained log: each partition ``k`` has an outbox of its
 own towards each destination (`outboxes`: a consumer ``hot_outbox_durable(region, dest, k)``
 and a lease of its own, so that a hot stream's forwards spread over the region's gateways),
-which publishes into ``dest``'s same partition: ``dest``'s duplicate window for that
-partition catches a repeat, and ``dest`` delivers it out of the chain, as its origin did.
-Order is kept per partition (a hot stream has no one order across them; clients order by
-comment id within their reorder window). A destination's depth is the sum of its outboxes'
+which publishes into ``dest``'s partition of the comment's id (`part_of`), where late join
+(global_/bootstrap.py) stores its copy of the same comment too: ``dest``'s duplicate window
+for that partition makes the two one, and ``dest`` delivers it out of the chain, as its
+origin did. Order is kept per origin partition as far as the destination's live feed goes
+(a hot stream has no one order across partitions; clients order by comment id within their
+reorder window). A destination's depth is the sum of its outboxes'
 (`outbox_depth`). A gateway holding more than its share of the region's outbox leases gives
 some back to the others (global_/outbox_share.py).
 
@@ -77,7 +79,7 @@ from chorus.names import (
 )
 from global_.outbox_share import SHED_CHECK_S, STEP_BACK_S, Share
 from global_.presence import Answer, PresenceDirectory
-from region.log import LogUnavailable
+from region.log import LogUnavailable, part_of
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +205,13 @@ class Outbox:
     lease of its own). Run `run` as an owned task."""
 
     def __init__(self, nc: Nats, *, region: str, dest: str, directory: PresenceDirectory,
-                 metrics: Metrics, part: int = 0, share: Share | None = None) -> None:
+                 metrics: Metrics, part: int = 0, partitions: int = 0,
+                 share: Share | None = None) -> None:
         self.region = region
         self.share = share        # None: contend for the lease and never give it back
         self.dest = dest
         self.part = part
+        self.partitions = partitions
         self.directory = directory
         self.metrics = metrics
         self.js = nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
@@ -383,7 +387,9 @@ class Outbox:
 
     async def _publish(self, comment: Comment) -> None:
         with translated(LogUnavailable, f"forwarding to {self.dest}"):
-            ack = await self.js.publish(log_subject(self.dest, self.part, comment.stream),
+            # A hot partition's comment goes to the destination's partition of its id.
+            part = part_of(comment.id, self.partitions) if self.part else 0
+            ack = await self.js.publish(log_subject(self.dest, part, comment.stream),
                                         comment.encode(), headers={"Nats-Msg-Id": comment.id},
                                         timeout=PUBLISH_TIMEOUT_S)
         if ack.domain not in (None, self.dest):
@@ -403,7 +409,8 @@ def outboxes(nc: Nats, *, region: str, dest: str, partitions: int,
     partition (1 to ``partitions``), each with its consumer and its lease (spread over the
     region's gateways by ``share``, global_/outbox_share.py)."""
     return tuple(Outbox(nc, region=region, dest=dest, directory=directory, metrics=metrics,
-                        part=part, share=share) for part in range(partitions + 1))
+                        part=part, partitions=partitions, share=share)
+                 for part in range(partitions + 1))
 
 
 async def outbox_depth(nc: Nats, region: str, dest: str, partitions: int = 0) -> int | None:

@@ -6,6 +6,7 @@ is the implementation: one JetStream stream per region, in the region's own doma
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -14,6 +15,13 @@ from chorus.model import Comment
 
 if TYPE_CHECKING:  # region/log_merge.py builds on Entry
     from region.log_merge import Placed, Position
+
+
+def part_of(msg_id: str, partitions: int) -> int:
+    """The hot partition (1 to ``partitions``) of a comment stored under ``msg_id``: a hash of
+    it, so a retried post meets its first copy in the same partition's duplicate window, and a
+    comment forwarded or copied by late join (both under its id) meets the other copy."""
+    return 1 + zlib.crc32(msg_id.encode()) % partitions
 
 
 class LogUnavailable(Unavailable):

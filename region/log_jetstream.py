@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import zlib
 from typing import Any
 
 from nats.aio.client import Client as Nats
@@ -44,7 +43,7 @@ from chorus.names import (
     hot_subjects,
     live_subjects,
 )
-from region.log import Appended, Entry, LogUnavailable, Page
+from region.log import Appended, Entry, LogUnavailable, Page, part_of
 from region.log_merge import (
     Bound,
     Placed,
@@ -72,12 +71,6 @@ def _epoch(created: Any) -> str:
         ms, rem = divmod(ms, 36)
         out = digits[rem] + out
     return out or "0"
-
-
-def part_of(msg_id: str, partitions: int) -> int:
-    """The hot partition (1 to ``partitions``) of a post: a hash of its idempotency key, so a
-    retried post meets its first copy in the same partition's duplicate window."""
-    return 1 + zlib.crc32(msg_id.encode()) % partitions
 
 
 class JetStreamLog:

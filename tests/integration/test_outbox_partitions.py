@@ -33,6 +33,7 @@ from chorus.names import (
     outbox_lease_bucket,
 )
 from global_.outbox_share import SHED_EVERY_S, fair_share
+from region.log import part_of
 from region.log_jetstream import JetStreamLog
 from region.presence_redis import RedisPresence
 
@@ -119,7 +120,7 @@ def comments(stream: str, count: int) -> list[Comment]:
             for i in range(count)]
 
 
-async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain(
+async def test_hot_partitions_are_forwarded_to_the_partition_of_the_id_once_and_drain(
         cluster: LocalCluster, origin: Nats, unique: str) -> None:
     partitions = cluster.config.tiers.hot_log_partitions
     assert partitions > 1
@@ -173,6 +174,45 @@ async def test_hot_partitions_are_forwarded_to_the_same_partition_once_and_drain
                     assert await JetStreamLog(nc, region).count_after(unique, 0) == 0
                 finally:
                     await nc.close()
+        finally:
+            await log.publisher.close()
+
+
+async def test_a_post_stored_under_its_client_key_reaches_the_partition_of_its_id(
+        cluster: LocalCluster, origin: Nats, unique: str) -> None:
+    """A post with a client key is stored at its origin in the partition of the key, and at
+    the destination in the partition of its id, where late join stores its copy too: the
+    destination's duplicate window makes the outbox's copy and late join's one comment."""
+    partitions = cluster.config.tiers.hot_log_partitions
+    log = JetStreamLog(origin, ORIGIN, hot_partitions=partitions)
+    await log.ensure()
+    async with viewer_in(cluster, WATCHING, unique):
+        async def visible() -> bool:
+            return await answers(cluster, unique, WATCHING) == 1
+        await wait_until(visible, what="the viewer known", timeout_s=30)
+        posted = comments(unique, 24)
+        try:
+            appended = [await log.append(c, msg_id=f"k:{unique}:{i}", hot=True)
+                        for i, c in enumerate(posted)]
+            assert any(a.part != part_of(a.comment.id, partitions) for a in appended)
+            want = {part: sorted(c.id for c in posted if part_of(c.id, partitions) == part)
+                    for part in range(1, partitions + 1)}
+
+            async def delivered() -> bool:
+                got = {part: sorted(await ids_in_partition(cluster, WATCHING, part, unique))
+                       for part in want}
+                return got == want
+            await wait_until(delivered, what=f"{WATCHING}'s partitions of the ids",
+                             timeout_s=DELIVERED_TIMEOUT_S)
+            # Late join's copy of the same comments adds nothing there.
+            dest_nc = await nats.connect(cluster.config.region(WATCHING).nats_url)
+            try:
+                dest = JetStreamLog(dest_nc, WATCHING, hot_partitions=partitions)
+                again = [await dest.append(c, msg_id=c.id, hot=True) for c in posted]
+                assert all(a.duplicate for a in again)
+                await dest.publisher.close()
+            finally:
+                await dest_nc.close()
         finally:
             await log.publisher.close()
 
