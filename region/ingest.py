@@ -70,8 +70,13 @@ class Ingest:
                           badge=claims.badge, shadow=moderated_shadow)
         msg_id = (f"k:{stream}:{claims.user}:{post.client_key}" if post.client_key
                   else comment.id)
+        # Above push (the stream has a hot bucket), what is outside the priority lane goes to
+        # a hot partition of the log (region/log_jetstream.py): no one sequence takes the
+        # whole stream's ingest. A reply stays in the chained log: its thread is ordered and
+        # paged by the chained sequence (region/replies.py).
+        hot = bucket is not None and not priority(comment) and comment.reply_to is None
         try:
-            appended = await self.log.append(comment, msg_id=msg_id)
+            appended = await self.log.append(comment, msg_id=msg_id, hot=hot)
         except LogUnavailable as exc:
             raise ApiError(ErrorCode.UNAVAILABLE, "the region's log did not store the comment; "
                            "retry with the same client_key", retry_after_s=1) from exc
