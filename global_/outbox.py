@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -77,7 +78,7 @@ from chorus.names import (
     log_subjects,
     outbox_lease_bucket,
 )
-from global_.outbox_share import SHED_CHECK_S, STEP_BACK_S, Share
+from global_.outbox_share import SHED_CHECK_S, SHED_IDLE_S, STEP_BACK_S, Share
 from global_.presence import Answer, PresenceDirectory
 from region.log import LogUnavailable, part_of
 
@@ -229,6 +230,7 @@ class Outbox:
         self._line = Line()
         self._failing = False             # logged once per outage, not once per attempt
         self._calm_until = 0.0            # monotonic time until which one batch at a time
+        self._busy_at = -math.inf         # monotonic time of the last batch (give-back rule)
 
     async def run(self) -> None:
         """Forwards while this gateway holds the destination's lease, until cancelled;
@@ -258,13 +260,18 @@ class Outbox:
 
     async def _until_shed(self, contend: asyncio.Future[None]) -> bool:
         """Waits until ``contend`` ends (False) or its lease is to be given back (True). A
-        lease is given back only while no batch is in flight: what a stopped worker hands
-        back to JetStream is released batch by batch, and batches released together could
-        come back to the next holder out of their order."""
+        lease is given back only when its outbox has had no batch for `SHED_IDLE_S`: what a
+        stopped worker hands back to JetStream is released batch by batch, and batches
+        released together could come back to the next holder out of their order; and a
+        lease in use would pause its destination's comments until the next holder takes it
+        (up to a second). So the leases spread while the region is quiet, and a flood is
+        forwarded where it started."""
         assert self.share is not None
         while not contend.done():
             await asyncio.wait({contend}, timeout=SHED_CHECK_S)
-            if not contend.done() and not len(self._line) and self.share.shed(self.lease):
+            if (not contend.done() and not len(self._line)
+                    and time.monotonic() - self._busy_at > SHED_IDLE_S
+                    and self.share.shed(self.lease)):
                 return True
         return False
 
@@ -274,6 +281,7 @@ class Outbox:
         it (`Line`), so that ``dest`` stores this region's comments in their order whatever
         the link does (DESIGN G4). Everything waiting is kept "in progress" at JetStream
         meanwhile. Returns () (all done); raises only for a bug."""
+        self._busy_at = time.monotonic()
         ticket = self._line.enter()
         try:
             rest, reason = await self._forward_once(ticket, deliveries)

@@ -16,8 +16,10 @@ takes itself for the only one and gives nothing back. A lease is given back at m
 gateway that counts gateways that do not contend (an older version during a rollout) gives a
 lease back only that often, each time paying its destination a pause of `STEP_BACK_S` at
 most. Giving a lease back is a clean stop of that outbox's worker, the handover a gateway's
-restart makes, done only while that outbox has no batch in flight (global_/outbox.py): a
-destination's backlog drains where it is, and the lease moves once it is calm.
+restart makes, done only when that outbox has had no batch for `SHED_IDLE_S`
+(global_/outbox.py): a destination's backlog, or a flood, is forwarded where it is, without
+the pause of a handover, and the leases spread while the region is quiet (before a hot
+stream's flood, its partitions' outboxes are idle and spread).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Protocol
 SHED_CHECK_S = 1.0   # how often a holder compares what its gateway holds with its share
 SHED_EVERY_S = 3.0   # a gateway gives back at most one lease per this long
 STEP_BACK_S = 3.0    # a lease given back is contended for again after this
+SHED_IDLE_S = 10.0   # only a lease whose outbox had no batch for this long is given back
 
 
 class Held(Protocol):
