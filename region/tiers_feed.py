@@ -190,14 +190,8 @@ class StreamFeed:
             # hole from the log (thinned as live).
             self.shared = max(self.shared, entry.prev)
         self.accounted = entry.seq
-        self.posted += 1
         comment = entry.comment
-        verdict = self.sampler.offer(comment, now)
-        if verdict is Verdict.PRIORITY:
-            self.priority_ring.append((now, comment))
-        elif verdict is Verdict.SAMPLED:
-            self.sample_ring.append(comment)
-        if verdict is not Verdict.HIDDEN and self.tier == "sampled":
+        if self._shown(comment, now):
             item = Entry(seq=entry.seq, prev=self.shared, comment=comment)
             if self.out is not None:
                 self.out.shared(self.stream, StageItem(source=self.source, seq=item.seq,
@@ -217,21 +211,26 @@ class StreamFeed:
             for session in tuple(authors):
                 session.offer_own(own)
 
-    def _loose(self, entry: Entry, now: float) -> None:
-        """A partition's entry (`offer`): the same decision, the same counts (the stream's
-        rate and the second's "n of m" include it), but no place in the chain. A duplicate
-        of the live feed is not recognised here (its sequence says nothing of the stream's
-        order); each session writes a comment once."""
+    def _shown(self, comment: Comment, now: float) -> bool:
+        """Decides a comment of the stream once for every viewer: counts it, keeps it for the
+        snapshot when sampled or in the lane, and says whether every viewer is shown it."""
         self.posted += 1
-        comment = entry.comment
         verdict = self.sampler.offer(comment, now)
         if verdict is Verdict.PRIORITY:
             self.priority_ring.append((now, comment))
         elif verdict is Verdict.SAMPLED:
             self.sample_ring.append(comment)
+        return verdict is not Verdict.HIDDEN and self.tier == "sampled"
+
+    def _loose(self, entry: Entry, now: float) -> None:
+        """A partition's entry (`offer`): the same decision, the same counts (the stream's
+        rate and the second's "n of m" include it), but no place in the chain. A duplicate
+        of the live feed is not recognised here (its sequence says nothing of the stream's
+        order); each session writes a comment once."""
+        comment = entry.comment
         item = StageItem(source=self.source, seq=entry.seq, prev=entry.prev, comment=comment,
                          part=entry.part)
-        if verdict is not Verdict.HIDDEN and self.tier == "sampled":
+        if self._shown(comment, now):
             if self.out is not None:
                 self.out.shared(self.stream, item)
             for session in tuple(self.followed.members):

@@ -40,6 +40,14 @@ async def nc(cluster: LocalCluster) -> AsyncIterator[Nats]:
     await client.close()
 
 
+def _comments_url(cluster: LocalCluster, gateway: int, stream: str, user: str
+                  ) -> tuple[str, dict[str, str]]:
+    """The stream's comments at one of the region's gateways, and a viewer's header for it."""
+    base = cluster.config.region(REGION).gateway_urls[gateway]
+    token = issue_token(cluster.config.auth.dev_secret, user, roles=("viewer",))
+    return f"{base}/v1/streams/{stream}/comments", {"Authorization": f"Bearer {token}"}
+
+
 def _comment(stream: str, i: int) -> Comment:
     return Comment(id=f"{stream}-{i}", stream=stream, region=REGION, user="tester",
                    name="tester", text=f"comment {i}", ts=int(time.time() * 1000))
@@ -117,10 +125,7 @@ async def test_history_pages_every_comment_once_newest_first_over_the_partitions
         nc: Nats, cluster: LocalCluster, unique: str) -> None:
     log = JetStreamLog(nc, REGION, hot_partitions=cluster.config.tiers.hot_log_partitions)
     await log.ensure()
-    base = cluster.config.region(REGION).gateway_urls[0]
-    auth = {"Authorization": "Bearer " + issue_token(cluster.config.auth.dev_secret, "reader",
-                                                      roles=("viewer",))}
-    url = f"{base}/v1/streams/{unique}/comments"
+    url, auth = _comments_url(cluster, 0, unique, "reader")
     try:
         appended = await _mixed(log, unique, 23)
         newest_first = [a.comment.id for a in reversed(appended)]
@@ -166,10 +171,7 @@ async def test_a_reply_may_name_a_comment_a_hot_partition_holds(
         nc: Nats, cluster: LocalCluster, unique: str) -> None:
     log = JetStreamLog(nc, REGION, hot_partitions=cluster.config.tiers.hot_log_partitions)
     await log.ensure()
-    base = cluster.config.region(REGION).gateway_urls[1]
-    auth = {"Authorization": "Bearer " + issue_token(cluster.config.auth.dev_secret, "fan",
-                                                      roles=("viewer",))}
-    url = f"{base}/v1/streams/{unique}/comments"
+    url, auth = _comments_url(cluster, 1, unique, "fan")
     try:
         parent = (await _mixed(log, unique, 3))[1]
         assert parent.part > 0
