@@ -146,6 +146,9 @@ class Fanout:
         self._count_now = asyncio.Event()
         # Hot streams (region/tiers_feed.py): None delivers every stream in the push tier.
         self.feeds = feeds
+        # Per stream, the second and how many partition entries went out in push in it
+        # (`_loose_shown`); forgotten with the stream's last session.
+        self._loose_second: dict[str, tuple[int, int]] = {}
         self.stage = stage
         # The push tier's batches (region/broadcast.py): each stream's waiting entries, the
         # loop's handle of its next flush, and when it last flushed (loop time).
@@ -191,6 +194,7 @@ class Fanout:
         if not members and not self._leases.get(stream):
             del self.sessions[stream]
             self._told.pop(stream, None)
+            self._loose_second.pop(stream, None)
             self._drop_batch(stream)
             sub = self._subs.pop(stream, None)
             if sub is not None:
@@ -263,17 +267,40 @@ class Fanout:
 
     def _loose(self, entry: Entry) -> None:
         """A hot partition's entry of a stream this gateway delivers in push (it has not
-        heard of the stream's new tier yet, or has just left it): to every session out of the
-        chain, never in a batch (whose frame's cursor would be the partition's sequence).
-        The stream's waiting batch goes first, so viewers get the comments in the order this
-        gateway heard them."""
+        heard of the stream's new tier yet, has just left it, or lost the regions' word on it
+        for a while): out of the chain, never in a batch (whose frame's cursor would be the
+        partition's sequence). The stream's waiting batch goes first, so viewers get the
+        comments in the order this gateway heard them. Such entries exist only because the
+        regions put the stream above push, where a viewer gets at most
+        ``sampled_per_viewer_per_s`` a second: so every session gets no more of them here
+        (the first of each second), and an author its own. Each goes through every viewer's
+        queue, not a shared frame: a flood of them pushed whole (a gateway that missed the
+        tiers' notices while frozen, then read its backlog) would cut every viewer."""
         stream = entry.comment.stream
         sessions = self.sessions.get(stream)
         if not sessions:
             return
         self._flush(stream)
+        if self._loose_shown(stream):
+            for session in tuple(sessions):
+                session.offer_loose(entry)
+            return
         for session in tuple(sessions):
-            session.offer_loose(entry)
+            if session.user == entry.comment.user:
+                session.offer_loose(entry)
+
+    def _loose_shown(self, stream: str) -> bool:
+        """Whether this second still has room for a partition's entry of ``stream`` in push."""
+        if self.feeds is None:
+            return True
+        second = int(self.feeds.clock())
+        at, shown = self._loose_second.get(stream, (second, 0))
+        if at != second:
+            shown = 0
+        if shown >= self.feeds.tiers.sampled_per_viewer_per_s:
+            return False
+        self._loose_second[stream] = (second, shown + 1)
+        return True
 
     def _batch(self, entry: Entry) -> None:
         """Adds a push-tier entry to its stream's batch, and schedules the batch's flush when

@@ -129,3 +129,32 @@ async def test_without_hot_feeds_a_partition_entry_is_not_batched_either() -> No
         await asyncio.wait_for(s.received([a]), 5)
     assert s.transport.comment_ids == s.ids([loose, a])
     assert session.sent == a.seq
+
+
+async def test_in_the_push_tier_partition_entries_are_thinned_to_the_sampled_cap() -> None:
+    """A gateway that still delivers a hot stream in push (it lost the regions' word on it
+    while frozen, then read its backlog) gives each viewer no more of the partitions' entries
+    a second than the sampled tier would, and an author its own: a flood of them would
+    otherwise go whole through every viewer's queue and cut it."""
+    now = [NOW]
+    feeds = TierFeeds(region="us-east", tiers=Tiers(sampled_per_viewer_per_s=3),
+                      metrics=Metrics("us-east", "0"), store=None,
+                      snapshot_url=lambda s: f"http://gw/v1/streams/{s}/snapshot",
+                      clock=lambda: now[0])
+    f = fanout(feeds)
+    s = Setup(user="bob")
+    async with s.running() as session:
+        f.sessions["s"] = {session}
+        feeds.joined(session)
+        flood = [partition_entry(n) for n in range(1, 21)]
+        own = Entry(seq=90_000, prev=89_000, comment=comment("s", 70_000, user="bob"), part=1)
+        for entry in flood:
+            await f._on_live(message(entry, hot_stream(entry.part)))
+        await f._on_live(message(own, hot_stream(own.part)))
+        now[0] += 1                                       # the next second has room again
+        await f._on_live(message(partition_entry(21), hot_stream(2)))
+        want = [*flood[:3], own, partition_entry(21)]
+        await s.transport.wait_for(lambda: len(s.transport.comment_ids) == len(want),
+                                   "the first three, the author's own, the next second's")
+    assert s.transport.comment_ids == s.ids(want)
+    assert session.cursor == 0
