@@ -316,6 +316,12 @@ async def pending(nc: Nats, durable: str, stream: str = COMMENTS_STREAM) -> int 
     return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
+def part_name(name: str, part: int) -> str:
+    """A worker's name in logs, saying which part of the log it reads (0: the chained log,
+    named as before; 1 to P: a hot partition)."""
+    return f"{name} (hot {part})" if part else name
+
+
 def total(depths: Iterable[int | None]) -> int | None:
     """The backlog of several consumers that make one (the chained log's and each hot
     partition's, for one outbox or the archive): their sum, or None (unknown) when any of

@@ -64,7 +64,7 @@ from nats.aio.client import Client as Nats
 
 from chorus.backoff import Backoff
 from chorus.drivers import driver_errors, translated
-from chorus.durable import ConsumerSpec, Delivery, DurableWorker, pending_all
+from chorus.durable import ConsumerSpec, Delivery, DurableWorker, part_name, pending_all
 from chorus.durable_migration import adopt_until_done
 from chorus.lease import Lease, LeaseSpec
 from chorus.metrics import Metrics
@@ -216,7 +216,7 @@ class Outbox:
         self.directory = directory
         self.metrics = metrics
         self.js = nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
-        self.name = f"outbox to {dest}" + (f" (hot {part})" if part else "")
+        self.name = part_name(f"outbox to {dest}", part)
         self.worker = DurableWorker(nc, outbox_spec(region, dest, part), region, self.forward,
                                     name=self.name, backoff_first_s=BACKOFF_MIN_S,
                                     backoff_max_s=BACKOFF_MAX_S,

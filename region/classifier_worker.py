@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from nats.aio.client import Client as Nats
 from nats.errors import NotJSMessageError
 
-from chorus.durable import ConsumerSpec, Delivery, DurableWorker
+from chorus.durable import ConsumerSpec, Delivery, DurableWorker, part_name
 from chorus.lease import Lease, LeaseSpec
 from chorus.metrics import Metrics
 from chorus.model import Comment
@@ -98,7 +98,7 @@ class ClassifierWorker:
         # spread over a hot stream's partitions is still judged whole.
         self.workers = tuple(
             DurableWorker(nc, classifier_spec(region, part), region, self.handle,
-                          name="classifier" + (f" (hot {part})" if part else ""),
+                          name=part_name("classifier", part),
                           backoff_first_s=0.5, backoff_max_s=10.0)
             for part in range(partitions + 1))
         self.lease = Lease(nc, LeaseSpec(classifier_lease_bucket(region), CLASSIFIER_LEASE_KEY,

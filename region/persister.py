@@ -29,6 +29,7 @@ from chorus.durable import (
     Delivery,
     DurableWorker,
     WorkerStats,
+    part_name,
     pending,
     pending_all,
 )
@@ -82,7 +83,7 @@ class Persister:
                              filter_subject=filter_subject)
         self.worker = DurableWorker(
             nc, spec, region, self._write,
-            name="archive persister" + (f" (hot {part})" if part else ""),
+            name=part_name("archive persister", part),
             backoff_first_s=BACKOFF_FIRST_S, backoff_max_s=BACKOFF_MAX_S,
             on_retry=metrics.archive_failures.inc, on_bad=metrics.archive_bad.inc)
 
